@@ -1,0 +1,199 @@
+// Package activities holds the work handoff does against providers, as
+// Temporal activities. Each is a method on Activities, takes one input struct
+// and returns one result struct, and turns a provider's failure into a typed
+// Temporal error: permanent ones are non-retryable with a type name, the rest
+// retry with jittered backoff, and an ambiguous one makes the next attempt
+// look the record up before creating it again.
+package activities
+
+import (
+	"context"
+	"errors"
+
+	"go.temporal.io/sdk/activity"
+
+	"github.com/handoff-hq/handoff/providers"
+)
+
+// Activities holds the provider clients the activities call. Register it with
+// a worker as a pointer; workflows refer to its methods through a nil
+// *Activities.
+type Activities struct {
+	CRM        providers.CRM
+	Payments   providers.Payments
+	Accounting providers.Accounting
+	Mailer     providers.Mailer
+}
+
+// New returns Activities for the given providers; it refuses a missing one.
+func New(crm providers.CRM, payments providers.Payments, accounting providers.Accounting, mailer providers.Mailer) (*Activities, error) {
+	if crm == nil || payments == nil || accounting == nil || mailer == nil {
+		return nil, errors.New("new activities: every provider is required")
+	}
+	return &Activities{CRM: crm, Payments: payments, Accounting: accounting, Mailer: mailer}, nil
+}
+
+// Outcome is what every activity result reports about the step besides its
+// own data: the attempt that succeeded and the provider's reference.
+type Outcome struct {
+	Attempt   int32  `json:"attempt"`
+	RemoteRef string `json:"remote_ref"`
+}
+
+// StepOutcome returns the outcome; results embed Outcome to share it.
+func (o Outcome) StepOutcome() Outcome { return o }
+
+func outcome(ctx context.Context, ref string) Outcome {
+	return Outcome{Attempt: activity.GetInfo(ctx).Attempt, RemoteRef: ref}
+}
+
+// UpsertCustomerInput is the customer to create or update in the CRM.
+type UpsertCustomerInput struct {
+	Call  providers.Call
+	Email string
+	Name  string
+}
+
+// UpsertCustomerResult names the CRM contact.
+type UpsertCustomerResult struct {
+	Outcome
+	ContactID string
+}
+
+// UpsertCustomer creates or updates the customer's contact in the CRM.
+func (a *Activities) UpsertCustomer(ctx context.Context, in UpsertCustomerInput) (UpsertCustomerResult, error) {
+	c, err := a.CRM.UpsertContact(ctx, in.Call, providers.ContactRequest{Email: in.Email, Name: in.Name})
+	if err != nil {
+		return UpsertCustomerResult{}, temporalError(ctx, "upsert customer", err)
+	}
+	return UpsertCustomerResult{Outcome: outcome(ctx, c.ID), ContactID: c.ID}, nil
+}
+
+// CreateChargeInput is the charge to create.
+type CreateChargeInput struct {
+	Call        providers.Call
+	Amount      int64
+	Currency    string
+	Customer    string
+	Email       string
+	Description string
+}
+
+// CreateChargeResult names the charge and its status when created.
+type CreateChargeResult struct {
+	Outcome
+	ChargeID string
+	Status   string
+}
+
+// CreateCharge creates the charge, or adopts the one an earlier attempt made.
+func (a *Activities) CreateCharge(ctx context.Context, in CreateChargeInput) (CreateChargeResult, error) {
+	if activity.GetInfo(ctx).Attempt > 1 {
+		ch, found, err := a.Payments.FindCharge(ctx, in.Call, in.Call.IdempotencyKey)
+		if err != nil {
+			return CreateChargeResult{}, temporalError(ctx, "look up charge", err)
+		}
+		if found {
+			return CreateChargeResult{Outcome: outcome(ctx, ch.ID), ChargeID: ch.ID, Status: ch.Status}, nil
+		}
+	}
+	ch, err := a.Payments.CreateCharge(ctx, in.Call, providers.ChargeRequest{
+		Amount: in.Amount, Currency: in.Currency, Customer: in.Customer, Email: in.Email, Description: in.Description,
+	})
+	if err != nil {
+		return CreateChargeResult{}, temporalError(ctx, "create charge", err)
+	}
+	return CreateChargeResult{Outcome: outcome(ctx, ch.ID), ChargeID: ch.ID, Status: ch.Status}, nil
+}
+
+// GetChargeInput names the charge to read.
+type GetChargeInput struct {
+	Call     providers.Call
+	ChargeID string
+}
+
+// GetChargeResult is the charge's current status.
+type GetChargeResult struct {
+	Outcome
+	Status         string
+	FailureCode    string
+	FailureMessage string
+}
+
+// GetCharge reads the charge's current status.
+func (a *Activities) GetCharge(ctx context.Context, in GetChargeInput) (GetChargeResult, error) {
+	ch, err := a.Payments.GetCharge(ctx, in.Call, in.ChargeID)
+	if err != nil {
+		return GetChargeResult{}, temporalError(ctx, "get charge", err)
+	}
+	return GetChargeResult{Outcome: outcome(ctx, ch.ID), Status: ch.Status, FailureCode: ch.FailureCode, FailureMessage: ch.FailureMessage}, nil
+}
+
+// CreateInvoiceInput is the invoice to create for a paid charge.
+type CreateInvoiceInput struct {
+	Call     providers.Call
+	Customer string
+	Amount   int64
+	Currency string
+	ChargeID string
+	Lines    []providers.InvoiceLine
+}
+
+// CreateInvoiceResult names the invoice.
+type CreateInvoiceResult struct {
+	Outcome
+	InvoiceID string
+}
+
+// CreateInvoice creates the invoice, or adopts the one an earlier attempt made.
+func (a *Activities) CreateInvoice(ctx context.Context, in CreateInvoiceInput) (CreateInvoiceResult, error) {
+	if activity.GetInfo(ctx).Attempt > 1 {
+		inv, found, err := a.Accounting.FindInvoice(ctx, in.Call, in.Call.IdempotencyKey)
+		if err != nil {
+			return CreateInvoiceResult{}, temporalError(ctx, "look up invoice", err)
+		}
+		if found {
+			return CreateInvoiceResult{Outcome: outcome(ctx, inv.ID), InvoiceID: inv.ID}, nil
+		}
+	}
+	inv, err := a.Accounting.CreateInvoice(ctx, in.Call, providers.InvoiceRequest{
+		Customer: in.Customer, Amount: in.Amount, Currency: in.Currency, Charge: in.ChargeID, Lines: in.Lines,
+	})
+	if err != nil {
+		return CreateInvoiceResult{}, temporalError(ctx, "create invoice", err)
+	}
+	return CreateInvoiceResult{Outcome: outcome(ctx, inv.ID), InvoiceID: inv.ID}, nil
+}
+
+// SendEmailInput is one e-mail to send.
+type SendEmailInput struct {
+	Call    providers.Call
+	To      string
+	Subject string
+	Text    string
+}
+
+// SendEmailResult names the sent message.
+type SendEmailResult struct {
+	Outcome
+	MessageID string
+}
+
+// SendEmail sends the e-mail, or adopts the one an earlier attempt sent.
+func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmailResult, error) {
+	if activity.GetInfo(ctx).Attempt > 1 {
+		m, found, err := a.Mailer.FindMessage(ctx, in.Call, in.Call.IdempotencyKey)
+		if err != nil {
+			return SendEmailResult{}, temporalError(ctx, "look up message", err)
+		}
+		if found {
+			return SendEmailResult{Outcome: outcome(ctx, m.ID), MessageID: m.ID}, nil
+		}
+	}
+	m, err := a.Mailer.SendMessage(ctx, in.Call, providers.MessageRequest{To: in.To, Subject: in.Subject, Text: in.Text})
+	if err != nil {
+		return SendEmailResult{}, temporalError(ctx, "send e-mail", err)
+	}
+	return SendEmailResult{Outcome: outcome(ctx, m.ID), MessageID: m.ID}, nil
+}
+

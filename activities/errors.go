@@ -1,0 +1,64 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/handoff-hq/handoff/providers"
+)
+
+// Backoff bounds for retried provider calls. Temporal's own retry policy has
+// no jitter, so activities choose every retry's delay themselves.
+const (
+	backoffBase     = time.Second
+	backoffCap      = 30 * time.Second
+	retryAfterLimit = 10 * time.Minute
+)
+
+// FailureDetails travels with every activity failure, so that the workflow
+// can record on the step what went wrong and how often it was tried.
+type FailureDetails struct {
+	Category string
+	Attempt  int32
+	Status   int
+	Code     string
+}
+
+// temporalError turns a provider failure into the Temporal error that makes
+// the right thing happen next: non-retryable for permanent failures, a
+// jittered retry delay (never shorter than the provider's Retry-After) for
+// the rest.
+func temporalError(ctx context.Context, op string, err error) error {
+	attempt := activity.GetInfo(ctx).Attempt
+	details := FailureDetails{Category: string(providers.CategoryOf(err)), Attempt: attempt}
+	typ, retryAfter := providers.TypeTemporary, 0
+	var pe *providers.Error
+	if errors.As(err, &pe) {
+		typ, retryAfter = pe.Type, pe.RetryAfter
+		details.Status, details.Code = pe.Status, pe.Code
+	}
+	opts := temporal.ApplicationErrorOptions{Cause: err, Details: []any{details}}
+	if providers.CategoryOf(err) == providers.Permanent {
+		opts.NonRetryable = true
+	} else {
+		opts.NextRetryDelay = retryDelay(attempt, time.Duration(retryAfter)*time.Second, rand.Float64)
+	}
+	return temporal.NewApplicationErrorWithOptions(op, typ, opts)
+}
+
+// retryDelay is exponential backoff with full jitter, never below the
+// provider's Retry-After: a random point in [0, min(cap, base·2^(attempt-1))].
+func retryDelay(attempt int32, retryAfter time.Duration, random func() float64) time.Duration {
+	ceiling := backoffCap
+	if attempt < 16 {
+		ceiling = min(backoffCap, backoffBase<<max(attempt-1, 0))
+	}
+	d := time.Duration(random() * float64(ceiling))
+	d = max(d, 100*time.Millisecond)
+	return max(d, min(retryAfter, retryAfterLimit))
+}

@@ -1,0 +1,49 @@
+package api
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/handoff-hq/handoff/starter"
+)
+
+// metrics are the API's own Prometheus series.
+type metrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	placed   *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "handoff_http_requests_total", Help: "HTTP requests by method, route and status code.",
+		}, []string{"method", "route", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "handoff_http_request_duration_seconds", Help: "HTTP request latency by method and route.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"method", "route"}),
+		placed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "handoff_orders_placed_total", Help: "POST /v1/orders outcomes: started, replayed, conflict, invalid, error.",
+		}, []string{"result"}),
+	}
+	reg.MustRegister(m.requests, m.latency, m.placed)
+	return m
+}
+
+func (m *metrics) countPlaced(err error, replayed bool) {
+	var invalid *starter.ValidationError
+	result := "started"
+	switch {
+	case errors.As(err, &invalid):
+		result = "invalid"
+	case errors.Is(err, starter.ErrConflict):
+		result = "conflict"
+	case err != nil:
+		result = "error"
+	case replayed:
+		result = "replayed"
+	}
+	m.placed.WithLabelValues(result).Inc()
+}

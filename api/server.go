@@ -1,0 +1,176 @@
+// Package api is handoff's HTTP front door: the /v1 API applications use to
+// start business actions and read their state, health and readiness probes,
+// and Prometheus metrics. Every error is an RFC 9457 problem.
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/handoff-hq/handoff/starter"
+	"github.com/handoff-hq/handoff/workflows"
+)
+
+// HeaderCorrelationID carries the correlation id in and out of the API.
+const HeaderCorrelationID = "X-Correlation-ID"
+
+// maxBodyBytes bounds a request body.
+const maxBodyBytes = 1 << 20
+
+// Orders is what the API needs to place and read orders.
+type Orders interface {
+	PlaceOrder(ctx context.Context, order workflows.Order, correlationID string) (starter.Placed, error)
+	Order(ctx context.Context, orderID string) (workflows.OrderState, error)
+}
+
+// Options configures a Server.
+type Options struct {
+	Orders Orders
+	// Ready reports whether the workflow engine is reachable.
+	Ready func(context.Context) error
+	// APITokens are the bearer tokens accepted on /v1.
+	APITokens []string
+	// WebUIURL and Namespace build links into the Temporal Web UI; empty
+	// WebUIURL leaves them out.
+	WebUIURL  string
+	Namespace string
+	Logger    *slog.Logger
+	// Registry receives the API's metrics and is served on /metrics; nil
+	// makes a new one.
+	Registry *prometheus.Registry
+}
+
+// Server is the HTTP API.
+type Server struct {
+	echo    *echo.Echo
+	orders  Orders
+	ready   func(context.Context) error
+	tokens  [][sha256.Size]byte
+	log     *slog.Logger
+	webUI   string
+	ns      string
+	metrics *metrics
+}
+
+// New returns the API server; it refuses to run without tokens or services.
+func New(opts Options) (*Server, error) {
+	if opts.Orders == nil || opts.Ready == nil {
+		return nil, errors.New("new api: orders and readiness check are required")
+	}
+	if len(opts.APITokens) == 0 {
+		return nil, errors.New("new api: at least one API token is required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{
+		echo: echo.New(), orders: opts.Orders, ready: opts.Ready, log: opts.Logger,
+		webUI: strings.TrimRight(opts.WebUIURL, "/"), ns: opts.Namespace,
+		metrics: newMetrics(opts.Registry),
+	}
+	for _, t := range opts.APITokens {
+		if t = strings.TrimSpace(t); t != "" {
+			s.tokens = append(s.tokens, sha256.Sum256([]byte(t)))
+		}
+	}
+	s.echo.HideBanner, s.echo.HidePort = true, true
+	s.echo.HTTPErrorHandler = s.errorHandler
+	s.echo.Use(s.observe)
+	s.echo.GET("/healthz", s.healthz)
+	s.echo.GET("/readyz", s.readyz)
+	s.echo.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{})))
+	v1 := s.echo.Group("/v1", s.requireToken)
+	v1.POST("/orders", s.placeOrder)
+	v1.GET("/orders/:order_id", s.getOrder)
+	return s, nil
+}
+
+// ServeHTTP serves the API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// requireToken lets a request through only with a known bearer token. Tokens
+// are compared as digests in constant time, so neither their content nor
+// their length leaks through timing.
+func (s *Server) requireToken(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		auth := c.Request().Header.Get(echo.HeaderAuthorization)
+		token, ok := strings.CutPrefix(auth, "Bearer ")
+		if !ok || token == "" {
+			return problemUnauthorized.with("send Authorization: Bearer <token>")
+		}
+		got := sha256.Sum256([]byte(strings.TrimSpace(token)))
+		match := 0
+		for _, want := range s.tokens {
+			match |= subtle.ConstantTimeCompare(got[:], want[:])
+		}
+		if match != 1 {
+			return problemUnauthorized.with("the bearer token is not valid")
+		}
+		return next(c)
+	}
+}
+
+var correlationPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// observe gives every request a correlation id (the caller's, when it sent a
+// well-formed one), logs it and counts it.
+func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		id := c.Request().Header.Get(HeaderCorrelationID)
+		if !correlationPattern.MatchString(id) {
+			id = uuid.NewString()
+		}
+		c.Set(HeaderCorrelationID, id)
+		c.Response().Header().Set(HeaderCorrelationID, id)
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		status := c.Response().Status
+		elapsed := time.Since(start)
+		s.metrics.requests.WithLabelValues(c.Request().Method, route, strconv.Itoa(status)).Inc()
+		s.metrics.latency.WithLabelValues(c.Request().Method, route).Observe(elapsed.Seconds())
+		s.log.Info("request", "method", c.Request().Method, "route", route, "status", status,
+			"duration_ms", elapsed.Milliseconds(), "correlation_id", id, "order_id", c.Param("order_id"))
+		return nil
+	}
+}
+
+func correlationID(c echo.Context) string {
+	id, _ := c.Get(HeaderCorrelationID).(string)
+	return id
+}
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
+	defer cancel()
+	if err := s.ready(ctx); err != nil {
+		return problemUnavailable.with("temporal is not reachable")
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/handoff-hq/handoff/config"
+	"github.com/handoff-hq/handoff/worker"
+)
+
+// runDev runs the whole system in one process: it starts the pinned Temporal
+// dev server (unless one already answers), then the sandbox, the worker and
+// the API, prints where they are, and on Ctrl-C or SIGTERM stops them in the
+// reverse order, the dev server last.
+func runDev(ctx context.Context, log *slog.Logger, args []string) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	dataDir := fs.String("data", ".data", "directory for the dev server's state and development credentials")
+	binary := fs.String("temporal", "bin/temporal", "the pinned Temporal CLI")
+	uiPort := fs.Int("ui-port", 8233, "port of the Temporal Web UI")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", *dataDir, err)
+	}
+	cfg, err := config.Load()
+	if err != nil {
+		return err
+	}
+	if !config.LookupEnv("TEMPORAL_UI_URL") {
+		cfg.Temporal.UIURL = fmt.Sprintf("http://localhost:%d", *uiPort)
+	}
+	creds, err := devCredentials(*dataDir, &cfg)
+	if err != nil {
+		return err
+	}
+	if err := cfg.Validate(config.ValidateOptions{NeedAPITokens: true}); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	apiLn, err := listen(cfg.APIAddr)
+	if err != nil {
+		return err
+	}
+	sandboxLn, err := listen(cfg.SandboxAddr)
+	if err != nil {
+		apiLn.Close()
+		return err
+	}
+
+	temporalNote := "already running, used as is"
+	if !worker.Reachable(ctx, cfg.Temporal.Address, cfg.Temporal.Namespace) {
+		dev, err := startDevServer(ctx, cfg, *binary, *dataDir, *uiPort)
+		if err != nil {
+			apiLn.Close()
+			sandboxLn.Close()
+			return err
+		}
+		defer func() {
+			if err := dev.Stop(15 * time.Second); err != nil {
+				log.Error("stop dev server", "error", err)
+			}
+		}()
+		temporalNote = "started here, state in " + filepath.Join(*dataDir, "temporal.db")
+	}
+
+	c, err := worker.Dial(ctx, cfg.Temporal, log)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := worker.RegisterSearchAttributes(ctx, c, cfg.Temporal.Namespace); err != nil {
+		return err
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return serveSandbox(gctx, sandboxLn, log) })
+	g.Go(func() error { return runWorkers(gctx, cfg, c) })
+	g.Go(func() error { return serveAPI(gctx, cfg, c, apiLn, log) })
+	printBanner(cfg, creds, temporalNote)
+	err = g.Wait()
+	fmt.Println("handoff stopped.")
+	return err
+}
+
+func startDevServer(ctx context.Context, cfg config.Config, binary, dataDir string, uiPort int) (*worker.DevServer, error) {
+	if _, err := os.Stat(binary); err != nil {
+		return nil, fmt.Errorf("no Temporal server at %s and no CLI to start one (run `make bin/temporal`): %w", cfg.Temporal.Address, err)
+	}
+	if host, _, _ := net.SplitHostPort(cfg.Temporal.Address); host != "localhost" && host != "127.0.0.1" && host != "" {
+		return nil, fmt.Errorf("temporal at %s does not answer; a dev server is started only for a local address", cfg.Temporal.Address)
+	}
+	logFile, err := os.OpenFile(filepath.Join(dataDir, "temporal.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open dev server log: %w", err)
+	}
+	fmt.Printf("Starting the Temporal dev server at %s (log: %s) …\n", cfg.Temporal.Address, logFile.Name())
+	return worker.StartDevServer(ctx, worker.DevServerOptions{
+		Binary: binary, Address: cfg.Temporal.Address, Namespace: cfg.Temporal.Namespace,
+		UIPort: uiPort, DBFile: filepath.Join(dataDir, "temporal.db"), Output: logFile,
+	})
+}
+
+// devCredentials fills in development-only bearer tokens where the
+// environment sets none. They are generated once and kept in the data
+// directory, so that they survive restarts; a value set in the environment
+// always wins.
+func devCredentials(dataDir string, cfg *config.Config) (map[string]string, error) {
+	path := filepath.Join(dataDir, "dev-credentials.env")
+	stored, err := readEnvFile(path)
+	if err != nil {
+		return nil, err
+	}
+	shown := map[string]string{}
+	for _, cred := range []struct {
+		name   string
+		prefix string
+		target *[]string
+	}{
+		{"API_TOKENS", "dev_api_", &cfg.APITokens},
+		{"OPERATOR_TOKENS", "dev_operator_", &cfg.OperatorTokens},
+	} {
+		if config.LookupEnv(cred.name) {
+			continue
+		}
+		value, ok := stored[cred.name]
+		if !ok {
+			value = cred.prefix + randomHex(16)
+			stored[cred.name] = value
+		}
+		*cred.target = []string{value}
+		shown[cred.name] = value
+	}
+	return shown, writeEnvFile(path, stored)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on Linux
+	return hex.EncodeToString(b)
+}
+
+func readEnvFile(path string) (map[string]string, error) {
+	out := map[string]string{}
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if k, v, ok := strings.Cut(line, "="); ok {
+			out[strings.TrimPrefix(k, config.Prefix+"_")] = v
+		}
+	}
+	return out, sc.Err()
+}
+
+func writeEnvFile(path string, values map[string]string) error {
+	var b strings.Builder
+	b.WriteString("# Development-only credentials generated by `handoff dev`. Never use them elsewhere.\n")
+	for _, k := range []string{"API_TOKENS", "OPERATOR_TOKENS"} {
+		if v, ok := values[k]; ok {
+			fmt.Fprintf(&b, "%s_%s=%s\n", config.Prefix, k, v)
+		}
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+func printBanner(cfg config.Config, creds map[string]string, temporalNote string) {
+	apiURL := config.URLFor(cfg.APIAddr)
+	token := creds["API_TOKENS"]
+	if token == "" {
+		token = "(from HANDOFF_API_TOKENS)"
+	}
+	operator := creds["OPERATOR_TOKENS"]
+	if operator == "" {
+		operator = "(from HANDOFF_OPERATOR_TOKENS)"
+	}
+	fmt.Printf(`
+handoff is running (development mode)
+
+  API        %s
+  Web UI     %s/namespaces/%s/workflows
+  Temporal   %s (namespace %s; %s)
+  Sandbox    %s   (state: %s/_sandbox/state)
+  Metrics    %s/metrics
+
+  API token       %s   (development only)
+  Operator token  %s   (development only)
+
+Place an order:
+  curl -s -X POST %s/v1/orders -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' \
+    -d '{"order_id":"A-1001","customer":{"email":"ada@example.com","name":"Ada"},"currency":"eur","amount":2500,"items":[{"sku":"book","quantity":1,"unit_amount":2500}]}'
+  curl -s %s/v1/orders/A-1001 -H 'Authorization: Bearer %s'
+
+Press Ctrl-C to stop.
+`, apiURL, strings.TrimRight(cfg.Temporal.UIURL, "/"), cfg.Temporal.Namespace,
+		cfg.Temporal.Address, cfg.Temporal.Namespace, temporalNote,
+		cfg.SandboxURL(), cfg.SandboxURL(), apiURL,
+		token, operator, apiURL, token, apiURL, token)
+}

@@ -1,0 +1,50 @@
+// Command handoff runs handoff: `dev` runs the whole system locally, `worker`,
+// `api` and `sandbox` run one part each, `start` places an order from a JSON
+// file, and `replay` checks recorded workflow histories against the code.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `usage: handoff <command> [flags]
+
+commands:
+  dev       run the whole system locally: Temporal dev server, worker, API, sandbox
+  worker    run the Temporal workers
+  api       run the HTTP API
+  sandbox   run the provider simulator
+  start     place an order from a JSON file (- for standard input)
+  replay    replay workflow histories (JSON files) against the current code
+
+Configuration is read from HANDOFF_* environment variables; see the README.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	commands := map[string]func(context.Context, *slog.Logger, []string) error{
+		"dev": runDev, "worker": runWorker, "api": runAPI, "sandbox": runSandbox,
+		"start": runStart, "replay": runReplay,
+	}
+	cmd, ok := commands[os.Args[1]]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "handoff: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err := cmd(ctx, logger, os.Args[2:]); err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintf(os.Stderr, "handoff %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+}

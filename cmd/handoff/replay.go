@@ -1,0 +1,39 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/handoff-hq/handoff/worker"
+)
+
+// runReplay replays history files, or every *.json in a directory.
+func runReplay(_ context.Context, log *slog.Logger, args []string) error {
+	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return errors.New("usage: handoff replay <history.json | directory> [more]")
+	}
+	var paths []string
+	for _, arg := range fs.Args() {
+		matches, err := filepath.Glob(filepath.Join(arg, "*.json"))
+		if err != nil {
+			return err
+		}
+		if len(matches) == 0 {
+			matches = []string{arg}
+		}
+		paths = append(paths, matches...)
+	}
+	if err := worker.ReplayFiles(log, paths...); err != nil {
+		return err
+	}
+	fmt.Printf("replayed %d histories: all deterministic\n", len(paths))
+	return nil
+}

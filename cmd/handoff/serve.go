@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/handoff-hq/handoff/api"
+	"github.com/handoff-hq/handoff/config"
+	"github.com/handoff-hq/handoff/providers/sandbox"
+	"github.com/handoff-hq/handoff/starter"
+	"github.com/handoff-hq/handoff/worker"
+)
+
+func loadConfig(opts config.ValidateOptions) (config.Config, error) {
+	cfg, err := config.Load()
+	if err != nil {
+		return config.Config{}, err
+	}
+	if err := cfg.Validate(opts); err != nil {
+		return config.Config{}, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return cfg, nil
+}
+
+func runSandbox(ctx context.Context, log *slog.Logger, _ []string) error {
+	cfg, err := loadConfig(config.ValidateOptions{})
+	if err != nil {
+		return err
+	}
+	ln, err := listen(cfg.SandboxAddr)
+	if err != nil {
+		return err
+	}
+	return serveSandbox(ctx, ln, log)
+}
+
+func serveSandbox(ctx context.Context, ln net.Listener, log *slog.Logger) error {
+	srv := sandbox.NewServer(sandbox.Options{Logger: log.With("component", "sandbox")})
+	defer srv.Close()
+	return serveHTTP(ctx, ln, srv)
+}
+
+func runWorker(ctx context.Context, log *slog.Logger, _ []string) error {
+	cfg, err := loadConfig(config.ValidateOptions{})
+	if err != nil {
+		return err
+	}
+	c, err := worker.Dial(ctx, cfg.Temporal, log)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := worker.RegisterSearchAttributes(ctx, c, cfg.Temporal.Namespace); err != nil {
+		return err
+	}
+	return runWorkers(ctx, cfg, c)
+}
+
+func runWorkers(ctx context.Context, cfg config.Config, c client.Client) error {
+	acts, err := worker.NewActivities(cfg)
+	if err != nil {
+		return err
+	}
+	ws, err := worker.New(c, acts)
+	if err != nil {
+		return err
+	}
+	if err := ws.Start(); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	ws.Stop()
+	return nil
+}
+
+func runAPI(ctx context.Context, log *slog.Logger, _ []string) error {
+	cfg, err := loadConfig(config.ValidateOptions{NeedAPITokens: true})
+	if err != nil {
+		return err
+	}
+	c, err := worker.Dial(ctx, cfg.Temporal, log)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ln, err := listen(cfg.APIAddr)
+	if err != nil {
+		return err
+	}
+	return serveAPI(ctx, cfg, c, ln, log)
+}
+
+func serveAPI(ctx context.Context, cfg config.Config, c client.Client, ln net.Listener, log *slog.Logger) error {
+	st, err := starter.New(c, starter.Options{PaymentPollInterval: cfg.PaymentPollInterval, PaymentTimeout: cfg.PaymentTimeout})
+	if err != nil {
+		return err
+	}
+	srv, err := api.New(api.Options{
+		Orders: st, APITokens: cfg.APITokens,
+		Ready: func(ctx context.Context) error {
+			_, err := c.CheckHealth(ctx, &client.CheckHealthRequest{})
+			return err
+		},
+		WebUIURL: cfg.Temporal.UIURL, Namespace: cfg.Temporal.Namespace,
+		Logger: log.With("component", "api"),
+	})
+	if err != nil {
+		return err
+	}
+	return serveHTTP(ctx, ln, srv)
+}
+
+func listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+// serveHTTP serves h on ln until ctx ends, then shuts down gracefully.
+func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shut down %s: %w", ln.Addr(), err)
+	}
+	return nil
+}

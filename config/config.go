@@ -1,0 +1,237 @@
+// Package config holds handoff's configuration: one struct, read once from the
+// environment (prefix HANDOFF_), validated as a whole, then passed down. It is the
+// only package that reads the environment, so every setting has one name and one
+// default, documented in the README's configuration table.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+)
+
+// Prefix is the prefix of every environment variable handoff reads.
+const Prefix = "HANDOFF"
+
+// Systems names the external systems handoff talks to, in the order they are
+// reported. Each has its own Provider settings.
+var Systems = []string{"payments", "accounting", "crm", "mail"}
+
+// Config is handoff's whole configuration.
+type Config struct {
+	Temporal Temporal `envconfig:"TEMPORAL"`
+
+	// APIAddr is where the HTTP API listens.
+	APIAddr string `envconfig:"API_ADDR" default:":8080"`
+	// APITokens are the bearer tokens accepted on /v1.
+	APITokens []string `envconfig:"API_TOKENS"`
+	// OperatorTokens are the bearer tokens accepted on operator endpoints.
+	OperatorTokens []string `envconfig:"OPERATOR_TOKENS"`
+	// SandboxAddr is where the provider simulator listens.
+	SandboxAddr string `envconfig:"SANDBOX_ADDR" default:":8090"`
+
+	Payments   Provider `envconfig:"PAYMENTS"`
+	Accounting Provider `envconfig:"ACCOUNTING"`
+	CRM        Provider `envconfig:"CRM"`
+	Mail       Provider `envconfig:"MAIL"`
+
+	// PaymentPollInterval is the first pause between two looks at a pending charge.
+	PaymentPollInterval time.Duration `envconfig:"PAYMENT_POLL_INTERVAL" default:"500ms"`
+	// PaymentTimeout is how long an order waits for a charge to settle before it
+	// needs attention.
+	PaymentTimeout time.Duration `envconfig:"PAYMENT_TIMEOUT" default:"10m"`
+}
+
+// Temporal says where the Temporal cluster is and how to authenticate to it.
+type Temporal struct {
+	Address   string `envconfig:"ADDRESS" default:"localhost:7233"`
+	Namespace string `envconfig:"NAMESPACE" default:"default"`
+	// TLSCert and TLSKey are files holding a client certificate for mTLS.
+	TLSCert string `envconfig:"TLS_CERT"`
+	TLSKey  string `envconfig:"TLS_KEY"`
+	// TLSCA is a file holding the CA that signed the server's certificate.
+	TLSCA string `envconfig:"TLS_CA"`
+	// APIKey authenticates to Temporal Cloud; it implies TLS.
+	APIKey string `envconfig:"API_KEY"`
+	// UIURL is the Temporal Web UI that links in API answers point to; empty
+	// leaves the links out.
+	UIURL string `envconfig:"UI_URL" default:"http://localhost:8233"`
+}
+
+// TLSEnabled reports whether the connection to Temporal uses TLS.
+func (t Temporal) TLSEnabled() bool {
+	return t.TLSCert != "" || t.TLSCA != "" || t.APIKey != ""
+}
+
+// Provider selects and locates the implementation of one external system.
+type Provider struct {
+	// Provider is the implementation: "sandbox", or "stripe" for payments.
+	Provider string `envconfig:"PROVIDER" default:"sandbox"`
+	// URL is the provider's base URL; empty means the local sandbox.
+	URL string `envconfig:"URL"`
+	// WebhookSecrets verify the provider's webhooks; two during a rotation.
+	WebhookSecrets []string `envconfig:"WEBHOOK_SECRETS"`
+}
+
+// Load reads the configuration from the environment and fills in derived
+// defaults. It does not validate; call Validate.
+func Load() (Config, error) {
+	var c Config
+	if err := envconfig.Process(Prefix, &c); err != nil {
+		return Config{}, fmt.Errorf("read configuration: %w", err)
+	}
+	c.fillDefaults()
+	return c, nil
+}
+
+// LookupEnv reports whether the named HANDOFF_ variable is set. Commands use
+// it to fill development defaults without overriding what the user set.
+func LookupEnv(name string) bool {
+	_, ok := os.LookupEnv(Prefix + "_" + name)
+	return ok
+}
+
+// fillDefaults points every sandbox provider without a URL at the local sandbox.
+func (c *Config) fillDefaults() {
+	for _, p := range c.providers() {
+		if p.cfg.URL == "" && p.cfg.Provider == "sandbox" {
+			p.cfg.URL = c.SandboxURL() + "/" + p.system
+		}
+	}
+}
+
+// SandboxURL is the base URL at which this process reaches the sandbox.
+func (c Config) SandboxURL() string {
+	return "http://" + dialable(c.SandboxAddr)
+}
+
+// Provider returns the settings of the named system.
+func (c Config) Provider(system string) (Provider, bool) {
+	for _, p := range c.providers() {
+		if p.system == system {
+			return *p.cfg, true
+		}
+	}
+	return Provider{}, false
+}
+
+type namedProvider struct {
+	system string
+	cfg    *Provider
+}
+
+func (c *Config) providers() []namedProvider {
+	return []namedProvider{
+		{"payments", &c.Payments},
+		{"accounting", &c.Accounting},
+		{"crm", &c.CRM},
+		{"mail", &c.Mail},
+	}
+}
+
+// ValidateOptions relaxes checks that only some commands need.
+type ValidateOptions struct {
+	// NeedAPITokens requires at least one API token (the api and dev commands).
+	NeedAPITokens bool
+}
+
+// Validate reports every problem in the configuration at once.
+func (c Config) Validate(opts ValidateOptions) error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if _, _, err := net.SplitHostPort(c.Temporal.Address); err != nil {
+		add("HANDOFF_TEMPORAL_ADDRESS %q: want host:port", c.Temporal.Address)
+	}
+	if c.Temporal.Namespace == "" {
+		add("HANDOFF_TEMPORAL_NAMESPACE: must not be empty")
+	}
+	if (c.Temporal.TLSCert == "") != (c.Temporal.TLSKey == "") {
+		add("HANDOFF_TEMPORAL_TLS_CERT and HANDOFF_TEMPORAL_TLS_KEY: set both or neither")
+	}
+	for _, f := range []struct{ name, path string }{{"TLS_CERT", c.Temporal.TLSCert}, {"TLS_KEY", c.Temporal.TLSKey}, {"TLS_CA", c.Temporal.TLSCA}} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			add("HANDOFF_TEMPORAL_%s: %w", f.name, err)
+		}
+	}
+	for _, v := range []struct{ name, addr string }{{"HANDOFF_API_ADDR", c.APIAddr}, {"HANDOFF_SANDBOX_ADDR", c.SandboxAddr}} {
+		if _, _, err := net.SplitHostPort(v.addr); err != nil {
+			add("%s %q: want [host]:port", v.name, v.addr)
+		}
+	}
+	if opts.NeedAPITokens && len(nonEmpty(c.APITokens)) == 0 {
+		add("HANDOFF_API_TOKENS: at least one bearer token is required")
+	}
+	for _, tokens := range []struct {
+		name   string
+		values []string
+	}{{"HANDOFF_API_TOKENS", c.APITokens}, {"HANDOFF_OPERATOR_TOKENS", c.OperatorTokens}} {
+		for _, t := range tokens.values {
+			if len(t) < 16 {
+				add("%s: every token must be at least 16 characters", tokens.name)
+				break
+			}
+		}
+	}
+	for _, p := range c.providers() {
+		errs = append(errs, p.validate()...)
+	}
+	if c.PaymentPollInterval <= 0 {
+		add("HANDOFF_PAYMENT_POLL_INTERVAL: must be positive")
+	}
+	if c.PaymentTimeout < c.PaymentPollInterval {
+		add("HANDOFF_PAYMENT_TIMEOUT: must be at least HANDOFF_PAYMENT_POLL_INTERVAL")
+	}
+	return errors.Join(errs...)
+}
+
+func (p namedProvider) validate() []error {
+	var errs []error
+	name := "HANDOFF_" + strings.ToUpper(p.system)
+	switch {
+	case p.cfg.Provider == "sandbox":
+	case p.cfg.Provider == "stripe" && p.system == "payments":
+	default:
+		errs = append(errs, fmt.Errorf("%s_PROVIDER %q: want sandbox%s", name, p.cfg.Provider, map[bool]string{true: " or stripe"}[p.system == "payments"]))
+	}
+	if u, err := url.Parse(p.cfg.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("%s_URL %q: want an http or https URL", name, p.cfg.URL))
+	}
+	return errs
+}
+
+func nonEmpty(values []string) []string {
+	var out []string
+	for _, v := range values {
+		if strings.TrimSpace(v) != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// dialable turns a listen address such as ":8090" into one a client can dial.
+func dialable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// URLFor is the http URL at which a listen address can be reached locally.
+func URLFor(addr string) string {
+	return "http://" + dialable(addr)
+}

@@ -1,0 +1,105 @@
+package providers
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Category says what a failed provider call means for the next attempt.
+type Category string
+
+const (
+	// Temporary failures did not happen at the provider; try again later.
+	Temporary Category = "temporary"
+	// Permanent failures will fail the same way again; an operator must act.
+	Permanent Category = "permanent"
+	// Ambiguous failures may or may not have happened at the provider: the
+	// request was sent and no answer came. The next attempt first looks the
+	// record up by its external reference.
+	Ambiguous Category = "ambiguous"
+)
+
+// Error types of permanent failures; they become Temporal error type names.
+const (
+	TypeInvalidInput = "InvalidInput"
+	TypeUnauthorized = "Unauthorized"
+	TypeForbidden    = "Forbidden"
+	TypeNotFound     = "NotFound"
+	TypeConflict     = "Conflict"
+	TypeUnsupported  = "Unsupported"
+	TypeTemporary    = "ProviderUnavailable"
+	TypeAmbiguous    = "AmbiguousOutcome"
+)
+
+// Error is a classified failure of one provider call.
+type Error struct {
+	System    string
+	Operation string
+	Category  Category
+	// Type names the failure for Temporal and for operators.
+	Type string
+	// Status is the HTTP status, 0 when no answer came.
+	Status int
+	// Code and Message are the provider's own, when it sent them.
+	Code    string
+	Message string
+	// RetryAfter is the provider's Retry-After in seconds, 0 when absent.
+	RetryAfter int
+	Err        error
+}
+
+func (e *Error) Error() string {
+	msg := e.Message
+	if msg == "" && e.Err != nil {
+		msg = e.Err.Error()
+	}
+	if e.Status != 0 {
+		return fmt.Sprintf("%s %s: %s (%d %s): %s", e.System, e.Operation, e.Category, e.Status, e.Type, msg)
+	}
+	return fmt.Sprintf("%s %s: %s (%s): %s", e.System, e.Operation, e.Category, e.Type, msg)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// statusTable is the one classification of HTTP answers. A status not listed
+// is temporary when it is 5xx and permanent otherwise.
+var statusTable = map[int]struct {
+	category Category
+	typ      string
+}{
+	http.StatusBadRequest:          {Permanent, TypeInvalidInput},
+	http.StatusUnauthorized:        {Permanent, TypeUnauthorized},
+	http.StatusForbidden:           {Permanent, TypeForbidden},
+	http.StatusNotFound:            {Permanent, TypeNotFound},
+	http.StatusConflict:            {Permanent, TypeConflict},
+	http.StatusUnprocessableEntity: {Permanent, TypeInvalidInput},
+	http.StatusRequestTimeout:      {Temporary, TypeTemporary},
+	http.StatusTooManyRequests:     {Temporary, TypeTemporary},
+	http.StatusInternalServerError: {Temporary, TypeTemporary},
+	http.StatusBadGateway:          {Temporary, TypeTemporary},
+	http.StatusServiceUnavailable:  {Temporary, TypeTemporary},
+	http.StatusGatewayTimeout:      {Temporary, TypeTemporary},
+}
+
+// ClassifyStatus maps a non-2xx HTTP status to its category and type name.
+func ClassifyStatus(status int) (Category, string) {
+	if c, ok := statusTable[status]; ok {
+		return c.category, c.typ
+	}
+	if status >= 500 {
+		return Temporary, TypeTemporary
+	}
+	return Permanent, TypeUnsupported
+}
+
+// CategoryOf returns the category of a provider error, and Temporary for any
+// other error: what was not classified is retried, within the step's bounded
+// attempts.
+func CategoryOf(err error) Category {
+	var pe *Error
+	if errors.As(err, &pe) {
+		return pe.Category
+	}
+	return Temporary
+}

@@ -1,0 +1,188 @@
+package providers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// MaxResponseBytes bounds how much of a provider's answer is read.
+const MaxResponseBytes = 1 << 20
+
+// Header names sent on every provider call.
+const (
+	HeaderIdempotencyKey = "Idempotency-Key"
+	HeaderCorrelationID  = "X-Correlation-ID"
+)
+
+// HTTPClient is the one HTTP client every provider adapter uses: JSON in and
+// out, the idempotency key and correlation id on every request, bounded
+// response bodies, timeouts, and every failure classified into an *Error.
+type HTTPClient struct {
+	system  string
+	baseURL string
+	http    *http.Client
+	// authorize adds credentials to a request; nil sends none.
+	authorize func(*http.Request) error
+}
+
+// HTTPOptions configures an HTTPClient.
+type HTTPOptions struct {
+	// ConnectTimeout bounds dialing; default 5 s.
+	ConnectTimeout time.Duration
+	// Timeout bounds the whole call including reading the answer; default 30 s.
+	Timeout time.Duration
+	// Authorize adds credentials to each request.
+	Authorize func(*http.Request) error
+}
+
+// NewHTTPClient returns a client for the system at baseURL.
+func NewHTTPClient(system, baseURL string, opts HTTPOptions) *HTTPClient {
+	if opts.ConnectTimeout == 0 {
+		opts.ConnectTimeout = 5 * time.Second
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = 30 * time.Second
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.DialContext = (&net.Dialer{Timeout: opts.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext
+	transport.MaxIdleConnsPerHost = 32
+	return &HTTPClient{
+		system:    system,
+		baseURL:   strings.TrimRight(baseURL, "/"),
+		http:      &http.Client{Transport: transport, Timeout: opts.Timeout},
+		authorize: opts.Authorize,
+	}
+}
+
+// Request describes one call.
+type Request struct {
+	// Operation names the call in errors and metrics, e.g. "create_charge".
+	Operation string
+	Method    string
+	// Path is appended to the base URL; it may carry a query.
+	Path string
+	Call Call
+	// Body is sent as JSON when not nil.
+	Body any
+}
+
+// Do sends the request and decodes a 2xx JSON answer into out (when not nil).
+// Any failure is returned as an *Error.
+func (c *HTTPClient) Do(ctx context.Context, r Request, out any) error {
+	req, err := c.newRequest(ctx, r)
+	if err != nil {
+		return c.fail(r, Permanent, TypeInvalidInput, 0, err)
+	}
+	var wrote bool
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { wrote = true },
+	}))
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if wrote && !errors.Is(ctx.Err(), context.Canceled) {
+			return c.fail(r, Ambiguous, TypeAmbiguous, 0, err)
+		}
+		return c.fail(r, Temporary, TypeTemporary, 0, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
+	if err != nil {
+		return c.fail(r, Ambiguous, TypeAmbiguous, resp.StatusCode, fmt.Errorf("read answer: %w", err))
+	}
+	if len(body) > MaxResponseBytes {
+		return c.fail(r, Permanent, TypeUnsupported, resp.StatusCode, fmt.Errorf("answer larger than %d bytes", MaxResponseBytes))
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return c.statusError(r, resp, body)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return c.fail(r, Permanent, TypeUnsupported, resp.StatusCode, fmt.Errorf("decode answer: %w", err))
+	}
+	return nil
+}
+
+func (c *HTTPClient) newRequest(ctx context.Context, r Request) (*http.Request, error) {
+	var body io.Reader
+	if r.Body != nil {
+		b, err := json.Marshal(r.Body)
+		if err != nil {
+			return nil, fmt.Errorf("encode request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.Method, c.baseURL+r.Path, body)
+	if err != nil {
+		return nil, fmt.Errorf("build request: %w", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if r.Body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if r.Call.IdempotencyKey != "" && r.Method == http.MethodPost {
+		req.Header.Set(HeaderIdempotencyKey, r.Call.IdempotencyKey)
+	}
+	if r.Call.CorrelationID != "" {
+		req.Header.Set(HeaderCorrelationID, r.Call.CorrelationID)
+	}
+	if c.authorize != nil {
+		if err := c.authorize(req); err != nil {
+			return nil, fmt.Errorf("authorize: %w", err)
+		}
+	}
+	return req, nil
+}
+
+// providerError is the error body the sandbox and Stripe send.
+type providerError struct {
+	Error struct {
+		Type    string `json:"type"`
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func (c *HTTPClient) statusError(r Request, resp *http.Response, body []byte) error {
+	category, typ := ClassifyStatus(resp.StatusCode)
+	var pe providerError
+	_ = json.Unmarshal(body, &pe) // a body that is not the usual shape still has a status
+	msg := pe.Error.Message
+	if msg == "" {
+		msg = http.StatusText(resp.StatusCode)
+	}
+	return &Error{
+		System: c.system, Operation: r.Operation, Category: category, Type: typ,
+		Status: resp.StatusCode, Code: pe.Error.Code, Message: msg,
+		RetryAfter: retryAfterSeconds(resp.Header.Get("Retry-After"), time.Now()),
+	}
+}
+
+func (c *HTTPClient) fail(r Request, cat Category, typ string, status int, err error) error {
+	return &Error{System: c.system, Operation: r.Operation, Category: cat, Type: typ, Status: status, Err: err}
+}
+
+// retryAfterSeconds reads Retry-After as seconds or as an HTTP date.
+func retryAfterSeconds(v string, now time.Time) int {
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n > 0 {
+		return n
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return int(t.Sub(now).Round(time.Second) / time.Second)
+	}
+	return 0
+}

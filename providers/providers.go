@@ -1,0 +1,130 @@
+// Package providers defines what handoff needs from each external system
+// (payments, accounting, CRM, e-mail), the records those systems return, and
+// the one place where a provider's answer is classified as temporary,
+// permanent or ambiguous. Implementations live in sub-packages: sandbox for
+// the local simulator, stripe for Stripe.
+package providers
+
+import "context"
+
+// Call carries what every request to a provider sends besides its body.
+type Call struct {
+	// IdempotencyKey names the action, not the attempt: "<workflow id>/<step>".
+	// Every attempt of a step sends the same key, and it is stored as the
+	// remote record's external reference.
+	IdempotencyKey string
+	// CorrelationID ties the provider's logs to the business action.
+	CorrelationID string
+}
+
+// Contact is a customer record in the CRM.
+type Contact struct {
+	ID          string `json:"id"`
+	Email       string `json:"email"`
+	Name        string `json:"name"`
+	ExternalRef string `json:"external_ref"`
+}
+
+// ContactRequest creates or updates the contact with the given e-mail.
+type ContactRequest struct {
+	Email string `json:"email"`
+	Name  string `json:"name"`
+}
+
+// Charge statuses.
+const (
+	ChargePending   = "pending"
+	ChargeSucceeded = "succeeded"
+	ChargeFailed    = "failed"
+)
+
+// Charge is a payment at the payments provider.
+type Charge struct {
+	ID             string `json:"id"`
+	ExternalRef    string `json:"external_ref"`
+	Status         string `json:"status"`
+	Amount         int64  `json:"amount"`
+	Currency       string `json:"currency"`
+	Customer       string `json:"customer"`
+	FailureCode    string `json:"failure_code,omitempty"`
+	FailureMessage string `json:"failure_message,omitempty"`
+}
+
+// ChargeRequest asks for a charge of Amount minor units.
+type ChargeRequest struct {
+	Amount      int64  `json:"amount"`
+	Currency    string `json:"currency"`
+	Customer    string `json:"customer"`
+	Email       string `json:"email"`
+	Description string `json:"description"`
+}
+
+// InvoiceLine is one line of an invoice.
+type InvoiceLine struct {
+	SKU        string `json:"sku"`
+	Quantity   int64  `json:"quantity"`
+	UnitAmount int64  `json:"unit_amount"`
+}
+
+// Invoice is a document at the accounting provider.
+type Invoice struct {
+	ID          string        `json:"id"`
+	ExternalRef string        `json:"external_ref"`
+	Status      string        `json:"status"`
+	Customer    string        `json:"customer"`
+	Amount      int64         `json:"amount"`
+	Currency    string        `json:"currency"`
+	Charge      string        `json:"charge"`
+	Lines       []InvoiceLine `json:"lines"`
+}
+
+// InvoiceRequest asks for an invoice for a paid charge.
+type InvoiceRequest struct {
+	Customer string        `json:"customer"`
+	Amount   int64         `json:"amount"`
+	Currency string        `json:"currency"`
+	Charge   string        `json:"charge"`
+	Lines    []InvoiceLine `json:"lines"`
+}
+
+// Message is an e-mail accepted by the mail provider.
+type Message struct {
+	ID          string `json:"id"`
+	ExternalRef string `json:"external_ref"`
+	Status      string `json:"status"`
+	To          string `json:"to"`
+	Subject     string `json:"subject"`
+}
+
+// MessageRequest asks for one e-mail to be sent.
+type MessageRequest struct {
+	To      string `json:"to"`
+	Subject string `json:"subject"`
+	Text    string `json:"text"`
+}
+
+// CRM keeps customer records.
+type CRM interface {
+	UpsertContact(ctx context.Context, call Call, req ContactRequest) (Contact, error)
+}
+
+// Payments takes money.
+type Payments interface {
+	CreateCharge(ctx context.Context, call Call, req ChargeRequest) (Charge, error)
+	GetCharge(ctx context.Context, call Call, id string) (Charge, error)
+	// FindCharge looks a charge up by its external reference; found is false
+	// when none exists.
+	FindCharge(ctx context.Context, call Call, externalRef string) (c Charge, found bool, err error)
+}
+
+// Accounting keeps invoices.
+type Accounting interface {
+	CreateInvoice(ctx context.Context, call Call, req InvoiceRequest) (Invoice, error)
+	FindInvoice(ctx context.Context, call Call, externalRef string) (inv Invoice, found bool, err error)
+}
+
+// Mailer sends e-mail.
+type Mailer interface {
+	SendMessage(ctx context.Context, call Call, req MessageRequest) (Message, error)
+	FindMessage(ctx context.Context, call Call, externalRef string) (m Message, found bool, err error)
+}

@@ -1,0 +1,91 @@
+package sandbox
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+
+	"github.com/handoff-hq/handoff/providers"
+)
+
+// Client talks to one system of a sandbox (or of anything that speaks its
+// API). One Client implements every providers interface; each system gets
+// its own Client with its own base URL, e.g. http://localhost:8090/payments.
+type Client struct {
+	http *providers.HTTPClient
+}
+
+// NewClient returns a client for the system served at baseURL.
+func NewClient(system, baseURL string, opts providers.HTTPOptions) *Client {
+	return &Client{http: providers.NewHTTPClient(system, baseURL, opts)}
+}
+
+var (
+	_ providers.CRM        = (*Client)(nil)
+	_ providers.Payments   = (*Client)(nil)
+	_ providers.Accounting = (*Client)(nil)
+	_ providers.Mailer     = (*Client)(nil)
+)
+
+// UpsertContact creates or updates the contact with the request's e-mail.
+func (c *Client) UpsertContact(ctx context.Context, call providers.Call, req providers.ContactRequest) (providers.Contact, error) {
+	var out providers.Contact
+	err := c.http.Do(ctx, providers.Request{Operation: "upsert_contact", Method: http.MethodPost, Path: "/contacts", Call: call, Body: req}, &out)
+	return out, err
+}
+
+// CreateCharge asks for a charge; it starts pending.
+func (c *Client) CreateCharge(ctx context.Context, call providers.Call, req providers.ChargeRequest) (providers.Charge, error) {
+	var out providers.Charge
+	err := c.http.Do(ctx, providers.Request{Operation: "create_charge", Method: http.MethodPost, Path: "/charges", Call: call, Body: req}, &out)
+	return out, err
+}
+
+// GetCharge reads a charge's current state.
+func (c *Client) GetCharge(ctx context.Context, call providers.Call, id string) (providers.Charge, error) {
+	var out providers.Charge
+	err := c.http.Do(ctx, providers.Request{Operation: "get_charge", Method: http.MethodGet, Path: "/charges/" + url.PathEscape(id), Call: call}, &out)
+	return out, err
+}
+
+// FindCharge looks a charge up by its external reference.
+func (c *Client) FindCharge(ctx context.Context, call providers.Call, externalRef string) (providers.Charge, bool, error) {
+	return find[providers.Charge](ctx, c, call, "find_charge", "/charges", externalRef)
+}
+
+// CreateInvoice asks for an invoice.
+func (c *Client) CreateInvoice(ctx context.Context, call providers.Call, req providers.InvoiceRequest) (providers.Invoice, error) {
+	var out providers.Invoice
+	err := c.http.Do(ctx, providers.Request{Operation: "create_invoice", Method: http.MethodPost, Path: "/invoices", Call: call, Body: req}, &out)
+	return out, err
+}
+
+// FindInvoice looks an invoice up by its external reference.
+func (c *Client) FindInvoice(ctx context.Context, call providers.Call, externalRef string) (providers.Invoice, bool, error) {
+	return find[providers.Invoice](ctx, c, call, "find_invoice", "/invoices", externalRef)
+}
+
+// SendMessage sends one e-mail.
+func (c *Client) SendMessage(ctx context.Context, call providers.Call, req providers.MessageRequest) (providers.Message, error) {
+	var out providers.Message
+	err := c.http.Do(ctx, providers.Request{Operation: "send_message", Method: http.MethodPost, Path: "/messages", Call: call, Body: req}, &out)
+	return out, err
+}
+
+// FindMessage looks an e-mail up by its external reference.
+func (c *Client) FindMessage(ctx context.Context, call providers.Call, externalRef string) (providers.Message, bool, error) {
+	return find[providers.Message](ctx, c, call, "find_message", "/messages", externalRef)
+}
+
+func find[T any](ctx context.Context, c *Client, call providers.Call, op, path, ref string) (T, bool, error) {
+	var page listPage[T]
+	var zero T
+	q := url.Values{"external_ref": {ref}, "limit": {"1"}}
+	if err := c.http.Do(ctx, providers.Request{Operation: op, Method: http.MethodGet, Path: path + "?" + q.Encode(), Call: call}, &page); err != nil {
+		return zero, false, err
+	}
+	if len(page.Data) == 0 {
+		return zero, false, nil
+	}
+	return page.Data[0], true, nil
+}

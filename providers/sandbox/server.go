@@ -1,0 +1,417 @@
+// Package sandbox is handoff's provider simulator: a small in-memory REST API
+// per system (/payments, /accounting, /crm, /mail) that behaves like the real
+// providers where it matters for reliability — Stripe-style Idempotency-Key
+// handling, lookup by external reference, cursor-paged lists, charges that
+// settle asynchronously — plus a client that implements the providers
+// interfaces against it, and test-only endpoints under /_sandbox/ that let a
+// test prove nothing happened twice.
+package sandbox
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/handoff-hq/handoff/providers"
+)
+
+// DeclineEmailPrefix makes a charge fail: the sandbox declines every charge
+// whose customer e-mail starts with it, as a test card number would.
+const DeclineEmailPrefix = "decline"
+
+const (
+	maxRequestBytes = 64 << 10
+	defaultPageSize = 100
+	maxPageSize     = 1000
+)
+
+// Options configures a Server.
+type Options struct {
+	// SettleDelay is how long a charge stays pending; default 200 ms.
+	SettleDelay time.Duration
+	Logger      *slog.Logger
+}
+
+// Server is the sandbox's HTTP handler and its in-memory state.
+type Server struct {
+	mu       sync.Mutex
+	contacts *collection[providers.Contact]
+	charges  *collection[providers.Charge]
+	invoices *collection[providers.Invoice]
+	messages *collection[providers.Message]
+
+	settleDelay time.Duration
+	log         *slog.Logger
+	mux         *http.ServeMux
+	timers      sync.WaitGroup
+}
+
+// NewServer returns a sandbox with empty state.
+func NewServer(opts Options) *Server {
+	if opts.SettleDelay == 0 {
+		opts.SettleDelay = 200 * time.Millisecond
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		contacts:    newCollection[providers.Contact]("ct"),
+		charges:     newCollection[providers.Charge]("ch"),
+		invoices:    newCollection[providers.Invoice]("in"),
+		messages:    newCollection[providers.Message]("msg"),
+		settleDelay: opts.SettleDelay,
+		log:         opts.Logger,
+		mux:         http.NewServeMux(),
+	}
+	s.routes()
+	return s
+}
+
+func (s *Server) routes() {
+	s.handle("POST /crm/contacts", "crm", "upsert_contact", s.upsertContact)
+	s.handle("GET /crm/contacts/{id}", "crm", "get_contact", getOne(s, s.contacts))
+	s.handle("GET /crm/contacts", "crm", "list_contacts", list(s, s.contacts))
+
+	s.handle("POST /payments/charges", "payments", "create_charge", s.createCharge)
+	s.handle("GET /payments/charges/{id}", "payments", "get_charge", getOne(s, s.charges))
+	s.handle("GET /payments/charges", "payments", "list_charges", list(s, s.charges))
+
+	s.handle("POST /accounting/invoices", "accounting", "create_invoice", s.createInvoice)
+	s.handle("GET /accounting/invoices/{id}", "accounting", "get_invoice", getOne(s, s.invoices))
+	s.handle("GET /accounting/invoices", "accounting", "list_invoices", list(s, s.invoices))
+
+	s.handle("POST /mail/messages", "mail", "send_message", s.sendMessage)
+	s.handle("GET /mail/messages/{id}", "mail", "get_message", getOne(s, s.messages))
+	s.handle("GET /mail/messages", "mail", "list_messages", list(s, s.messages))
+
+	s.mux.HandleFunc("GET /_sandbox/state", s.state)
+	s.mux.HandleFunc("GET /_sandbox/healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+}
+
+// handle registers a provider operation. Every operation goes through here,
+// so that behaviour common to all of them (logging today, fault injection)
+// has one place to live.
+func (s *Server) handle(pattern, system, operation string, h http.HandlerFunc) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		s.log.Debug("sandbox call", "system", system, "operation", operation,
+			"idempotency_key", r.Header.Get(providers.HeaderIdempotencyKey),
+			"correlation_id", r.Header.Get(providers.HeaderCorrelationID))
+		h(w, r)
+	})
+}
+
+// ServeHTTP serves the sandbox API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Close waits for pending charge settlements to finish.
+func (s *Server) Close() { s.timers.Wait() }
+
+// apiError is the sandbox's error answer, shaped like Stripe's.
+type apiError struct {
+	status  int
+	typ     string
+	code    string
+	message string
+}
+
+func (e *apiError) write(w http.ResponseWriter) {
+	var body struct {
+		Error struct {
+			Type    string `json:"type"`
+			Code    string `json:"code,omitempty"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	body.Error.Type, body.Error.Code, body.Error.Message = e.typ, e.code, e.message
+	writeJSON(w, e.status, body)
+}
+
+func invalid(code, msg string) *apiError {
+	return &apiError{status: http.StatusBadRequest, typ: "invalid_request_error", code: code, message: msg}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	writeRaw(w, status, b)
+}
+
+func writeRaw(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// createRequest is a decoded create call: its body, idempotency key and the
+// external reference the new record will carry.
+type createRequest struct {
+	body []byte
+	key  string
+	ref  string
+}
+
+// readCreate reads a create call's body and names its external reference:
+// the body's "external_ref" if given, else the Idempotency-Key.
+func readCreate(w http.ResponseWriter, r *http.Request, into any) (createRequest, *apiError) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return createRequest{}, &apiError{status: http.StatusRequestEntityTooLarge, typ: "invalid_request_error", message: "request body too large"}
+		}
+		return createRequest{}, invalid("body_unreadable", err.Error())
+	}
+	var ref struct {
+		ExternalRef string `json:"external_ref"`
+	}
+	if err := json.Unmarshal(body, into); err != nil {
+		return createRequest{}, invalid("body_invalid", "request body is not valid JSON: "+err.Error())
+	}
+	_ = json.Unmarshal(body, &ref) // already known to be valid JSON
+	cr := createRequest{body: body, key: r.Header.Get(providers.HeaderIdempotencyKey), ref: ref.ExternalRef}
+	if cr.ref == "" {
+		cr.ref = cr.key
+	}
+	return cr, nil
+}
+
+// replay answers a create call whose idempotency key was seen before: the
+// stored answer for the same parameters, 409 for other parameters. It
+// reports whether it answered. The caller holds s.mu.
+func replay(w http.ResponseWriter, answers map[string]*idempotentAnswer, cr createRequest) bool {
+	if cr.key == "" {
+		return false
+	}
+	prev, ok := answers[cr.key]
+	if !ok {
+		return false
+	}
+	if prev.paramsHash != paramsHash(cr.body) {
+		(&apiError{status: http.StatusConflict, typ: "idempotency_error", code: "idempotency_key_reused",
+			message: "Keys for idempotent requests can only be used with the same parameters they were first used with."}).write(w)
+		return true
+	}
+	w.Header().Set("Idempotent-Replayed", "true")
+	writeRaw(w, prev.status, prev.body)
+	return true
+}
+
+// remember stores the answer to a create call under its idempotency key and
+// writes it. The caller holds s.mu.
+func remember(w http.ResponseWriter, answers map[string]*idempotentAnswer, cr createRequest, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	if cr.key != "" {
+		answers[cr.key] = &idempotentAnswer{paramsHash: paramsHash(cr.body), status: status, body: b}
+	}
+	writeRaw(w, status, b)
+}
+
+func getOne[T any](s *Server, c *collection[T]) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		v, ok := c.get(r.PathValue("id"))
+		var snapshot T
+		if ok {
+			snapshot = *v
+		}
+		s.mu.Unlock()
+		if !ok {
+			(&apiError{status: http.StatusNotFound, typ: "invalid_request_error", code: "resource_missing", message: "no such record: " + r.PathValue("id")}).write(w)
+			return
+		}
+		writeJSON(w, http.StatusOK, snapshot)
+	}
+}
+
+// listPage is the answer of every list call.
+type listPage[T any] struct {
+	Object     string `json:"object"`
+	Data       []T    `json:"data"`
+	HasMore    bool   `json:"has_more"`
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// list serves a cursor-paged list, filtered by ?external_ref= when given.
+func list[T any](s *Server, c *collection[T]) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		limit := defaultPageSize
+		if v := q.Get("limit"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > maxPageSize {
+				invalid("limit_invalid", "limit must be between 1 and "+strconv.Itoa(maxPageSize)).write(w)
+				return
+			}
+			limit = n
+		}
+		ref := q.Get("external_ref")
+		match := func(e *entry[T]) bool { return ref == "" || e.ref == ref }
+		s.mu.Lock()
+		items, next := c.page(q.Get("cursor"), limit, match)
+		page := listPage[T]{Object: "list", Data: make([]T, 0, len(items)), HasMore: next != "", NextCursor: next}
+		for _, v := range items {
+			page.Data = append(page.Data, *v)
+		}
+		s.mu.Unlock()
+		writeJSON(w, http.StatusOK, page)
+	}
+}
+
+func (s *Server) upsertContact(w http.ResponseWriter, r *http.Request) {
+	var req providers.ContactRequest
+	cr, aerr := readCreate(w, r, &req)
+	if aerr != nil {
+		aerr.write(w)
+		return
+	}
+	req.Email = strings.TrimSpace(req.Email)
+	if !strings.Contains(req.Email, "@") {
+		invalid("email_invalid", "email must be an e-mail address").write(w)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if replay(w, s.contacts.byKey, cr) {
+		return
+	}
+	for _, e := range s.contacts.byID {
+		if strings.EqualFold(e.value.Email, req.Email) {
+			e.value.Name = req.Name
+			remember(w, s.contacts.byKey, cr, http.StatusOK, *e.value)
+			return
+		}
+	}
+	id := s.contacts.nextID()
+	c := &providers.Contact{ID: id, Email: req.Email, Name: req.Name, ExternalRef: cr.ref}
+	s.contacts.add(id, cr.ref, cr.key, c)
+	remember(w, s.contacts.byKey, cr, http.StatusOK, *c)
+}
+
+func (s *Server) createCharge(w http.ResponseWriter, r *http.Request) {
+	var req providers.ChargeRequest
+	cr, aerr := readCreate(w, r, &req)
+	if aerr == nil {
+		aerr = validateMoney(req.Amount, req.Currency)
+	}
+	if aerr != nil {
+		aerr.write(w)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if replay(w, s.charges.byKey, cr) {
+		return
+	}
+	id := s.charges.nextID()
+	ch := &providers.Charge{ID: id, ExternalRef: cr.ref, Status: providers.ChargePending,
+		Amount: req.Amount, Currency: strings.ToLower(req.Currency), Customer: req.Customer}
+	s.charges.add(id, cr.ref, cr.key, ch)
+	s.settleLater(ch, strings.HasPrefix(strings.ToLower(req.Email), DeclineEmailPrefix))
+	remember(w, s.charges.byKey, cr, http.StatusOK, *ch)
+}
+
+// settleLater moves a pending charge to succeeded (or failed) after the
+// settle delay, as a card network would.
+func (s *Server) settleLater(ch *providers.Charge, decline bool) {
+	s.timers.Add(1)
+	time.AfterFunc(s.settleDelay, func() {
+		defer s.timers.Done()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if decline {
+			ch.Status, ch.FailureCode, ch.FailureMessage = providers.ChargeFailed, "card_declined", "Your card was declined."
+			return
+		}
+		ch.Status = providers.ChargeSucceeded
+	})
+}
+
+func (s *Server) createInvoice(w http.ResponseWriter, r *http.Request) {
+	var req providers.InvoiceRequest
+	cr, aerr := readCreate(w, r, &req)
+	if aerr == nil {
+		aerr = validateMoney(req.Amount, req.Currency)
+	}
+	if aerr == nil && len(req.Lines) == 0 {
+		aerr = invalid("lines_missing", "an invoice needs at least one line")
+	}
+	if aerr != nil {
+		aerr.write(w)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if replay(w, s.invoices.byKey, cr) {
+		return
+	}
+	id := s.invoices.nextID()
+	inv := &providers.Invoice{ID: id, ExternalRef: cr.ref, Status: "open", Customer: req.Customer,
+		Amount: req.Amount, Currency: strings.ToLower(req.Currency), Charge: req.Charge, Lines: req.Lines}
+	s.invoices.add(id, cr.ref, cr.key, inv)
+	remember(w, s.invoices.byKey, cr, http.StatusOK, *inv)
+}
+
+func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) {
+	var req providers.MessageRequest
+	cr, aerr := readCreate(w, r, &req)
+	if aerr == nil && !strings.Contains(req.To, "@") {
+		aerr = invalid("to_invalid", "to must be an e-mail address")
+	}
+	if aerr != nil {
+		aerr.write(w)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if replay(w, s.messages.byKey, cr) {
+		return
+	}
+	id := s.messages.nextID()
+	m := &providers.Message{ID: id, ExternalRef: cr.ref, Status: "sent", To: req.To, Subject: req.Subject}
+	s.messages.add(id, cr.ref, cr.key, m)
+	remember(w, s.messages.byKey, cr, http.StatusOK, *m)
+}
+
+func validateMoney(amount int64, currency string) *apiError {
+	if amount <= 0 {
+		return invalid("amount_invalid", "amount must be a positive number of minor units")
+	}
+	if len(currency) != 3 {
+		return invalid("currency_invalid", "currency must be a three-letter ISO 4217 code")
+	}
+	return nil
+}
+
+// State is the answer of GET /_sandbox/state: per system and collection, how
+// many records exist in all, per idempotency key, per external reference and
+// per status.
+type State map[string]map[string]collectionState
+
+func (s *Server) state(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.State())
+}
+
+// State returns a snapshot of the sandbox's record counts.
+func (s *Server) State() State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return State{
+		"crm":        {"contacts": s.contacts.state(nil)},
+		"payments":   {"charges": s.charges.state(func(c *providers.Charge) string { return c.Status })},
+		"accounting": {"invoices": s.invoices.state(func(i *providers.Invoice) string { return i.Status })},
+		"mail":       {"messages": s.messages.state(func(m *providers.Message) string { return m.Status })},
+	}
+}

@@ -1,0 +1,58 @@
+package starter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+
+	"github.com/handoff-hq/handoff/workflows"
+)
+
+// Order returns the current state of an order. A running order answers its
+// query; a completed one answers from its result, so that reading it needs no
+// worker; one that ended otherwise is reported from its execution status.
+func (s *Starter) Order(ctx context.Context, orderID string) (workflows.OrderState, error) {
+	id := workflows.OrderWorkflowID(orderID)
+	desc, err := s.client.DescribeWorkflow(ctx, id, "")
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return workflows.OrderState{}, fmt.Errorf("read order %s: %w", orderID, ErrNotFound)
+	}
+	if err != nil {
+		return workflows.OrderState{}, fmt.Errorf("read order %s: %w", orderID, err)
+	}
+	info := desc.RawResponse.GetWorkflowExecutionInfo()
+	switch info.GetStatus() {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+		var state workflows.OrderState
+		v, err := s.client.QueryWorkflow(ctx, id, "", workflows.QueryOrderState)
+		if err == nil {
+			err = v.Get(&state)
+		}
+		if err != nil {
+			return workflows.OrderState{}, fmt.Errorf("read order %s: query: %w", orderID, err)
+		}
+		return state, nil
+	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+		var result workflows.OrderResult
+		if err := s.client.GetWorkflow(ctx, id, "").Get(ctx, &result); err != nil {
+			return workflows.OrderState{}, fmt.Errorf("read order %s: result: %w", orderID, err)
+		}
+		return result.State, nil
+	default:
+		// Cancelled, terminated, timed out or failed: the workflow's own
+		// state ended with it; report what the engine knows.
+		memo, _ := s.memo(ctx, id) // the correlation id is a courtesy here
+		status := workflows.StatusNeedsAttention
+		if info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED {
+			status = workflows.StatusCancelled
+		}
+		return workflows.OrderState{
+			OrderID: orderID, Status: status, Steps: []workflows.Step{},
+			CorrelationID: memo[MemoCorrelationID], UpdatedAt: info.GetCloseTime().AsTime(),
+		}, nil
+	}
+}

@@ -1,0 +1,162 @@
+// Package starter starts handoff's business actions idempotently and reads
+// their state. The business key names the workflow ("order/<order_id>"), and
+// a hash of the request, kept in the workflow's immutable memo, tells the same
+// request sent again (answered as a replay) from a different request reusing
+// the key (a conflict). The API and the CLI both go through here.
+package starter
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/handoff-hq/handoff/workflows"
+)
+
+// Memo keys set on every action's workflow.
+const (
+	MemoRequestHash   = "request_hash"
+	MemoCorrelationID = "correlation_id"
+)
+
+// ErrConflict means the business key is already used by a different request.
+var ErrConflict = errors.New("business key already used with a different request")
+
+// ErrNotFound means no action exists with that business key.
+var ErrNotFound = errors.New("no such action")
+
+// ValidationError lists every invalid field of a request.
+type ValidationError struct {
+	Fields []workflows.FieldError
+}
+
+func (e *ValidationError) Error() string {
+	return fmt.Sprintf("invalid request: %d field(s) failed validation", len(e.Fields))
+}
+
+// Options configures a Starter.
+type Options struct {
+	// PaymentPollInterval and PaymentTimeout are handed to every new order.
+	PaymentPollInterval time.Duration
+	PaymentTimeout      time.Duration
+}
+
+// Starter starts and reads business actions.
+type Starter struct {
+	client client.Client
+	opts   Options
+}
+
+// New returns a Starter that uses the given Temporal client.
+func New(c client.Client, opts Options) (*Starter, error) {
+	if c == nil {
+		return nil, errors.New("new starter: a Temporal client is required")
+	}
+	if opts.PaymentPollInterval <= 0 || opts.PaymentTimeout <= 0 {
+		return nil, errors.New("new starter: payment poll interval and timeout must be positive")
+	}
+	return &Starter{client: c, opts: opts}, nil
+}
+
+// Placed is the answer to placing an order.
+type Placed struct {
+	OrderID       string
+	WorkflowID    string
+	CorrelationID string
+	// Replayed is true when the same order had been placed before and this
+	// call started nothing.
+	Replayed bool
+}
+
+// PlaceOrder starts the order's workflow unless the same order was placed
+// before. It returns a *ValidationError for an invalid order and ErrConflict
+// when the order id was used by a different order.
+func (s *Starter) PlaceOrder(ctx context.Context, order workflows.Order, correlationID string) (Placed, error) {
+	order = order.Normalize()
+	if fields := order.Validate(); len(fields) > 0 {
+		return Placed{}, &ValidationError{Fields: fields}
+	}
+	hash, err := RequestHash(order)
+	if err != nil {
+		return Placed{}, fmt.Errorf("place order %s: %w", order.OrderID, err)
+	}
+	id := workflows.OrderWorkflowID(order.OrderID)
+	opts := client.StartWorkflowOptions{
+		ID:        id,
+		TaskQueue: workflows.TaskQueue,
+		// An order id is used once, also after its workflow closed.
+		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		Memo:                                     map[string]any{MemoRequestHash: hash, MemoCorrelationID: correlationID},
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.SearchStatus.ValueSet(workflows.StatusProcessing),
+			workflows.SearchBusinessKey.ValueSet(order.OrderID),
+		),
+	}
+	in := workflows.OrderInput{
+		Order: order, CorrelationID: correlationID,
+		PaymentPollInterval: s.opts.PaymentPollInterval, PaymentTimeout: s.opts.PaymentTimeout,
+	}
+	placed := Placed{OrderID: order.OrderID, WorkflowID: id, CorrelationID: correlationID}
+	_, err = s.client.ExecuteWorkflow(ctx, opts, workflows.OrderWorkflow, in)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	switch {
+	case err == nil:
+		return placed, nil
+	case errors.As(err, &started):
+		return s.replay(ctx, placed, hash)
+	default:
+		return Placed{}, fmt.Errorf("place order %s: %w", order.OrderID, err)
+	}
+}
+
+// replay answers a request whose business key already has a workflow.
+func (s *Starter) replay(ctx context.Context, placed Placed, hash string) (Placed, error) {
+	memo, err := s.memo(ctx, placed.WorkflowID)
+	if err != nil {
+		return Placed{}, fmt.Errorf("place order %s: read existing order: %w", placed.OrderID, err)
+	}
+	if memo[MemoRequestHash] != hash {
+		return Placed{}, fmt.Errorf("place order %s: %w", placed.OrderID, ErrConflict)
+	}
+	placed.CorrelationID = memo[MemoCorrelationID]
+	placed.Replayed = true
+	return placed, nil
+}
+
+// memo reads the string memo fields of a workflow's latest run.
+func (s *Starter) memo(ctx context.Context, workflowID string) (map[string]string, error) {
+	desc, err := s.client.DescribeWorkflow(ctx, workflowID, "")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for k, p := range desc.RawResponse.GetWorkflowExecutionInfo().GetMemo().GetFields() {
+		var v string
+		if err := converter.GetDefaultDataConverter().FromPayload(p, &v); err == nil {
+			out[k] = v
+		}
+	}
+	return out, nil
+}
+
+// RequestHash identifies a normalized order's content.
+func RequestHash(order workflows.Order) (string, error) {
+	b, err := json.Marshal(order)
+	if err != nil {
+		return "", fmt.Errorf("hash request: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
+}

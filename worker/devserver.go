@@ -1,0 +1,145 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+
+	"github.com/handoff-hq/handoff/workflows"
+)
+
+// DevServerOptions configures a local Temporal dev server process.
+type DevServerOptions struct {
+	// Binary is the pinned Temporal CLI, e.g. ./bin/temporal.
+	Binary string
+	// Address is the frontend's host:port.
+	Address   string
+	Namespace string
+	// UIPort serves the Web UI; 0 disables it.
+	UIPort int
+	// DBFile keeps the server's state across restarts; empty keeps it in memory.
+	DBFile string
+	// Output receives the server's log.
+	Output io.Writer
+}
+
+// DevServer is a running `temporal server start-dev` process.
+type DevServer struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// StartDevServer starts the Temporal dev server and waits until it answers.
+// It runs in its own process group, so that a terminal's Ctrl-C reaches only
+// handoff, which then stops the server last, after its own workers.
+func StartDevServer(ctx context.Context, opts DevServerOptions) (*DevServer, error) {
+	host, port, err := net.SplitHostPort(opts.Address)
+	if err != nil {
+		return nil, fmt.Errorf("start dev server: address %q: %w", opts.Address, err)
+	}
+	if host == "" || host == "localhost" {
+		host = "127.0.0.1"
+	}
+	args := []string{"server", "start-dev", "--ip", host, "--port", port,
+		"--namespace", opts.Namespace, "--log-level", "warn",
+		"--dynamic-config-value", "frontend.enableServerVersionCheck=false",
+	}
+	if opts.UIPort == 0 {
+		args = append(args, "--headless")
+	} else {
+		args = append(args, "--ui-port", strconv.Itoa(opts.UIPort))
+	}
+	if opts.DBFile != "" {
+		// WAL with synchronous=normal roughly doubles throughput; it survives
+		// a crash of the process, not of the machine.
+		args = append(args, "--db-filename", opts.DBFile,
+			"--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal")
+	}
+	for _, key := range workflows.SearchAttributes {
+		args = append(args, "--search-attribute", key.GetName()+"=Keyword")
+	}
+	cmd := exec.Command(opts.Binary, args...)
+	cmd.Stdout, cmd.Stderr = opts.Output, opts.Output
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start dev server %s: %w", opts.Binary, err)
+	}
+	d := &DevServer{cmd: cmd, done: make(chan error, 1)}
+	go func() { d.done <- cmd.Wait() }()
+	if err := d.waitReady(ctx, opts); err != nil {
+		d.Stop(5 * time.Second)
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *DevServer) waitReady(ctx context.Context, opts DevServerOptions) error {
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	for {
+		if Reachable(ctx, opts.Address, opts.Namespace) {
+			return nil
+		}
+		select {
+		case err := <-d.done:
+			d.done <- err
+			return fmt.Errorf("dev server exited before it was ready: %v", err)
+		case <-ctx.Done():
+			return fmt.Errorf("dev server not ready: %w", ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// Stop asks the server to stop and kills it after the timeout.
+func (d *DevServer) Stop(timeout time.Duration) error {
+	if d.cmd.Process == nil {
+		return nil
+	}
+	_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case err := <-d.done:
+		d.done <- err
+		return exitError(err)
+	case <-time.After(timeout):
+		_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+		err := <-d.done
+		d.done <- err
+		return fmt.Errorf("dev server did not stop within %s; killed", timeout)
+	}
+}
+
+// exitError ignores the exit caused by our own SIGTERM.
+func exitError(err error) error {
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return nil
+	}
+	return err
+}
+
+// Reachable reports whether a Temporal frontend answers at address.
+func Reachable(ctx context.Context, address, namespace string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	c, err := client.DialContext(ctx, client.Options{
+		HostPort: address, Namespace: namespace,
+		Logger: sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)),
+	})
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	_, err = c.CheckHealth(ctx, &client.CheckHealthRequest{})
+	return err == nil
+}

@@ -1,0 +1,300 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/handoff-hq/handoff/activities"
+	"github.com/handoff-hq/handoff/providers"
+)
+
+// OrderInput is everything OrderWorkflow needs; it is fixed at start.
+type OrderInput struct {
+	Order         Order
+	CorrelationID string
+	// PaymentPollInterval is the first pause between looks at a pending charge.
+	PaymentPollInterval time.Duration
+	// PaymentTimeout is how long the order waits for the charge to settle.
+	PaymentTimeout time.Duration
+}
+
+// OrderResult is the order's final state.
+type OrderResult struct {
+	State OrderState
+}
+
+// Order steps, in the order they run.
+const (
+	StepCustomer     = "customer"
+	StepCharge       = "charge"
+	StepPayment      = "payment"
+	StepInvoice      = "invoice"
+	StepConfirmation = "confirmation"
+)
+
+// stepSystems names the provider each step talks to.
+var stepSystems = map[string]string{
+	StepCustomer: "crm", StepCharge: "payments", StepPayment: "payments",
+	StepInvoice: "accounting", StepConfirmation: "mail",
+}
+
+// a is the nil *Activities through which workflows name activities.
+var a *activities.Activities
+
+// OrderWorkflow places an order: it upserts the customer in the CRM, charges
+// the payment, waits until the charge settles, creates the invoice and sends
+// the confirmation e-mail. Its workflow ID is "order/<order_id>". Every step
+// sends the idempotency key "<workflow id>/<step>". A step that fails
+// permanently or runs out of attempts parks the order in needs_attention.
+func OrderWorkflow(ctx workflow.Context, in OrderInput) (OrderResult, error) {
+	o := newOrderRun(ctx, in)
+	if err := workflow.SetQueryHandler(ctx, QueryOrderState, func() (OrderState, error) { return o.state, nil }); err != nil {
+		return OrderResult{}, fmt.Errorf("register order query: %w", err)
+	}
+	err := o.run(ctx)
+	return OrderResult{State: o.state}, err
+}
+
+// orderRun is one execution of OrderWorkflow and the state it reports.
+type orderRun struct {
+	in    OrderInput
+	state OrderState
+	// workflowID prefixes every idempotency key.
+	workflowID string
+}
+
+func newOrderRun(ctx workflow.Context, in OrderInput) *orderRun {
+	steps := make([]Step, 0, 5)
+	for _, name := range []string{StepCustomer, StepCharge, StepPayment, StepInvoice, StepConfirmation} {
+		steps = append(steps, Step{Name: name, Status: StepPending})
+	}
+	return &orderRun{
+		in:         in,
+		workflowID: workflow.GetInfo(ctx).WorkflowExecution.ID,
+		state: OrderState{
+			OrderID: in.Order.OrderID, Status: StatusProcessing, Steps: steps,
+			CorrelationID: in.CorrelationID, UpdatedAt: workflow.Now(ctx),
+		},
+	}
+}
+
+func (o *orderRun) run(ctx workflow.Context) error {
+	var contact activities.UpsertCustomerResult
+	err := o.step(ctx, StepCustomer, a.UpsertCustomer, activities.UpsertCustomerInput{
+		Call: o.call(StepCustomer), Email: o.in.Order.Customer.Email, Name: o.in.Order.Customer.Name,
+	}, &contact)
+	if err != nil {
+		return err
+	}
+	var charge activities.CreateChargeResult
+	err = o.step(ctx, StepCharge, a.CreateCharge, activities.CreateChargeInput{
+		Call: o.call(StepCharge), Amount: o.in.Order.Amount, Currency: o.in.Order.Currency,
+		Customer: contact.ContactID, Email: o.in.Order.Customer.Email,
+		Description: "Order " + o.in.Order.OrderID,
+	}, &charge)
+	if err != nil {
+		return err
+	}
+	paid, err := o.awaitPayment(ctx, charge)
+	if err != nil || !paid {
+		return err
+	}
+	var invoice activities.CreateInvoiceResult
+	err = o.step(ctx, StepInvoice, a.CreateInvoice, activities.CreateInvoiceInput{
+		Call: o.call(StepInvoice), Customer: contact.ContactID, Amount: o.in.Order.Amount,
+		Currency: o.in.Order.Currency, ChargeID: charge.ChargeID, Lines: o.in.Order.invoiceLines(),
+	}, &invoice)
+	if err != nil {
+		return err
+	}
+	var email activities.SendEmailResult
+	err = o.step(ctx, StepConfirmation, a.SendEmail, activities.SendEmailInput{
+		Call: o.call(StepConfirmation), To: o.in.Order.Customer.Email,
+		Subject: "Your order " + o.in.Order.OrderID,
+		Text:    confirmationText(o.in.Order, invoice.InvoiceID),
+	}, &email)
+	if err != nil {
+		return err
+	}
+	return o.setStatus(ctx, StatusCompleted)
+}
+
+// call is the provider call metadata of a step.
+func (o *orderRun) call(step string) providers.Call {
+	return providers.Call{IdempotencyKey: o.workflowID + "/" + step, CorrelationID: o.in.CorrelationID}
+}
+
+// stepResult is implemented by every activity result (through activities.Outcome).
+type stepResult interface {
+	StepOutcome() activities.Outcome
+}
+
+// step runs one activity as a named step, recording its progress. When the
+// activity fails for good the order is parked; step returns only once the
+// step succeeded, or with an error when the workflow is cancelled.
+func (o *orderRun) step(ctx workflow.Context, name string, activity, input any, result stepResult) error {
+	for {
+		o.markStep(ctx, name, func(s *Step) { s.Status = StepRunning })
+		err := workflow.ExecuteActivity(o.activityContext(ctx, name), activity, input).Get(ctx, result)
+		if err == nil {
+			out := result.StepOutcome()
+			o.markStep(ctx, name, func(s *Step) {
+				s.Status, s.Attempts, s.RemoteRef, s.LastError = StepSucceeded, s.Attempts+int(out.Attempt), out.RemoteRef, nil
+			})
+			return nil
+		}
+		if err := o.park(ctx, name, err); err != nil {
+			return err
+		}
+	}
+}
+
+// activityContext sends a step's activity to its provider's task queue with a
+// timeout and a bounded retry policy.
+func (o *orderRun) activityContext(ctx workflow.Context, step string) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue:           ProviderTaskQueue(stepSystems[step]),
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    30 * time.Second,
+			MaximumAttempts:    MaxStepAttempts,
+		},
+	})
+}
+
+// awaitPayment polls the charge until it settles, backing off between looks.
+// It reports whether the charge succeeded; a declined charge rejects the order.
+func (o *orderRun) awaitPayment(ctx workflow.Context, charge activities.CreateChargeResult) (bool, error) {
+	if err := o.setStatus(ctx, StatusAwaitingPayment); err != nil {
+		return false, err
+	}
+	deadline := workflow.Now(ctx).Add(o.in.PaymentTimeout)
+	interval := o.in.PaymentPollInterval
+	polls := 0
+	for {
+		var got activities.GetChargeResult
+		err := o.step(ctx, StepPayment, a.GetCharge, activities.GetChargeInput{Call: o.call(StepPayment), ChargeID: charge.ChargeID}, &got)
+		if err != nil {
+			return false, err
+		}
+		polls++
+		o.markStep(ctx, StepPayment, func(s *Step) { s.Attempts = polls })
+		switch got.Status {
+		case providers.ChargeSucceeded:
+			return true, o.setStatus(ctx, StatusProcessing)
+		case providers.ChargeFailed:
+			o.markStep(ctx, StepPayment, func(s *Step) {
+				s.Status = StepFailed
+				s.LastError = &StepError{Category: CategoryDeclined, Message: got.FailureCode + ": " + got.FailureMessage}
+			})
+			return false, o.setStatus(ctx, StatusRejected)
+		}
+		if !workflow.Now(ctx).Before(deadline) {
+			timeout := temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("charge %s still %s after %s", charge.ChargeID, got.Status, o.in.PaymentTimeout), "PaymentTimeout", nil)
+			if err := o.park(ctx, StepPayment, timeout); err != nil {
+				return false, err
+			}
+			deadline = workflow.Now(ctx).Add(o.in.PaymentTimeout)
+		}
+		o.markStep(ctx, StepPayment, func(s *Step) { s.Status = StepWaiting })
+		if err := workflow.Sleep(ctx, interval); err != nil {
+			return false, err
+		}
+		interval = min(interval*3/2, maxPaymentPollInterval)
+	}
+}
+
+// park records a step's final failure, marks the order needs_attention with
+// search attributes an operator can filter on, and waits until an operator
+// resolves it. It returns an error only when the workflow is cancelled.
+func (o *orderRun) park(ctx workflow.Context, step string, err error) error {
+	failure := describeFailure(err)
+	o.markStep(ctx, step, func(s *Step) {
+		s.Status, s.LastError = StepFailed, &StepError{Category: failure.category, Message: failure.message}
+		s.Attempts += int(failure.attempts)
+	})
+	o.state.Status = StatusNeedsAttention
+	o.state.UpdatedAt = workflow.Now(ctx)
+	if err := workflow.UpsertTypedSearchAttributes(ctx,
+		SearchStatus.ValueSet(StatusNeedsAttention),
+		SearchStep.ValueSet(step),
+		SearchErrorCategory.ValueSet(failure.category),
+		SearchProvider.ValueSet(stepSystems[step]),
+	); err != nil {
+		return fmt.Errorf("mark order needing attention: %w", err)
+	}
+	workflow.GetLogger(ctx).Warn("order needs attention", "order_id", o.in.Order.OrderID,
+		"correlation_id", o.in.CorrelationID, "step", step, "category", failure.category, "error", failure.message)
+	// Operators resolve parked orders with the workflow's retry, skip and
+	// abort updates; until then the order waits here, in plain sight.
+	return workflow.Await(ctx, func() bool { return false })
+}
+
+type failure struct {
+	category string
+	message  string
+	attempts int32
+}
+
+// describeFailure reads the category and attempt count that activities attach
+// to their errors (see activities.FailureDetails).
+func describeFailure(err error) failure {
+	f := failure{category: CategoryTemporary, message: err.Error(), attempts: 1}
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		f.message = appErr.Message()
+		var cause *temporal.ApplicationError
+		if errors.As(errors.Unwrap(appErr), &cause) {
+			f.message += ": " + cause.Message()
+		}
+		var d activities.FailureDetails
+		if appErr.HasDetails() && appErr.Details(&d) == nil {
+			f.category, f.attempts = d.Category, d.Attempt
+		} else if appErr.NonRetryable() {
+			f.category = CategoryPermanent
+		}
+	}
+	var timeoutErr *temporal.TimeoutError
+	if errors.As(err, &timeoutErr) {
+		f.category = CategoryAmbiguous
+	}
+	return f
+}
+
+func (o *orderRun) markStep(ctx workflow.Context, name string, change func(*Step)) {
+	for i := range o.state.Steps {
+		if o.state.Steps[i].Name == name {
+			change(&o.state.Steps[i])
+		}
+	}
+	o.state.UpdatedAt = workflow.Now(ctx)
+}
+
+// setStatus changes the order's status and the HandoffStatus search attribute.
+func (o *orderRun) setStatus(ctx workflow.Context, status string) error {
+	if o.state.Status == status {
+		return nil
+	}
+	o.state.Status = status
+	o.state.UpdatedAt = workflow.Now(ctx)
+	if err := workflow.UpsertTypedSearchAttributes(ctx, SearchStatus.ValueSet(status)); err != nil {
+		return fmt.Errorf("set order status %s: %w", status, err)
+	}
+	return nil
+}
+
+func confirmationText(order Order, invoiceID string) string {
+	return fmt.Sprintf("Hello %s,\n\nthank you for your order %s. We received your payment of %s %s.\nYour invoice: %s.\n",
+		order.Customer.Name, order.OrderID, formatAmount(order.Amount), order.Currency, invoiceID)
+}
+
+func formatAmount(minor int64) string {
+	return fmt.Sprintf("%d.%02d", minor/100, minor%100)
+}
