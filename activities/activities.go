@@ -196,4 +196,3 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmai
 	}
 	return SendEmailResult{Outcome: outcome(ctx, m.ID), MessageID: m.ID}, nil
 }
-

@@ -1,0 +1,282 @@
+// Package tests holds handoff's integration tests: they run the real
+// Temporal dev server (the pinned ./bin/temporal, never a download), the
+// real workers, the real API and the sandbox over loopback HTTP, and check
+// end to end what DESIGN.md promises. They also record and replay
+// workflow histories.
+package tests
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/handoff-hq/handoff/api"
+	"github.com/handoff-hq/handoff/config"
+	"github.com/handoff-hq/handoff/providers/sandbox"
+	"github.com/handoff-hq/handoff/starter"
+	"github.com/handoff-hq/handoff/worker"
+	"github.com/handoff-hq/handoff/workflows"
+)
+
+const testToken = "test-token-0123456789abcdef"
+
+// env is the running system every integration test talks to.
+var env struct {
+	server   *testsuite.DevServer
+	client   client.Client
+	sandbox  *sandbox.Server
+	provider *httptest.Server
+	api      *httptest.Server
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	if err := start(); err != nil {
+		fmt.Fprintln(os.Stderr, "integration environment:", err)
+		return 1
+	}
+	defer stop()
+	return m.Run()
+}
+
+// repoRoot is the directory holding go.mod.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod above the test directory")
+		}
+		dir = parent
+	}
+}
+
+// temporalBinary is the pinned CLI the Makefile builds.
+func temporalBinary() (string, error) {
+	root, err := repoRoot()
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(root, "bin", "temporal")
+	if _, err := os.Stat(path); err != nil {
+		return "", fmt.Errorf("%s is missing: run the tests with `make test`, which builds it: %w", path, err)
+	}
+	return path, nil
+}
+
+func start() error {
+	ctx := context.Background()
+	bin, err := temporalBinary()
+	if err != nil {
+		return err
+	}
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	attrs := make([]temporal.SearchAttributeUpdate, 0, len(workflows.SearchAttributes))
+	for _, key := range workflows.SearchAttributes {
+		attrs = append(attrs, key.ValueSet(""))
+	}
+	env.server, err = testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
+		ExistingPath:     bin,
+		ClientOptions:    &client.Options{Namespace: "default", Logger: sdklog.NewStructuredLogger(quiet)},
+		LogLevel:         "error",
+		SearchAttributes: temporal.NewSearchAttributes(attrs...),
+		ExtraArgs:        []string{"--dynamic-config-value", "frontend.enableServerVersionCheck=false"},
+		Stdout:           io.Discard,
+		Stderr:           io.Discard,
+	})
+	if err != nil {
+		return fmt.Errorf("start dev server: %w", err)
+	}
+	env.client = env.server.Client()
+
+	env.sandbox = sandbox.NewServer(sandbox.Options{SettleDelay: 50 * time.Millisecond})
+	env.provider = httptest.NewServer(faulty(env.sandbox))
+
+	cfg := config.Config{}
+	for _, system := range config.Systems {
+		setProviderURL(&cfg, system, env.provider.URL+"/"+system)
+	}
+	acts, err := worker.NewActivities(cfg)
+	if err != nil {
+		return err
+	}
+	ws, err := worker.New(env.client, acts)
+	if err != nil {
+		return err
+	}
+	if err := ws.Start(); err != nil {
+		return err
+	}
+	workers = ws
+
+	st, err := starter.New(env.client, starter.Options{PaymentPollInterval: 100 * time.Millisecond, PaymentTimeout: time.Minute})
+	if err != nil {
+		return err
+	}
+	srv, err := api.New(api.Options{
+		Orders: st, APITokens: []string{testToken},
+		Ready: func(ctx context.Context) error {
+			_, err := env.client.CheckHealth(ctx, &client.CheckHealthRequest{})
+			return err
+		},
+		WebUIURL: "http://localhost:8233", Namespace: "default",
+	})
+	if err != nil {
+		return err
+	}
+	env.api = httptest.NewServer(srv)
+	return nil
+}
+
+var workers *worker.Workers
+
+func stop() {
+	if env.api != nil {
+		env.api.Close()
+	}
+	if workers != nil {
+		workers.Stop()
+	}
+	if env.provider != nil {
+		env.provider.Close()
+	}
+	if env.server != nil {
+		_ = env.server.Stop()
+	}
+}
+
+func setProviderURL(cfg *config.Config, system, url string) {
+	p := config.Provider{Provider: "sandbox", URL: url}
+	switch system {
+	case "payments":
+		cfg.Payments = p
+	case "accounting":
+		cfg.Accounting = p
+	case "crm":
+		cfg.CRM = p
+	case "mail":
+		cfg.Mail = p
+	}
+}
+
+// Orders whose id starts with this prefix get a permanent 422 from the
+// accounting provider when their invoice is created.
+const rejectInvoicePrefix = "reject-invoice-"
+
+// faulty wraps the sandbox with the few deterministic provider failures the
+// tests here need, keyed on the order id inside the idempotency key.
+func faulty(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := r.Header.Get("Idempotency-Key")
+		if r.Method == http.MethodPost && r.URL.Path == "/accounting/invoices" &&
+			strings.HasPrefix(key, workflows.OrderWorkflowID(rejectInvoicePrefix)) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnprocessableEntity)
+			_, _ = io.WriteString(w, `{"error":{"type":"invalid_request_error","code":"tax_id_invalid","message":"customer tax id is invalid"}}`)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// order returns a valid order with the given id.
+func order(id string) workflows.Order {
+	return workflows.Order{
+		OrderID:  id,
+		Customer: workflows.Customer{Email: "ada@example.com", Name: "Ada Lovelace"},
+		Currency: "eur",
+		Amount:   4500,
+		Items: []workflows.Item{
+			{SKU: "book", Quantity: 2, UnitAmount: 1500},
+			{SKU: "pen", Quantity: 3, UnitAmount: 500},
+		},
+	}
+}
+
+// call sends a request to the API and returns the status, headers and body.
+func call(t *testing.T, method, path string, body any, token string) (int, http.Header, []byte) {
+	t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			t.Fatalf("encode body: %v", err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, env.api.URL+path, rd)
+	if err != nil {
+		t.Fatalf("new request: %v", err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read answer: %v", err)
+	}
+	return resp.StatusCode, resp.Header, raw
+}
+
+// awaitOrder polls GET /v1/orders/{id} until the status is one of want.
+func awaitOrder(t *testing.T, id string, want ...string) workflows.OrderState {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var last workflows.OrderState
+	for time.Now().Before(deadline) {
+		status, _, body := call(t, http.MethodGet, "/v1/orders/"+id, nil, testToken)
+		if status == http.StatusOK {
+			if err := json.Unmarshal(body, &last); err != nil {
+				t.Fatalf("decode order: %v: %s", err, body)
+			}
+			for _, w := range want {
+				if last.Status == w {
+					return last
+				}
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("order %s: status %q after 60 s, want one of %v (state %+v)", id, last.Status, want, last)
+	return last
+}
+
+// countFor reports how many records of a collection carry the external
+// reference "<workflow id>/<step>".
+func countFor(state sandbox.State, system, collection, orderID, step string) int {
+	return state[system][collection].ByExternalRef[workflows.OrderWorkflowID(orderID)+"/"+step]
+}

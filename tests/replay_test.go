@@ -1,0 +1,109 @@
+package tests
+
+import (
+	"context"
+	"flag"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/temporalproto"
+
+	"github.com/handoff-hq/handoff/worker"
+	"github.com/handoff-hq/handoff/workflows"
+)
+
+// update re-records the committed histories: go test ./tests -run TestRecordHistories -update
+var update = flag.Bool("update", false, "write recorded histories to testdata/histories")
+
+const historiesDir = "testdata/histories"
+
+// recorded are the workflow histories kept under testdata: each a real run
+// of one path through the order workflow.
+var recorded = []struct {
+	file   string
+	order  func() workflows.Order
+	status string
+}{
+	{"order_completed.json", func() workflows.Order { return order("history-completed") }, workflows.StatusCompleted},
+	{"order_declined.json", func() workflows.Order {
+		o := order("history-declined")
+		o.Customer.Email = "decline@example.com"
+		return o
+	}, workflows.StatusRejected},
+	{"order_parked.json", func() workflows.Order { return order(rejectInvoicePrefix + "history") }, workflows.StatusNeedsAttention},
+}
+
+// TestRecordHistories runs each recorded path afresh, replays its history
+// against the current code, and with -update stores it in testdata.
+func TestRecordHistories(t *testing.T) {
+	dir := t.TempDir()
+	if *update {
+		dir = historiesDir
+	}
+	for _, r := range recorded {
+		t.Run(r.file, func(t *testing.T) {
+			o := r.order()
+			status, _, body := call(t, http.MethodPost, "/v1/orders", o, testToken)
+			if status != http.StatusAccepted {
+				t.Fatalf("place order: %d %s", status, body)
+			}
+			awaitOrder(t, o.OrderID, r.status)
+			path := filepath.Join(dir, r.file)
+			writeHistory(t, workflows.OrderWorkflowID(o.OrderID), path)
+			if r.status == workflows.StatusNeedsAttention {
+				_ = env.client.TerminateWorkflow(context.Background(), workflows.OrderWorkflowID(o.OrderID), "", "history recorded")
+			}
+			if err := worker.ReplayFiles(slog.New(slog.DiscardHandler), path); err != nil {
+				t.Errorf("replay fresh history: %v", err)
+			}
+		})
+	}
+}
+
+// TestReplayCommittedHistories proves that the current workflow code still
+// reproduces every committed history: a change that would break running
+// workflows fails here.
+func TestReplayCommittedHistories(t *testing.T) {
+	paths, err := filepath.Glob(filepath.Join(historiesDir, "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(paths) < len(recorded) {
+		t.Fatalf("found %d histories in %s, want at least %d: record them with `make histories`", len(paths), historiesDir, len(recorded))
+	}
+	for _, path := range paths {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			if err := worker.ReplayFiles(slog.New(slog.DiscardHandler), path); err != nil {
+				t.Errorf("replay: %v", err)
+			}
+		})
+	}
+}
+
+func writeHistory(t *testing.T, workflowID, path string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// A still-running history is recorded up to its last completed task.
+	var events []*historypb.HistoryEvent
+	iter := env.client.GetWorkflowHistory(ctx, workflowID, "", false, 0)
+	for iter.HasNext() {
+		e, err := iter.Next()
+		if err != nil {
+			t.Fatalf("read history of %s: %v", workflowID, err)
+		}
+		events = append(events, e)
+	}
+	raw, err := temporalproto.CustomJSONMarshalOptions{Indent: "  "}.Marshal(&historypb.History{Events: events})
+	if err != nil {
+		t.Fatalf("encode history: %v", err)
+	}
+	if err := os.WriteFile(path, append(raw, '\n'), 0o644); err != nil {
+		t.Fatalf("write history: %v", err)
+	}
+}
