@@ -46,7 +46,7 @@ func temporalError(ctx context.Context, op string, err error) error {
 	if providers.CategoryOf(err) == providers.Permanent {
 		opts.NonRetryable = true
 	} else {
-		opts.NextRetryDelay = retryDelay(attempt, time.Duration(retryAfter)*time.Second, rand.Float64)
+		opts.NextRetryDelay = retryDelay(attempt, time.Duration(retryAfter)*time.Second, randomFloat)
 	}
 	return temporal.NewApplicationErrorWithOptions(op, typ, opts)
 }
@@ -62,3 +62,6 @@ func retryDelay(attempt int32, retryAfter time.Duration, random func() float64) 
 	d = max(d, 100*time.Millisecond)
 	return max(d, min(retryAfter, retryAfterLimit))
 }
+
+// randomFloat is the jitter's source; retries need spread, not secrecy.
+var randomFloat = rand.Float64

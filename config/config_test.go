@@ -1,0 +1,101 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadDefaults(t *testing.T) {
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Temporal.Address != "localhost:7233" || c.Temporal.Namespace != "default" || c.APIAddr != ":8080" || c.SandboxAddr != ":8090" {
+		t.Errorf("defaults = %+v", c)
+	}
+	for _, system := range Systems {
+		p, ok := c.Provider(system)
+		if !ok || p.Provider != "sandbox" || p.URL != "http://localhost:8090/"+system {
+			t.Errorf("provider %s = %+v, want the local sandbox", system, p)
+		}
+	}
+	if c.PaymentPollInterval != 500*time.Millisecond {
+		t.Errorf("poll interval = %s, want 500ms", c.PaymentPollInterval)
+	}
+}
+
+func TestLoadReadsTheEnvironment(t *testing.T) {
+	t.Setenv("HANDOFF_TEMPORAL_ADDRESS", "temporal.internal:7233")
+	t.Setenv("HANDOFF_TEMPORAL_NAMESPACE", "shop")
+	t.Setenv("HANDOFF_API_TOKENS", "aaaaaaaaaaaaaaaa,bbbbbbbbbbbbbbbb")
+	t.Setenv("HANDOFF_SANDBOX_ADDR", "127.0.0.1:9999")
+	t.Setenv("HANDOFF_CRM_URL", "https://crm.example.com/api")
+	t.Setenv("HANDOFF_PAYMENTS_WEBHOOK_SECRETS", "whsec_a,whsec_b")
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Temporal.Address != "temporal.internal:7233" || c.Temporal.Namespace != "shop" {
+		t.Errorf("temporal = %+v", c.Temporal)
+	}
+	if len(c.APITokens) != 2 {
+		t.Errorf("api tokens = %d, want 2", len(c.APITokens))
+	}
+	if c.CRM.URL != "https://crm.example.com/api" {
+		t.Errorf("crm url = %q", c.CRM.URL)
+	}
+	if c.Payments.URL != "http://127.0.0.1:9999/payments" {
+		t.Errorf("payments url = %q, want the sandbox at the configured address", c.Payments.URL)
+	}
+	if len(c.Payments.WebhookSecrets) != 2 {
+		t.Errorf("webhook secrets = %d, want 2", len(c.Payments.WebhookSecrets))
+	}
+	if err := c.Validate(ValidateOptions{NeedAPITokens: true}); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+}
+
+func TestValidateReportsEveryProblemAtOnce(t *testing.T) {
+	t.Setenv("HANDOFF_TEMPORAL_ADDRESS", "no-port")
+	t.Setenv("HANDOFF_API_TOKENS", "short")
+	t.Setenv("HANDOFF_CRM_PROVIDER", "stripe")
+	t.Setenv("HANDOFF_MAIL_URL", "ftp://mail")
+	t.Setenv("HANDOFF_TEMPORAL_TLS_CERT", "/nonexistent/cert.pem")
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Validate(ValidateOptions{NeedAPITokens: true})
+	if err == nil {
+		t.Fatal("Validate = nil, want errors")
+	}
+	for _, want := range []string{
+		"HANDOFF_TEMPORAL_ADDRESS", "HANDOFF_API_TOKENS", "HANDOFF_CRM_PROVIDER",
+		"HANDOFF_MAIL_URL", "HANDOFF_TEMPORAL_TLS_CERT and HANDOFF_TEMPORAL_TLS_KEY",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("errors do not mention %s:\n%v", want, err)
+		}
+	}
+}
+
+func TestValidateRequiresAPITokensOnlyWhenAsked(t *testing.T) {
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(ValidateOptions{}); err != nil {
+		t.Errorf("worker validation: %v", err)
+	}
+	if err := c.Validate(ValidateOptions{NeedAPITokens: true}); err == nil || !strings.Contains(err.Error(), "HANDOFF_API_TOKENS") {
+		t.Errorf("api validation = %v, want HANDOFF_API_TOKENS required", err)
+	}
+}
+
+func TestLoadRejectsMalformedValues(t *testing.T) {
+	t.Setenv("HANDOFF_PAYMENT_TIMEOUT", "ten minutes")
+	if _, err := Load(); err == nil {
+		t.Error("Load with a malformed duration = nil error")
+	}
+}
