@@ -11,23 +11,20 @@ BIN := $(CURDIR)/bin
 # built from the Go module proxy. Nothing downloads a prebuilt binary.
 TEMPORAL_CLI_VERSION := v1.5.1
 TEMPORAL_SERVER_VERSION := 1.29.1
-TEMPORAL_STAMP := bin/.temporal-$(TEMPORAL_CLI_VERSION)
 
 STATICCHECK_VERSION := v0.8.2
 WORKFLOWCHECK_VERSION := v0.6.0
 
-.PHONY: run test test-short lint build temporal histories clean
+.PHONY: run test lint build temporal histories clean
 
-run: build $(TEMPORAL_STAMP)
+run: build temporal
 	./bin/handoff dev
 
 build:
 	$(GO) build -o bin/handoff ./cmd/handoff
 
-temporal: $(TEMPORAL_STAMP)
-
-# Rebuilt only when the binary is missing or reports another server version.
-$(TEMPORAL_STAMP):
+# Built only when bin/temporal is missing or reports another server version.
+temporal:
 	@mkdir -p bin
 	@if ./bin/temporal --version 2>/dev/null | grep -q "Server $(TEMPORAL_SERVER_VERSION)"; then \
 		echo "bin/temporal: server $(TEMPORAL_SERVER_VERSION) present"; \
@@ -37,15 +34,9 @@ $(TEMPORAL_STAMP):
 	fi
 	@./bin/temporal --version | grep -q "Server $(TEMPORAL_SERVER_VERSION)" || \
 		{ echo "bin/temporal does not report server $(TEMPORAL_SERVER_VERSION)"; exit 1; }
-	@rm -f bin/.temporal-*
-	@touch $@
 
-test: $(TEMPORAL_STAMP) lint
+test: temporal lint
 	$(GO) test -count=1 -timeout 25m ./...
-
-# Unit tests only: no dev server.
-test-short:
-	$(GO) test -short -count=1 ./...
 
 bin/staticcheck:
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
@@ -60,7 +51,7 @@ lint: bin/staticcheck bin/workflowcheck
 
 # Re-record the committed workflow histories from a fresh run of the
 # integration suite (see README, "Replay tests").
-histories: $(TEMPORAL_STAMP)
+histories: temporal
 	$(GO) test -count=1 ./tests/ -run TestRecordHistories -update
 
 clean:

@@ -87,17 +87,17 @@ type CreateChargeResult struct {
 }
 
 // CreateCharge creates the charge, or adopts the one an earlier attempt made.
+// It always looks first: an attempt that timed out may have charged, and an
+// operator's retry starts counting attempts afresh.
 func (a *Activities) CreateCharge(ctx context.Context, in CreateChargeInput) (CreateChargeResult, error) {
-	if activity.GetInfo(ctx).Attempt > 1 {
-		ch, found, err := a.Payments.FindCharge(ctx, in.Call, in.Call.IdempotencyKey)
-		if err != nil {
-			return CreateChargeResult{}, temporalError(ctx, "look up charge", err)
-		}
-		if found {
-			return CreateChargeResult{Outcome: outcome(ctx, ch.ID), ChargeID: ch.ID, Status: ch.Status}, nil
-		}
+	ch, found, err := a.Payments.FindCharge(ctx, in.Call, in.Call.IdempotencyKey)
+	if err != nil {
+		return CreateChargeResult{}, temporalError(ctx, "look up charge", err)
 	}
-	ch, err := a.Payments.CreateCharge(ctx, in.Call, providers.ChargeRequest{
+	if found {
+		return CreateChargeResult{Outcome: outcome(ctx, ch.ID), ChargeID: ch.ID, Status: ch.Status}, nil
+	}
+	ch, err = a.Payments.CreateCharge(ctx, in.Call, providers.ChargeRequest{
 		Amount: in.Amount, Currency: in.Currency, Customer: in.Customer, Email: in.Email, Description: in.Description,
 	})
 	if err != nil {
@@ -147,16 +147,14 @@ type CreateInvoiceResult struct {
 
 // CreateInvoice creates the invoice, or adopts the one an earlier attempt made.
 func (a *Activities) CreateInvoice(ctx context.Context, in CreateInvoiceInput) (CreateInvoiceResult, error) {
-	if activity.GetInfo(ctx).Attempt > 1 {
-		inv, found, err := a.Accounting.FindInvoice(ctx, in.Call, in.Call.IdempotencyKey)
-		if err != nil {
-			return CreateInvoiceResult{}, temporalError(ctx, "look up invoice", err)
-		}
-		if found {
-			return CreateInvoiceResult{Outcome: outcome(ctx, inv.ID), InvoiceID: inv.ID}, nil
-		}
+	inv, found, err := a.Accounting.FindInvoice(ctx, in.Call, in.Call.IdempotencyKey)
+	if err != nil {
+		return CreateInvoiceResult{}, temporalError(ctx, "look up invoice", err)
 	}
-	inv, err := a.Accounting.CreateInvoice(ctx, in.Call, providers.InvoiceRequest{
+	if found {
+		return CreateInvoiceResult{Outcome: outcome(ctx, inv.ID), InvoiceID: inv.ID}, nil
+	}
+	inv, err = a.Accounting.CreateInvoice(ctx, in.Call, providers.InvoiceRequest{
 		Customer: in.Customer, Amount: in.Amount, Currency: in.Currency, Charge: in.ChargeID, Lines: in.Lines,
 	})
 	if err != nil {
@@ -181,16 +179,14 @@ type SendEmailResult struct {
 
 // SendEmail sends the e-mail, or adopts the one an earlier attempt sent.
 func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmailResult, error) {
-	if activity.GetInfo(ctx).Attempt > 1 {
-		m, found, err := a.Mailer.FindMessage(ctx, in.Call, in.Call.IdempotencyKey)
-		if err != nil {
-			return SendEmailResult{}, temporalError(ctx, "look up message", err)
-		}
-		if found {
-			return SendEmailResult{Outcome: outcome(ctx, m.ID), MessageID: m.ID}, nil
-		}
+	m, found, err := a.Mailer.FindMessage(ctx, in.Call, in.Call.IdempotencyKey)
+	if err != nil {
+		return SendEmailResult{}, temporalError(ctx, "look up message", err)
 	}
-	m, err := a.Mailer.SendMessage(ctx, in.Call, providers.MessageRequest{To: in.To, Subject: in.Subject, Text: in.Text})
+	if found {
+		return SendEmailResult{Outcome: outcome(ctx, m.ID), MessageID: m.ID}, nil
+	}
+	m, err = a.Mailer.SendMessage(ctx, in.Call, providers.MessageRequest{To: in.To, Subject: in.Subject, Text: in.Text})
 	if err != nil {
 		return SendEmailResult{}, temporalError(ctx, "send e-mail", err)
 	}

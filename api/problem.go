@@ -55,6 +55,7 @@ func problemFor(err error) *Problem {
 	var invalid *starter.ValidationError
 	var unavailable *serviceerror.Unavailable
 	var deadline *serviceerror.DeadlineExceeded
+	var exhausted *serviceerror.ResourceExhausted
 	switch {
 	case errors.As(err, &invalid):
 		p := problemInvalid.with("one or more fields are invalid")
@@ -64,7 +65,8 @@ func problemFor(err error) *Problem {
 		return problemConflict.with("this order_id was already used for an order with other contents")
 	case errors.Is(err, starter.ErrNotFound):
 		return problemNotFound.with("no order with this order_id")
-	case errors.As(err, &unavailable), errors.As(err, &deadline), errors.Is(err, context.DeadlineExceeded):
+	case errors.As(err, &unavailable), errors.As(err, &deadline), errors.As(err, &exhausted),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return problemUnavailable.with("")
 	default:
 		return problemInternal.with("")
@@ -106,7 +108,7 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	default:
 		p = problemFor(err)
 	}
-	if p.Status >= 500 {
+	if p.Status >= 500 && !errors.Is(err, context.Canceled) {
 		s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path,
 			"correlation_id", correlationID(c), "error", err)
 	}

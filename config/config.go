@@ -23,60 +23,73 @@ const Prefix = "HANDOFF"
 // reported. Each has its own Provider settings.
 var Systems = []string{"payments", "accounting", "crm", "mail"}
 
-// Config is handoff's whole configuration.
+// Config is handoff's whole configuration. Environment names are derived from
+// the field names (split at word boundaries), so that only HANDOFF_-prefixed
+// variables are ever read.
 type Config struct {
-	Temporal Temporal `envconfig:"TEMPORAL"`
+	Temporal Temporal
 
 	// APIAddr is where the HTTP API listens.
-	APIAddr string `envconfig:"API_ADDR" default:":8080"`
+	APIAddr string `split_words:"true" default:":8080"`
 	// APITokens are the bearer tokens accepted on /v1.
-	APITokens []string `envconfig:"API_TOKENS"`
+	APITokens []string `split_words:"true"`
 	// OperatorTokens are the bearer tokens accepted on operator endpoints.
-	OperatorTokens []string `envconfig:"OPERATOR_TOKENS"`
+	OperatorTokens []string `split_words:"true"`
 	// SandboxAddr is where the provider simulator listens.
-	SandboxAddr string `envconfig:"SANDBOX_ADDR" default:":8090"`
+	SandboxAddr string `split_words:"true" default:":8090"`
 
-	Payments   Provider `envconfig:"PAYMENTS"`
-	Accounting Provider `envconfig:"ACCOUNTING"`
-	CRM        Provider `envconfig:"CRM"`
-	Mail       Provider `envconfig:"MAIL"`
+	Payments   Provider
+	Accounting Provider
+	CRM        Provider
+	Mail       Provider
 
 	// PaymentPollInterval is the first pause between two looks at a pending charge.
-	PaymentPollInterval time.Duration `envconfig:"PAYMENT_POLL_INTERVAL" default:"500ms"`
+	PaymentPollInterval time.Duration `split_words:"true" default:"500ms"`
 	// PaymentTimeout is how long an order waits for a charge to settle before it
 	// needs attention.
-	PaymentTimeout time.Duration `envconfig:"PAYMENT_TIMEOUT" default:"10m"`
+	PaymentTimeout time.Duration `split_words:"true" default:"10m"`
 }
 
 // Temporal says where the Temporal cluster is and how to authenticate to it.
 type Temporal struct {
-	Address   string `envconfig:"ADDRESS" default:"localhost:7233"`
-	Namespace string `envconfig:"NAMESPACE" default:"default"`
-	// TLSCert and TLSKey are files holding a client certificate for mTLS.
-	TLSCert string `envconfig:"TLS_CERT"`
-	TLSKey  string `envconfig:"TLS_KEY"`
-	// TLSCA is a file holding the CA that signed the server's certificate.
-	TLSCA string `envconfig:"TLS_CA"`
+	Address   string `default:"localhost:7233"`
+	Namespace string `default:"default"`
+	// TLS names the files for mTLS: HANDOFF_TEMPORAL_TLS_CERT, _KEY and _CA.
+	TLS TLSFiles
 	// APIKey authenticates to Temporal Cloud; it implies TLS.
-	APIKey string `envconfig:"API_KEY"`
-	// UIURL is the Temporal Web UI that links in API answers point to; empty
-	// leaves the links out.
-	UIURL string `envconfig:"UI_URL" default:"http://localhost:8233"`
+	APIKey string `split_words:"true"`
+	// UI locates the Web UI that links in API answers point to.
+	UI WebUI
+}
+
+// TLSFiles are PEM files for a TLS connection.
+type TLSFiles struct {
+	// Cert and Key are a client certificate for mTLS.
+	Cert string
+	Key  string
+	// CA signed the server's certificate.
+	CA string
+}
+
+// WebUI is the Temporal Web UI.
+type WebUI struct {
+	// URL is the UI's base URL; empty leaves links out (HANDOFF_TEMPORAL_UI_URL).
+	URL string `default:"http://localhost:8233"`
 }
 
 // TLSEnabled reports whether the connection to Temporal uses TLS.
 func (t Temporal) TLSEnabled() bool {
-	return t.TLSCert != "" || t.TLSCA != "" || t.APIKey != ""
+	return t.TLS.Cert != "" || t.TLS.CA != "" || t.APIKey != ""
 }
 
 // Provider selects and locates the implementation of one external system.
 type Provider struct {
 	// Provider is the implementation: "sandbox", or "stripe" for payments.
-	Provider string `envconfig:"PROVIDER" default:"sandbox"`
+	Provider string `default:"sandbox"`
 	// URL is the provider's base URL; empty means the local sandbox.
-	URL string `envconfig:"URL"`
+	URL string
 	// WebhookSecrets verify the provider's webhooks; two during a rotation.
-	WebhookSecrets []string `envconfig:"WEBHOOK_SECRETS"`
+	WebhookSecrets []string `split_words:"true"`
 }
 
 // Load reads the configuration from the environment and fills in derived
@@ -152,10 +165,10 @@ func (c Config) Validate(opts ValidateOptions) error {
 	if c.Temporal.Namespace == "" {
 		add("HANDOFF_TEMPORAL_NAMESPACE: must not be empty")
 	}
-	if (c.Temporal.TLSCert == "") != (c.Temporal.TLSKey == "") {
+	if (c.Temporal.TLS.Cert == "") != (c.Temporal.TLS.Key == "") {
 		add("HANDOFF_TEMPORAL_TLS_CERT and HANDOFF_TEMPORAL_TLS_KEY: set both or neither")
 	}
-	for _, f := range []struct{ name, path string }{{"TLS_CERT", c.Temporal.TLSCert}, {"TLS_KEY", c.Temporal.TLSKey}, {"TLS_CA", c.Temporal.TLSCA}} {
+	for _, f := range []struct{ name, path string }{{"TLS_CERT", c.Temporal.TLS.Cert}, {"TLS_KEY", c.Temporal.TLS.Key}, {"TLS_CA", c.Temporal.TLS.CA}} {
 		if f.path == "" {
 			continue
 		}

@@ -99,3 +99,51 @@ func TestLoadRejectsMalformedValues(t *testing.T) {
 		t.Error("Load with a malformed duration = nil error")
 	}
 }
+
+func TestLoadIgnoresUnprefixedVariables(t *testing.T) {
+	t.Setenv("NAMESPACE", "prod")
+	t.Setenv("ADDRESS", "elsewhere:1")
+	t.Setenv("API_KEY", "leak")
+	t.Setenv("URL", "http://evil:1")
+	t.Setenv("API_TOKENS", "aaaaaaaaaaaaaaaaaaaa")
+	t.Setenv("PROVIDER", "stripe")
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Temporal.Namespace != "default" || c.Temporal.Address != "localhost:7233" || c.Temporal.APIKey != "" ||
+		c.Payments.URL != "http://localhost:8090/payments" || len(c.APITokens) != 0 || c.Payments.Provider != "sandbox" {
+		t.Errorf("unprefixed variables leaked into the configuration: %+v", c)
+	}
+}
+
+func TestEveryDocumentedVariableIsRead(t *testing.T) {
+	t.Setenv("HANDOFF_TEMPORAL_TLS_CERT", "cert.pem")
+	t.Setenv("HANDOFF_TEMPORAL_TLS_KEY", "key.pem")
+	t.Setenv("HANDOFF_TEMPORAL_TLS_CA", "ca.pem")
+	t.Setenv("HANDOFF_TEMPORAL_API_KEY", "key")
+	t.Setenv("HANDOFF_TEMPORAL_UI_URL", "https://ui.example.com")
+	t.Setenv("HANDOFF_OPERATOR_TOKENS", "op-token-0123456789")
+	t.Setenv("HANDOFF_API_ADDR", ":9000")
+	t.Setenv("HANDOFF_MAIL_PROVIDER", "sandbox")
+	t.Setenv("HANDOFF_ACCOUNTING_WEBHOOK_SECRETS", "whsec_x")
+	t.Setenv("HANDOFF_PAYMENT_POLL_INTERVAL", "2s")
+	t.Setenv("HANDOFF_PAYMENT_TIMEOUT", "1h")
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []string{c.Temporal.TLS.Cert, c.Temporal.TLS.Key, c.Temporal.TLS.CA, c.Temporal.APIKey, c.Temporal.UI.URL,
+		strings.Join(c.OperatorTokens, ","), c.APIAddr, c.Mail.Provider, strings.Join(c.Accounting.WebhookSecrets, ","),
+		c.PaymentPollInterval.String(), c.PaymentTimeout.String()}
+	want := []string{"cert.pem", "key.pem", "ca.pem", "key", "https://ui.example.com",
+		"op-token-0123456789", ":9000", "sandbox", "whsec_x", "2s", "1h0m0s"}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("value %d = %q, want %q", i, got[i], want[i])
+		}
+	}
+	if !c.Temporal.TLSEnabled() {
+		t.Error("TLSEnabled = false with certificate files set")
+	}
+}

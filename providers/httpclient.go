@@ -12,6 +12,7 @@ import (
 	"net/http/httptrace"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -39,7 +40,7 @@ type HTTPClient struct {
 type HTTPOptions struct {
 	// ConnectTimeout bounds dialing; default 5 s.
 	ConnectTimeout time.Duration
-	// Timeout bounds the whole call including reading the answer; default 30 s.
+	// Timeout bounds the whole call including reading the answer; default 15 s.
 	Timeout time.Duration
 	// Authorize adds credentials to each request.
 	Authorize func(*http.Request) error
@@ -51,11 +52,18 @@ func NewHTTPClient(system, baseURL string, opts HTTPOptions) *HTTPClient {
 		opts.ConnectTimeout = 5 * time.Second
 	}
 	if opts.Timeout == 0 {
-		opts.Timeout = 30 * time.Second
+		opts.Timeout = 15 * time.Second
 	}
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.DialContext = (&net.Dialer{Timeout: opts.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext
-	transport.MaxIdleConnsPerHost = 32
+	transport := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: opts.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          100,
+		MaxIdleConnsPerHost:   32,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   opts.ConnectTimeout,
+		ExpectContinueTimeout: time.Second,
+	}
 	return &HTTPClient{
 		system:    system,
 		baseURL:   strings.TrimRight(baseURL, "/"),
@@ -83,13 +91,15 @@ func (c *HTTPClient) Do(ctx context.Context, r Request, out any) error {
 	if err != nil {
 		return c.fail(r, Permanent, TypeInvalidInput, 0, err)
 	}
-	var wrote bool
+	// The transport reports from its own goroutine that the request was
+	// written; after that, a missing answer leaves the outcome unknown.
+	var wrote atomic.Bool
 	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
-		WroteRequest: func(httptrace.WroteRequestInfo) { wrote = true },
+		WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) },
 	}))
 	resp, err := c.http.Do(req)
 	if err != nil {
-		if wrote && !errors.Is(ctx.Err(), context.Canceled) {
+		if wrote.Load() && !errors.Is(ctx.Err(), context.Canceled) {
 			return c.fail(r, Ambiguous, TypeAmbiguous, 0, err)
 		}
 		return c.fail(r, Temporary, TypeTemporary, 0, err)
@@ -99,17 +109,19 @@ func (c *HTTPClient) Do(ctx context.Context, r Request, out any) error {
 	if err != nil {
 		return c.fail(r, Ambiguous, TypeAmbiguous, resp.StatusCode, fmt.Errorf("read answer: %w", err))
 	}
-	if len(body) > MaxResponseBytes {
-		return c.fail(r, Permanent, TypeUnsupported, resp.StatusCode, fmt.Errorf("answer larger than %d bytes", MaxResponseBytes))
-	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return c.statusError(r, resp, body)
+	}
+	// A 2xx answer that cannot be read may still mean the work was done:
+	// ambiguous, so that a retry looks the record up instead of redoing it.
+	if len(body) > MaxResponseBytes {
+		return c.fail(r, Ambiguous, TypeAmbiguous, resp.StatusCode, fmt.Errorf("answer larger than %d bytes", MaxResponseBytes))
 	}
 	if out == nil {
 		return nil
 	}
 	if err := json.Unmarshal(body, out); err != nil {
-		return c.fail(r, Permanent, TypeUnsupported, resp.StatusCode, fmt.Errorf("decode answer: %w", err))
+		return c.fail(r, Ambiguous, TypeAmbiguous, resp.StatusCode, fmt.Errorf("decode answer: %w", err))
 	}
 	return nil
 }

@@ -131,7 +131,7 @@ func TestDoRefusesOversizedAnswers(t *testing.T) {
 	var out Contact
 	err := c.Do(context.Background(), Request{Operation: "get_contact", Method: http.MethodGet, Path: "/contacts/1"}, &out)
 	var pe *Error
-	if !errors.As(err, &pe) || pe.Category != Permanent {
-		t.Errorf("error = %v, want a permanent *providers.Error", err)
+	if !errors.As(err, &pe) || pe.Category != Ambiguous {
+		t.Errorf("error = %v, want an ambiguous *providers.Error: the work may have been done", err)
 	}
 }

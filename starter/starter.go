@@ -127,7 +127,11 @@ func (s *Starter) replay(ctx context.Context, placed Placed, hash string) (Place
 	if err != nil {
 		return Placed{}, fmt.Errorf("place order %s: read existing order: %w", placed.OrderID, err)
 	}
-	if memo[MemoRequestHash] != hash {
+	stored, ok := memo[MemoRequestHash]
+	if !ok {
+		return Placed{}, fmt.Errorf("place order %s: existing workflow %s carries no request hash", placed.OrderID, placed.WorkflowID)
+	}
+	if stored != hash {
 		return Placed{}, fmt.Errorf("place order %s: %w", placed.OrderID, ErrConflict)
 	}
 	placed.CorrelationID = memo[MemoCorrelationID]

@@ -203,11 +203,11 @@ func faulty(next http.Handler) http.Handler {
 	})
 }
 
-// order returns a valid order with the given id.
+// order returns a valid order with the given id, for a customer of its own.
 func order(id string) workflows.Order {
 	return workflows.Order{
 		OrderID:  id,
-		Customer: workflows.Customer{Email: "ada@example.com", Name: "Ada Lovelace"},
+		Customer: workflows.Customer{Email: "ada+" + id + "@example.com", Name: "Ada Lovelace"},
 		Currency: "eur",
 		Amount:   4500,
 		Items: []workflows.Item{
@@ -220,21 +220,26 @@ func order(id string) workflows.Order {
 // call sends a request to the API and returns the status, headers and body.
 func call(t *testing.T, method, path string, body any, token string) (int, http.Header, []byte) {
 	t.Helper()
+	status, header, raw, err := send(method, path, body, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return status, header, raw
+}
+
+// send is call for goroutines, which must not stop the test themselves.
+func send(method, path string, body any, token string) (int, http.Header, []byte, error) {
 	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		raw, err := json.Marshal(b)
+	if body != nil {
+		raw, err := json.Marshal(body)
 		if err != nil {
-			t.Fatalf("encode body: %v", err)
+			return 0, nil, nil, fmt.Errorf("encode body: %w", err)
 		}
 		rd = bytes.NewReader(raw)
 	}
 	req, err := http.NewRequest(method, env.api.URL+path, rd)
 	if err != nil {
-		t.Fatalf("new request: %v", err)
+		return 0, nil, nil, fmt.Errorf("new request: %w", err)
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -242,14 +247,14 @@ func call(t *testing.T, method, path string, body any, token string) (int, http.
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+		return 0, nil, nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("read answer: %v", err)
+		return 0, nil, nil, fmt.Errorf("read answer: %w", err)
 	}
-	return resp.StatusCode, resp.Header, raw
+	return resp.StatusCode, resp.Header, raw, nil
 }
 
 // awaitOrder polls GET /v1/orders/{id} until the status is one of want.

@@ -2,14 +2,14 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os/exec"
+	"runtime"
 	"strconv"
-	"syscall"
+	"sync/atomic"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -35,8 +35,10 @@ type DevServerOptions struct {
 
 // DevServer is a running `temporal server start-dev` process.
 type DevServer struct {
-	cmd  *exec.Cmd
-	done chan error
+	cmd      *exec.Cmd
+	done     chan struct{}
+	err      error // set before done is closed
+	stopping atomic.Bool
 }
 
 // StartDevServer starts the Temporal dev server and waits until it answers.
@@ -70,14 +72,26 @@ func StartDevServer(ctx context.Context, opts DevServerOptions) (*DevServer, err
 	}
 	cmd := exec.Command(opts.Binary, args...)
 	cmd.Stdout, cmd.Stderr = opts.Output, opts.Output
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	cmd.SysProcAttr = childProcessAttributes()
+	d := &DevServer{cmd: cmd, done: make(chan struct{})}
+	started := make(chan error, 1)
+	go func() {
+		// The parent-death signal is tied to the OS thread that started the
+		// child (golang/go#27505): that thread stays alive as long as the child.
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		d.err = cmd.Wait()
+		close(d.done)
+	}()
+	if err := <-started; err != nil {
 		return nil, fmt.Errorf("start dev server %s: %w", opts.Binary, err)
 	}
-	d := &DevServer{cmd: cmd, done: make(chan error, 1)}
-	go func() { d.done <- cmd.Wait() }()
 	if err := d.waitReady(ctx, opts); err != nil {
-		d.Stop(5 * time.Second)
+		_ = d.Stop(5 * time.Second)
 		return nil, err
 	}
 	return d, nil
@@ -91,9 +105,8 @@ func (d *DevServer) waitReady(ctx context.Context, opts DevServerOptions) error 
 			return nil
 		}
 		select {
-		case err := <-d.done:
-			d.done <- err
-			return fmt.Errorf("dev server exited before it was ready: %v", err)
+		case <-d.done:
+			return fmt.Errorf("dev server exited before it was ready: %w", d.err)
 		case <-ctx.Done():
 			return fmt.Errorf("dev server not ready: %w", ctx.Err())
 		case <-time.After(200 * time.Millisecond):
@@ -101,31 +114,37 @@ func (d *DevServer) waitReady(ctx context.Context, opts DevServerOptions) error 
 	}
 }
 
-// Stop asks the server to stop and kills it after the timeout.
+// Done is closed when the server process has exited, for whatever reason.
+func (d *DevServer) Done() <-chan struct{} { return d.done }
+
+// Err is why the process exited; read it after Done is closed.
+func (d *DevServer) Err() error { return d.err }
+
+// Stop asks the server to stop and kills it after the timeout. An exit
+// caused by the stop itself is not an error.
 func (d *DevServer) Stop(timeout time.Duration) error {
-	if d.cmd.Process == nil {
-		return nil
-	}
-	_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGTERM)
 	select {
-	case err := <-d.done:
-		d.done <- err
-		return exitError(err)
+	case <-d.done:
+		return d.exitError()
+	default:
+	}
+	d.stopping.Store(true)
+	signalChild(d.cmd.Process, false)
+	select {
+	case <-d.done:
+		return nil
 	case <-time.After(timeout):
-		_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
-		err := <-d.done
-		d.done <- err
+		signalChild(d.cmd.Process, true)
+		<-d.done
 		return fmt.Errorf("dev server did not stop within %s; killed", timeout)
 	}
 }
 
-// exitError ignores the exit caused by our own SIGTERM.
-func exitError(err error) error {
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
+func (d *DevServer) exitError() error {
+	if d.stopping.Load() || d.err == nil {
 		return nil
 	}
-	return err
+	return fmt.Errorf("dev server exited: %w", d.err)
 }
 
 // Reachable reports whether a Temporal frontend answers at address.

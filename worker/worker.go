@@ -50,15 +50,15 @@ func Dial(ctx context.Context, cfg config.Temporal, logger *slog.Logger) (client
 
 func tlsConfig(cfg config.Temporal) (*tls.Config, error) {
 	out := &tls.Config{MinVersion: tls.VersionTLS12}
-	if cfg.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+	if cfg.TLS.Cert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLS.Cert, cfg.TLS.Key)
 		if err != nil {
 			return nil, fmt.Errorf("load client certificate: %w", err)
 		}
 		out.Certificates = []tls.Certificate{cert}
 	}
-	if cfg.TLSCA != "" {
-		pem, err := os.ReadFile(cfg.TLSCA)
+	if cfg.TLS.CA != "" {
+		pem, err := os.ReadFile(cfg.TLS.CA)
 		if err != nil {
 			return nil, fmt.Errorf("read CA: %w", err)
 		}

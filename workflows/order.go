@@ -147,6 +147,9 @@ func (o *orderRun) step(ctx workflow.Context, name string, activity, input any, 
 			})
 			return nil
 		}
+		if temporal.IsCanceledError(err) {
+			return err
+		}
 		if err := o.park(ctx, name, err); err != nil {
 			return err
 		}
@@ -158,7 +161,9 @@ func (o *orderRun) step(ctx workflow.Context, name string, activity, input any, 
 func (o *orderRun) activityContext(ctx workflow.Context, step string) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		TaskQueue:           ProviderTaskQueue(stepSystems[step]),
-		StartToCloseTimeout: 30 * time.Second,
+		// Room for a lookup and a create, each bounded by the HTTP client's
+		// own timeout, so that the client's classification is what fails.
+		StartToCloseTimeout: 45 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    time.Second,
 			BackoffCoefficient: 2,

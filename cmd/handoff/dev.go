@@ -15,8 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/handoff-hq/handoff/config"
 	"github.com/handoff-hq/handoff/worker"
 )
@@ -41,7 +39,7 @@ func runDev(ctx context.Context, log *slog.Logger, args []string) error {
 		return err
 	}
 	if !config.LookupEnv("TEMPORAL_UI_URL") {
-		cfg.Temporal.UIURL = fmt.Sprintf("http://localhost:%d", *uiPort)
+		cfg.Temporal.UI.URL = fmt.Sprintf("http://localhost:%d", *uiPort)
 	}
 	creds, err := devCredentials(*dataDir, &cfg)
 	if err != nil {
@@ -61,8 +59,9 @@ func runDev(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 
 	temporalNote := "already running, used as is"
+	parts := []part{}
 	if !worker.Reachable(ctx, cfg.Temporal.Address, cfg.Temporal.Namespace) {
-		dev, err := startDevServer(ctx, cfg, *binary, *dataDir, *uiPort)
+		dev, logFile, err := startDevServer(ctx, cfg, *binary, *dataDir, *uiPort)
 		if err != nil {
 			apiLn.Close()
 			sandboxLn.Close()
@@ -72,8 +71,17 @@ func runDev(ctx context.Context, log *slog.Logger, args []string) error {
 			if err := dev.Stop(15 * time.Second); err != nil {
 				log.Error("stop dev server", "error", err)
 			}
+			logFile.Close()
 		}()
 		temporalNote = "started here, state in " + filepath.Join(*dataDir, "temporal.db")
+		parts = append(parts, part{"temporal dev server", func(ctx context.Context) error {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-dev.Done():
+				return fmt.Errorf("exited (log: %s): %w", logFile.Name(), dev.Err())
+			}
+		}})
 	}
 
 	c, err := worker.Dial(ctx, cfg.Temporal, log)
@@ -85,32 +93,88 @@ func runDev(ctx context.Context, log *slog.Logger, args []string) error {
 		return err
 	}
 
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return serveSandbox(gctx, sandboxLn, log) })
-	g.Go(func() error { return runWorkers(gctx, cfg, c) })
-	g.Go(func() error { return serveAPI(gctx, cfg, c, apiLn, log) })
-	printBanner(cfg, creds, temporalNote)
-	err = g.Wait()
+	parts = append(parts,
+		part{"sandbox", func(ctx context.Context) error { return serveSandbox(ctx, sandboxLn, log) }},
+		part{"worker", func(ctx context.Context) error { return runWorkers(ctx, cfg, c) }},
+		part{"api", func(ctx context.Context) error { return serveAPI(ctx, cfg, c, apiLn, log) }},
+	)
+	err = runParts(ctx, parts, func() { printBanner(cfg, creds, temporalNote) })
 	fmt.Println("handoff stopped.")
 	return err
 }
 
-func startDevServer(ctx context.Context, cfg config.Config, binary, dataDir string, uiPort int) (*worker.DevServer, error) {
+// part is one long-running piece of the system; run returns when its
+// context ends.
+type part struct {
+	name string
+	run  func(context.Context) error
+}
+
+// runParts starts the parts in order and, once ctx ends or any part stops on
+// its own, stops them in reverse order, each after the one started after it:
+// the API stops taking requests before the workers stop, and the workers
+// before the providers they call.
+func runParts(ctx context.Context, parts []part, started func()) error {
+	type running struct {
+		cancel context.CancelFunc
+		done   chan error
+	}
+	exited := make(chan error, len(parts))
+	all := make([]running, 0, len(parts))
+	for _, p := range parts {
+		pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		r := running{cancel: cancel, done: make(chan error, 1)}
+		go func() {
+			err := p.run(pctx)
+			if err == nil && pctx.Err() == nil {
+				err = errors.New("stopped unexpectedly")
+			}
+			if err != nil {
+				err = fmt.Errorf("%s: %w", p.name, err)
+			}
+			r.done <- err
+			if pctx.Err() == nil {
+				exited <- err
+			}
+		}()
+		all = append(all, r)
+	}
+	started()
+	var first error
+	select {
+	case <-ctx.Done():
+	case first = <-exited:
+	}
+	for i := len(all) - 1; i >= 0; i-- {
+		all[i].cancel()
+		if err := <-all[i].done; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func startDevServer(ctx context.Context, cfg config.Config, binary, dataDir string, uiPort int) (*worker.DevServer, *os.File, error) {
 	if _, err := os.Stat(binary); err != nil {
-		return nil, fmt.Errorf("no Temporal server at %s and no CLI to start one (run `make bin/temporal`): %w", cfg.Temporal.Address, err)
+		return nil, nil, fmt.Errorf("no Temporal server at %s and no CLI to start one (run `make temporal`): %w", cfg.Temporal.Address, err)
 	}
 	if host, _, _ := net.SplitHostPort(cfg.Temporal.Address); host != "localhost" && host != "127.0.0.1" && host != "" {
-		return nil, fmt.Errorf("temporal at %s does not answer; a dev server is started only for a local address", cfg.Temporal.Address)
+		return nil, nil, fmt.Errorf("temporal at %s does not answer; a dev server is started only for a local address", cfg.Temporal.Address)
 	}
 	logFile, err := os.OpenFile(filepath.Join(dataDir, "temporal.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("open dev server log: %w", err)
+		return nil, nil, fmt.Errorf("open dev server log: %w", err)
 	}
 	fmt.Printf("Starting the Temporal dev server at %s (log: %s) …\n", cfg.Temporal.Address, logFile.Name())
-	return worker.StartDevServer(ctx, worker.DevServerOptions{
+	dev, err := worker.StartDevServer(ctx, worker.DevServerOptions{
 		Binary: binary, Address: cfg.Temporal.Address, Namespace: cfg.Temporal.Namespace,
 		UIPort: uiPort, DBFile: filepath.Join(dataDir, "temporal.db"), Output: logFile,
 	})
+	if err != nil {
+		logFile.Close()
+		return nil, nil, err
+	}
+	return dev, logFile, nil
 }
 
 // devCredentials fills in development-only bearer tokens where the
@@ -172,7 +236,10 @@ func readEnvFile(path string) (map[string]string, error) {
 			out[strings.TrimPrefix(k, config.Prefix+"_")] = v
 		}
 	}
-	return out, sc.Err()
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return out, nil
 }
 
 func writeEnvFile(path string, values map[string]string) error {
@@ -217,7 +284,7 @@ Place an order:
   curl -s %s/v1/orders/A-1001 -H 'Authorization: Bearer %s'
 
 Press Ctrl-C to stop.
-`, apiURL, strings.TrimRight(cfg.Temporal.UIURL, "/"), cfg.Temporal.Namespace,
+`, apiURL, strings.TrimRight(cfg.Temporal.UI.URL, "/"), cfg.Temporal.Namespace,
 		cfg.Temporal.Address, cfg.Temporal.Namespace, temporalNote,
 		cfg.SandboxURL(), cfg.SandboxURL(), apiURL,
 		token, operator, apiURL, token, apiURL, token)

@@ -33,6 +33,11 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		// After the first signal, a second one ends handoff at once.
+		<-ctx.Done()
+		stop()
+	}()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	commands := map[string]func(context.Context, *slog.Logger, []string) error{
 		"dev": runDev, "worker": runWorker, "api": runAPI, "sandbox": runSandbox,

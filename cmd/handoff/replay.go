@@ -24,7 +24,7 @@ func runReplay(_ context.Context, log *slog.Logger, args []string) error {
 	for _, arg := range fs.Args() {
 		matches, err := filepath.Glob(filepath.Join(arg, "*.json"))
 		if err != nil {
-			return err
+			return fmt.Errorf("list histories in %s: %w", arg, err)
 		}
 		if len(matches) == 0 {
 			matches = []string{arg}

@@ -108,7 +108,7 @@ func serveAPI(ctx context.Context, cfg config.Config, c client.Client, ln net.Li
 			_, err := c.CheckHealth(ctx, &client.CheckHealthRequest{})
 			return err
 		},
-		WebUIURL: cfg.Temporal.UIURL, Namespace: cfg.Temporal.Namespace,
+		WebUIURL: cfg.Temporal.UI.URL, Namespace: cfg.Temporal.Namespace,
 		Logger: log.With("component", "api"),
 	})
 	if err != nil {
@@ -132,7 +132,7 @@ func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
 	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
-		return err
+		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
 	case <-ctx.Done():
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)

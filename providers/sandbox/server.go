@@ -8,6 +8,8 @@
 package sandbox
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -60,11 +62,15 @@ func NewServer(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	// The sandbox keeps its records in memory while Temporal keeps workflows
+	// across restarts; an instance tag in every id makes a workflow that
+	// outlived a sandbox get "not found" instead of another order's record.
+	instance := randomTag()
 	s := &Server{
-		contacts:    newCollection[providers.Contact]("ct"),
-		charges:     newCollection[providers.Charge]("ch"),
-		invoices:    newCollection[providers.Invoice]("in"),
-		messages:    newCollection[providers.Message]("msg"),
+		contacts:    newCollection[providers.Contact]("ct_" + instance),
+		charges:     newCollection[providers.Charge]("ch_" + instance),
+		invoices:    newCollection[providers.Invoice]("in_" + instance),
+		messages:    newCollection[providers.Message]("msg_" + instance),
 		settleDelay: opts.SettleDelay,
 		log:         opts.Logger,
 		mux:         http.NewServeMux(),
@@ -104,6 +110,12 @@ func (s *Server) handle(pattern, system, operation string, h http.HandlerFunc) {
 			"correlation_id", r.Header.Get(providers.HeaderCorrelationID))
 		h(w, r)
 	})
+}
+
+func randomTag() string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b) // crypto/rand.Read does not fail on supported platforms
+	return hex.EncodeToString(b)
 }
 
 // ServeHTTP serves the sandbox API.

@@ -13,6 +13,8 @@ import (
 // order, indexed by id, external reference and idempotency key. It is not
 // safe for concurrent use; the Server's lock guards every collection.
 type collection[T any] struct {
+	// prefix starts every id: the record kind and the sandbox instance, so
+	// that ids from an earlier run of the sandbox never name new records.
 	prefix string
 	seq    int
 	ids    []string
@@ -47,7 +49,7 @@ func newCollection[T any](prefix string) *collection[T] {
 
 func (c *collection[T]) nextID() string {
 	c.seq++
-	return fmt.Sprintf("%s_%08d", c.prefix, c.seq)
+	return fmt.Sprintf("%s_%08d", c.prefix, c.seq) // zero-padded: ids sort in creation order
 }
 
 func (c *collection[T]) add(id, ref, key string, v *T) {
