@@ -36,7 +36,7 @@ temporal:
 		{ echo "bin/temporal does not report server $(TEMPORAL_SERVER_VERSION)"; exit 1; }
 
 test: temporal lint
-	$(GO) test -count=1 -timeout 25m ./...
+	$(GO) test -race -count=1 -timeout 25m ./...
 
 bin/staticcheck:
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
