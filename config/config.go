@@ -35,8 +35,8 @@ type Config struct {
 	APITokens []string `split_words:"true"`
 	// OperatorTokens are the bearer tokens accepted on operator endpoints.
 	OperatorTokens []string `split_words:"true"`
-	// SandboxAddr is where the provider simulator listens.
-	SandboxAddr string `split_words:"true" default:":8090"`
+	// Sandbox configures the provider simulator.
+	Sandbox Sandbox
 
 	Payments   Provider
 	Accounting Provider
@@ -62,6 +62,16 @@ type Temporal struct {
 	UI WebUI
 }
 
+// Sandbox configures the provider simulator (HANDOFF_SANDBOX_*).
+type Sandbox struct {
+	// Addr is where it listens.
+	Addr string `default:":8090"`
+	// ClientID and ClientSecret, when set, are the one OAuth2 client the
+	// sandbox accepts; every provider call then needs a token it issued.
+	ClientID     string `split_words:"true"`
+	ClientSecret string `split_words:"true"`
+}
+
 // TLSFiles are PEM files for a TLS connection.
 type TLSFiles struct {
 	// Cert and Key are a client certificate for mTLS.
@@ -82,7 +92,8 @@ func (t Temporal) TLSEnabled() bool {
 	return t.TLS.Cert != "" || t.TLS.CA != "" || t.APIKey != ""
 }
 
-// Provider selects and locates the implementation of one external system.
+// Provider selects, locates and limits the implementation of one external
+// system. Every variable is HANDOFF_<SYSTEM>_<NAME>.
 type Provider struct {
 	// Provider is the implementation: "sandbox", or "stripe" for payments.
 	Provider string `default:"sandbox"`
@@ -90,6 +101,26 @@ type Provider struct {
 	URL string
 	// WebhookSecrets verify the provider's webhooks; two during a rotation.
 	WebhookSecrets []string `split_words:"true"`
+
+	// APIKey is sent as a bearer token (Stripe's secret key, for example).
+	APIKey string `split_words:"true"`
+	// ClientID, ClientSecret and TokenURL enable OAuth2 client credentials;
+	// TokenURL defaults to the sandbox's token endpoint for the sandbox.
+	ClientID     string `split_words:"true"`
+	ClientSecret string `split_words:"true"`
+	TokenURL     string `split_words:"true"`
+
+	// ConnectTimeout bounds dialing; Timeout bounds a whole call.
+	ConnectTimeout time.Duration `split_words:"true" default:"5s"`
+	Timeout        time.Duration `default:"15s"`
+	// OperationTimeouts overrides Timeout per operation, e.g.
+	// "create_charge:20s,get_charge:5s".
+	OperationTimeouts map[string]time.Duration `split_words:"true"`
+	// RateLimit is the most calls per second to this provider, across all
+	// workers (Temporal enforces it on the provider's task queue).
+	RateLimit float64 `split_words:"true" default:"50"`
+	// Concurrency is the most calls in flight per worker.
+	Concurrency int `default:"20"`
 }
 
 // Load reads the configuration from the environment and fills in derived
@@ -100,6 +131,9 @@ func Load() (Config, error) {
 		return Config{}, fmt.Errorf("read configuration: %w", err)
 	}
 	c.fillDefaults()
+	if c.Sandbox.ClientID != "" {
+		c.SetSandboxClient(c.Sandbox.ClientID, c.Sandbox.ClientSecret)
+	}
 	return c, nil
 }
 
@@ -110,18 +144,33 @@ func LookupEnv(name string) bool {
 	return ok
 }
 
-// fillDefaults points every sandbox provider without a URL at the local sandbox.
+// fillDefaults points every sandbox provider without a URL at the local
+// sandbox, and its OAuth2 clients at the sandbox's token endpoint.
 func (c *Config) fillDefaults() {
 	for _, p := range c.providers() {
 		if p.cfg.URL == "" && p.cfg.Provider == "sandbox" {
 			p.cfg.URL = c.SandboxURL() + "/" + p.system
 		}
+		if p.cfg.TokenURL == "" && p.cfg.ClientID != "" && p.cfg.Provider == "sandbox" {
+			p.cfg.TokenURL = strings.TrimSuffix(p.cfg.URL, "/"+p.system) + "/oauth/token"
+		}
 	}
+}
+
+// SetSandboxClient makes every sandbox provider authenticate with the given
+// OAuth2 client, unless it has credentials of its own.
+func (c *Config) SetSandboxClient(id, secret string) {
+	for _, p := range c.providers() {
+		if p.cfg.Provider == "sandbox" && p.cfg.ClientID == "" && p.cfg.APIKey == "" {
+			p.cfg.ClientID, p.cfg.ClientSecret = id, secret
+		}
+	}
+	c.fillDefaults()
 }
 
 // SandboxURL is the base URL at which this process reaches the sandbox.
 func (c Config) SandboxURL() string {
-	return "http://" + dialable(c.SandboxAddr)
+	return "http://" + dialable(c.Sandbox.Addr)
 }
 
 // Provider returns the settings of the named system.
@@ -176,7 +225,7 @@ func (c Config) Validate(opts ValidateOptions) error {
 			add("HANDOFF_TEMPORAL_%s: %w", f.name, err)
 		}
 	}
-	for _, v := range []struct{ name, addr string }{{"HANDOFF_API_ADDR", c.APIAddr}, {"HANDOFF_SANDBOX_ADDR", c.SandboxAddr}} {
+	for _, v := range []struct{ name, addr string }{{"HANDOFF_API_ADDR", c.APIAddr}, {"HANDOFF_SANDBOX_ADDR", c.Sandbox.Addr}} {
 		if _, _, err := net.SplitHostPort(v.addr); err != nil {
 			add("%s %q: want [host]:port", v.name, v.addr)
 		}
@@ -218,6 +267,26 @@ func (p namedProvider) validate() []error {
 	}
 	if u, err := url.Parse(p.cfg.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("%s_URL %q: want an http or https URL", name, p.cfg.URL))
+	}
+	if (p.cfg.ClientID == "") != (p.cfg.ClientSecret == "") {
+		errs = append(errs, fmt.Errorf("%s_CLIENT_ID and %s_CLIENT_SECRET: set both or neither", name, name))
+	}
+	if p.cfg.ClientID != "" && p.cfg.APIKey != "" {
+		errs = append(errs, fmt.Errorf("%s_API_KEY and %s_CLIENT_ID: choose one way to authenticate", name, name))
+	}
+	if p.cfg.ConnectTimeout <= 0 || p.cfg.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("%s_CONNECT_TIMEOUT and %s_TIMEOUT: must be positive", name, name))
+	}
+	for op, d := range p.cfg.OperationTimeouts {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s_OPERATION_TIMEOUTS: %s must be positive", name, op))
+		}
+	}
+	if p.cfg.RateLimit <= 0 {
+		errs = append(errs, fmt.Errorf("%s_RATE_LIMIT: must be positive", name))
+	}
+	if p.cfg.Concurrency < 1 {
+		errs = append(errs, fmt.Errorf("%s_CONCURRENCY: must be at least 1", name))
 	}
 	return errs
 }

@@ -11,7 +11,7 @@ func TestLoadDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Temporal.Address != "localhost:7233" || c.Temporal.Namespace != "default" || c.APIAddr != ":8080" || c.SandboxAddr != ":8090" {
+	if c.Temporal.Address != "localhost:7233" || c.Temporal.Namespace != "default" || c.APIAddr != ":8080" || c.Sandbox.Addr != ":8090" {
 		t.Errorf("defaults = %+v", c)
 	}
 	for _, system := range Systems {

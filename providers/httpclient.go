@@ -29,11 +29,13 @@ const (
 // out, the idempotency key and correlation id on every request, bounded
 // response bodies, timeouts, and every failure classified into an *Error.
 type HTTPClient struct {
-	system  string
-	baseURL string
-	http    *http.Client
-	// authorize adds credentials to a request; nil sends none.
-	authorize func(*http.Request) error
+	system   string
+	baseURL  string
+	http     *http.Client
+	timeout  time.Duration
+	timeouts map[string]time.Duration
+	// auth adds credentials to a request; nil sends none.
+	auth Authenticator
 }
 
 // HTTPOptions configures an HTTPClient.
@@ -42,8 +44,11 @@ type HTTPOptions struct {
 	ConnectTimeout time.Duration
 	// Timeout bounds the whole call including reading the answer; default 15 s.
 	Timeout time.Duration
-	// Authorize adds credentials to each request.
-	Authorize func(*http.Request) error
+	// OperationTimeouts overrides Timeout for the named operations.
+	OperationTimeouts map[string]time.Duration
+	// Auth adds credentials to each request; a 401 makes it refresh them
+	// and the call is tried once more.
+	Auth Authenticator
 }
 
 // NewHTTPClient returns a client for the system at baseURL.
@@ -65,12 +70,21 @@ func NewHTTPClient(system, baseURL string, opts HTTPOptions) *HTTPClient {
 		ExpectContinueTimeout: time.Second,
 	}
 	return &HTTPClient{
-		system:    system,
-		baseURL:   strings.TrimRight(baseURL, "/"),
-		http:      &http.Client{Transport: transport, Timeout: opts.Timeout},
-		authorize: opts.Authorize,
+		system:   system,
+		baseURL:  strings.TrimRight(baseURL, "/"),
+		http:     &http.Client{Transport: transport},
+		timeout:  opts.Timeout,
+		timeouts: opts.OperationTimeouts,
+		auth:     opts.Auth,
 	}
 }
+
+// Transport is the client's HTTP client, for token endpoints that should
+// share its connection limits and dial timeout.
+func (c *HTTPClient) Transport() *http.Client { return c.http }
+
+// SetAuth sets the Authenticator; it must be called before the first call.
+func (c *HTTPClient) SetAuth(a Authenticator) { c.auth = a }
 
 // Request describes one call.
 type Request struct {
@@ -85,10 +99,34 @@ type Request struct {
 }
 
 // Do sends the request and decodes a 2xx JSON answer into out (when not nil).
-// Any failure is returned as an *Error.
+// Any failure is returned as an *Error. A 401 answer makes the
+// Authenticator refresh its credentials, and the call is sent once more.
 func (c *HTTPClient) Do(ctx context.Context, r Request, out any) error {
+	err := c.do(ctx, r, out)
+	var pe *Error
+	if c.auth != nil && errors.As(err, &pe) && pe.Status == http.StatusUnauthorized && pe.Operation == r.Operation && c.auth.Refresh() {
+		return c.do(ctx, r, out)
+	}
+	return err
+}
+
+func (c *HTTPClient) timeoutFor(operation string) time.Duration {
+	if d, ok := c.timeouts[operation]; ok {
+		return d
+	}
+	return c.timeout
+}
+
+func (c *HTTPClient) do(ctx context.Context, r Request, out any) error {
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, c.timeoutFor(r.Operation))
+	defer cancel()
 	req, err := c.newRequest(ctx, r)
 	if err != nil {
+		var pe *Error
+		if errors.As(err, &pe) {
+			return pe
+		}
 		return c.fail(r, Permanent, TypeInvalidInput, 0, err)
 	}
 	// The transport reports from its own goroutine that the request was
@@ -99,7 +137,7 @@ func (c *HTTPClient) Do(ctx context.Context, r Request, out any) error {
 	}))
 	resp, err := c.http.Do(req)
 	if err != nil {
-		if wrote.Load() && !errors.Is(ctx.Err(), context.Canceled) {
+		if wrote.Load() && parent.Err() == nil {
 			return c.fail(r, Ambiguous, TypeAmbiguous, 0, err)
 		}
 		return c.fail(r, Temporary, TypeTemporary, 0, err)
@@ -149,8 +187,8 @@ func (c *HTTPClient) newRequest(ctx context.Context, r Request) (*http.Request, 
 	if r.Call.CorrelationID != "" {
 		req.Header.Set(HeaderCorrelationID, r.Call.CorrelationID)
 	}
-	if c.authorize != nil {
-		if err := c.authorize(req); err != nil {
+	if c.auth != nil {
+		if err := c.auth.Authorize(ctx, req); err != nil {
 			return nil, fmt.Errorf("authorize: %w", err)
 		}
 	}

@@ -124,7 +124,7 @@ func start() error {
 	if err != nil {
 		return err
 	}
-	ws, err := worker.New(env.client, acts)
+	ws, err := worker.New(env.client, acts, cfg)
 	if err != nil {
 		return err
 	}

@@ -10,8 +10,8 @@ import (
 	"github.com/handoff-hq/handoff/providers/sandbox"
 )
 
-// NewActivities builds the provider clients the configuration selects and
-// the Activities that use them.
+// NewActivities builds the provider clients the configuration selects, each
+// with its timeouts and credentials, and the Activities that use them.
 func NewActivities(cfg config.Config) (*activities.Activities, error) {
 	clients := map[string]*sandbox.Client{}
 	for _, system := range config.Systems {
@@ -19,7 +19,25 @@ func NewActivities(cfg config.Config) (*activities.Activities, error) {
 		if p.Provider != "sandbox" {
 			return nil, fmt.Errorf("new activities: HANDOFF_%s_PROVIDER=%s is not available in this build", strings.ToUpper(system), p.Provider)
 		}
-		clients[system] = sandbox.NewClient(system, p.URL, providers.HTTPOptions{})
+		c := sandbox.NewClient(system, p.URL, httpOptions(p))
+		c.HTTP().SetAuth(authenticator(system, p, c.HTTP()))
+		clients[system] = c
 	}
 	return activities.New(clients["crm"], clients["payments"], clients["accounting"], clients["mail"])
+}
+
+func httpOptions(p config.Provider) providers.HTTPOptions {
+	return providers.HTTPOptions{ConnectTimeout: p.ConnectTimeout, Timeout: p.Timeout, OperationTimeouts: p.OperationTimeouts}
+}
+
+// authenticator picks the provider's credentials: OAuth2 client
+// credentials, an API key, or none.
+func authenticator(system string, p config.Provider, c *providers.HTTPClient) providers.Authenticator {
+	switch {
+	case p.ClientID != "":
+		return providers.NewClientCredentials(system, p.TokenURL, p.ClientID, p.ClientSecret, c.Transport())
+	case p.APIKey != "":
+		return providers.APIKey{System: system, Key: p.APIKey}
+	}
+	return nil
 }

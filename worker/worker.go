@@ -112,8 +112,10 @@ type Workers struct {
 	all []sdkworker.Worker
 }
 
-// New builds the workflow worker and one activity worker per provider queue.
-func New(c client.Client, acts *activities.Activities) (*Workers, error) {
+// New builds the workflow worker and one activity worker per provider
+// queue, each limited by its provider's rate limit (enforced by Temporal for
+// the whole queue, across workers) and concurrency.
+func New(c client.Client, acts *activities.Activities, cfg config.Config) (*Workers, error) {
 	if c == nil || acts == nil {
 		return nil, errors.New("new workers: client and activities are required")
 	}
@@ -122,7 +124,12 @@ func New(c client.Client, acts *activities.Activities) (*Workers, error) {
 	ws := &Workers{all: []sdkworker.Worker{wf}}
 	byQueue := systemActivities(acts)
 	for _, system := range config.Systems {
-		w := sdkworker.New(c, workflows.ProviderTaskQueue(system), sdkworker.Options{DisableWorkflowWorker: true})
+		p, _ := cfg.Provider(system)
+		w := sdkworker.New(c, workflows.ProviderTaskQueue(system), sdkworker.Options{
+			DisableWorkflowWorker:              true,
+			TaskQueueActivitiesPerSecond:       p.RateLimit,
+			MaxConcurrentActivityExecutionSize: p.Concurrency,
+		})
 		for _, fn := range byQueue[system] {
 			w.RegisterActivity(fn)
 		}

@@ -34,15 +34,18 @@ func runSandbox(ctx context.Context, log *slog.Logger, _ []string) error {
 	if err != nil {
 		return err
 	}
-	ln, err := listen(cfg.SandboxAddr)
+	ln, err := listen(cfg.Sandbox.Addr)
 	if err != nil {
 		return err
 	}
-	return serveSandbox(ctx, ln, log)
+	return serveSandbox(ctx, cfg, ln, log)
 }
 
-func serveSandbox(ctx context.Context, ln net.Listener, log *slog.Logger) error {
-	srv := sandbox.NewServer(sandbox.Options{Logger: log.With("component", "sandbox")})
+func serveSandbox(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.Logger) error {
+	srv := sandbox.NewServer(sandbox.Options{
+		ClientID: cfg.Sandbox.ClientID, ClientSecret: cfg.Sandbox.ClientSecret,
+		Logger: log.With("component", "sandbox"),
+	})
 	defer srv.Close()
 	return serveHTTP(ctx, ln, srv)
 }
@@ -68,7 +71,7 @@ func runWorkers(ctx context.Context, cfg config.Config, c client.Client) error {
 	if err != nil {
 		return err
 	}
-	ws, err := worker.New(c, acts)
+	ws, err := worker.New(c, acts, cfg)
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,9 @@ func NewClient(system, baseURL string, opts providers.HTTPOptions) *Client {
 	return &Client{http: providers.NewHTTPClient(system, baseURL, opts)}
 }
 
+// HTTP is the client's transport, shared with its authenticator.
+func (c *Client) HTTP() *providers.HTTPClient { return c.http }
+
 var (
 	_ providers.CRM        = (*Client)(nil)
 	_ providers.Payments   = (*Client)(nil)

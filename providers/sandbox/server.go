@@ -37,7 +37,13 @@ const (
 type Options struct {
 	// SettleDelay is how long a charge stays pending; default 200 ms.
 	SettleDelay time.Duration
-	Logger      *slog.Logger
+	// ClientID and ClientSecret, when set, make every provider call need an
+	// access token from POST /oauth/token; TokenTTL is its lifetime
+	// (default 1 h).
+	ClientID     string
+	ClientSecret string
+	TokenTTL     time.Duration
+	Logger       *slog.Logger
 }
 
 // Server is the sandbox's HTTP handler and its in-memory state.
@@ -52,6 +58,9 @@ type Server struct {
 	log         *slog.Logger
 	mux         *http.ServeMux
 	timers      sync.WaitGroup
+	faults      faults
+	calls       callLog
+	auth        *authority
 }
 
 // NewServer returns a sandbox with empty state.
@@ -61,6 +70,9 @@ func NewServer(opts Options) *Server {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.TokenTTL == 0 {
+		opts.TokenTTL = time.Hour
 	}
 	// The sandbox keeps its records in memory while Temporal keeps workflows
 	// across restarts; an instance tag in every id makes a workflow that
@@ -74,6 +86,8 @@ func NewServer(opts Options) *Server {
 		settleDelay: opts.SettleDelay,
 		log:         opts.Logger,
 		mux:         http.NewServeMux(),
+		auth: &authority{clientID: opts.ClientID, secret: opts.ClientSecret, ttl: opts.TokenTTL,
+			tokens: map[string]time.Time{}},
 	}
 	s.routes()
 	return s
@@ -96,21 +110,54 @@ func (s *Server) routes() {
 	s.handle("GET /mail/messages/{id}", "mail", "get_message", getOne(s, s.messages))
 	s.handle("GET /mail/messages", "mail", "list_messages", list(s, s.messages))
 
+	s.mux.HandleFunc("POST /oauth/token", s.auth.token)
+
 	s.mux.HandleFunc("GET /_sandbox/state", s.state)
+	s.mux.HandleFunc("GET /_sandbox/calls", s.getCalls)
+	s.mux.HandleFunc("GET /_sandbox/faults", s.getFaults)
+	s.mux.HandleFunc("POST /_sandbox/faults", s.postFault)
+	s.mux.HandleFunc("DELETE /_sandbox/faults", s.deleteFaults)
+	s.mux.HandleFunc("POST /_sandbox/revoke", func(w http.ResponseWriter, _ *http.Request) {
+		s.auth.revokeClient()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	s.mux.HandleFunc("DELETE /_sandbox/revoke", func(w http.ResponseWriter, _ *http.Request) {
+		s.auth.restore()
+		w.WriteHeader(http.StatusNoContent)
+	})
 	s.mux.HandleFunc("GET /_sandbox/healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 }
 
-// handle registers a provider operation. Every operation goes through here,
-// so that behaviour common to all of them (logging today, fault injection)
-// has one place to live.
+// handle registers a provider operation. Every operation goes through here:
+// it is logged, its token checked, and an active fault applied to it.
 func (s *Server) handle(pattern, system, operation string, h http.HandlerFunc) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		call := Call{Time: time.Now(), System: system, Operation: operation,
+			IdempotencyKey: r.Header.Get(providers.HeaderIdempotencyKey), Path: r.URL.RequestURI()}
 		s.log.Debug("sandbox call", "system", system, "operation", operation,
-			"idempotency_key", r.Header.Get(providers.HeaderIdempotencyKey),
-			"correlation_id", r.Header.Get(providers.HeaderCorrelationID))
+			"idempotency_key", call.IdempotencyKey, "correlation_id", r.Header.Get(providers.HeaderCorrelationID))
+		f := s.faults.take(system, operation)
+		if f != nil {
+			call.Fault = f.Mode
+		}
+		s.calls.add(call)
+		if f != nil && f.Mode == FaultExpiredToken {
+			s.inject(f, w, r, h)
+			return
+		}
+		if aerr := s.auth.check(r); aerr != nil {
+			aerr.write(w)
+			return
+		}
+		if f != nil && s.inject(f, w, r, h) {
+			return
+		}
 		h(w, r)
 	})
 }
+
+// TokensIssued counts the access tokens the sandbox has issued.
+func (s *Server) TokensIssued() int { return s.auth.tokensIssued() }
 
 func randomTag() string {
 	b := make([]byte, 3)

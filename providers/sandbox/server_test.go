@@ -23,6 +23,13 @@ func newTestSandbox(t *testing.T) (*Server, *httptest.Server) {
 	return s, srv
 }
 
+func newHTTPServer(t *testing.T, s *Server) string {
+	t.Helper()
+	srv := httptest.NewServer(s)
+	t.Cleanup(func() { srv.Close(); s.Close() })
+	return srv.URL
+}
+
 func post(t *testing.T, url, key, body string) (int, http.Header, string) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))

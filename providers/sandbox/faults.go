@@ -1,0 +1,218 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Fault modes the sandbox can inject into provider calls.
+const (
+	// FaultStatus answers Status (default 503) without doing the work.
+	FaultStatus = "status"
+	// FaultRateLimit answers 429 with Retry-After (default 1 s).
+	FaultRateLimit = "rate_limit"
+	// FaultTimeoutBeforeCommit waits LatencyMS, then drops the connection
+	// without doing the work: the caller cannot know.
+	FaultTimeoutBeforeCommit = "timeout_before_commit"
+	// FaultTimeoutAfterCommit does the work, waits LatencyMS, then drops
+	// the connection without answering: the caller cannot know either.
+	FaultTimeoutAfterCommit = "timeout_after_commit"
+	// FaultLatency waits LatencyMS, then serves the call normally.
+	FaultLatency = "latency"
+	// FaultExpiredToken answers 401 token_expired and revokes the token the
+	// call carried, so the caller must fetch a new one.
+	FaultExpiredToken = "expired_token"
+)
+
+var faultModes = []string{FaultStatus, FaultRateLimit, FaultTimeoutBeforeCommit, FaultTimeoutAfterCommit, FaultLatency, FaultExpiredToken}
+
+// Fault is one injected failure, as posted to /_sandbox/faults. It applies to
+// the calls of System (and of Operation, when set): to the next Count of
+// them, or to a Rate fraction of them (chosen by a generator seeded with
+// Seed, so a run is repeatable), or to all of them until cleared.
+type Fault struct {
+	System     string  `json:"system"`
+	Operation  string  `json:"operation,omitempty"`
+	Mode       string  `json:"mode"`
+	Count      int     `json:"count,omitempty"`
+	Status     int     `json:"status,omitempty"`
+	RetryAfter int     `json:"retry_after,omitempty"`
+	LatencyMS  int     `json:"latency_ms,omitempty"`
+	Rate       float64 `json:"rate,omitempty"`
+	Seed       uint64  `json:"seed,omitempty"`
+
+	// Hits counts the calls the fault was applied to.
+	Hits int `json:"hits"`
+
+	rng *rand.Rand
+}
+
+func (f *Fault) validate() error {
+	var problems []string
+	if f.System == "" {
+		problems = append(problems, "system is required")
+	}
+	known := false
+	for _, m := range faultModes {
+		known = known || f.Mode == m
+	}
+	if !known {
+		problems = append(problems, fmt.Sprintf("mode %q: want one of %s", f.Mode, strings.Join(faultModes, ", ")))
+	}
+	if f.Count < 0 || f.Rate < 0 || f.Rate > 1 || f.LatencyMS < 0 || f.RetryAfter < 0 {
+		problems = append(problems, "count, latency_ms and retry_after must not be negative, rate must be within [0, 1]")
+	}
+	if f.Mode == FaultStatus && f.Status != 0 && (f.Status < 400 || f.Status > 599) {
+		problems = append(problems, "status must be a 4xx or 5xx code")
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// faults is the set of active faults, consulted on every provider call.
+type faults struct {
+	mu     sync.Mutex
+	active []*Fault
+}
+
+// take returns the fault that applies to this call, if any, and counts it.
+func (fs *faults) take(system, operation string) *Fault {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	for i, f := range fs.active {
+		if f.System != system || (f.Operation != "" && f.Operation != operation) {
+			continue
+		}
+		if f.Rate > 0 && f.rng.Float64() >= f.Rate {
+			continue
+		}
+		f.Hits++
+		hit := *f
+		if f.Count > 0 {
+			f.Count--
+			if f.Count == 0 {
+				fs.active = append(fs.active[:i], fs.active[i+1:]...)
+			}
+		}
+		return &hit
+	}
+	return nil
+}
+
+func (fs *faults) add(f *Fault) {
+	seed := f.Seed
+	if seed == 0 {
+		seed = 1
+	}
+	f.rng = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	fs.active = append(fs.active, f)
+}
+
+func (fs *faults) clear() {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	fs.active = nil
+}
+
+func (fs *faults) list() []Fault {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	out := make([]Fault, 0, len(fs.active))
+	for _, f := range fs.active {
+		out = append(out, *f)
+	}
+	return out
+}
+
+// inject applies a fault to one call. It reports whether the fault answered
+// the call itself; when it did not, the caller serves the call.
+func (s *Server) inject(f *Fault, w http.ResponseWriter, r *http.Request, serve http.HandlerFunc) bool {
+	latency := time.Duration(f.LatencyMS) * time.Millisecond
+	switch f.Mode {
+	case FaultLatency:
+		sleep(r, latency)
+		return false
+	case FaultStatus:
+		status := f.Status
+		if status == 0 {
+			status = http.StatusServiceUnavailable
+		}
+		(&apiError{status: status, typ: "api_error", code: "injected_fault", message: fmt.Sprintf("injected %d", status)}).write(w)
+	case FaultRateLimit:
+		retryAfter := f.RetryAfter
+		if retryAfter == 0 {
+			retryAfter = 1
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+		(&apiError{status: http.StatusTooManyRequests, typ: "rate_limit_error", code: "rate_limited", message: "too many requests"}).write(w)
+	case FaultTimeoutBeforeCommit:
+		sleep(r, latency)
+		dropConnection(w)
+	case FaultTimeoutAfterCommit:
+		// Do the work, throw the answer away.
+		serve(httptest.NewRecorder(), r)
+		sleep(r, latency)
+		dropConnection(w)
+	case FaultExpiredToken:
+		s.auth.revokeToken(bearer(r))
+		(&apiError{status: http.StatusUnauthorized, typ: "authentication_error", code: "token_expired", message: "the access token expired"}).write(w)
+	}
+	return true
+}
+
+func sleep(r *http.Request, d time.Duration) {
+	select {
+	case <-time.After(d):
+	case <-r.Context().Done():
+	}
+}
+
+// dropConnection closes the connection without an answer, as a provider
+// that timed out or crashed would.
+func dropConnection(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		panic(http.ErrAbortHandler) // net/http closes the connection
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	conn.Close()
+}
+
+func (s *Server) postFault(w http.ResponseWriter, r *http.Request) {
+	var f Fault
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequestBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		invalid("body_invalid", "fault is not valid JSON: "+err.Error()).write(w)
+		return
+	}
+	if err := f.validate(); err != nil {
+		invalid("fault_invalid", err.Error()).write(w)
+		return
+	}
+	s.faults.add(&f)
+	writeJSON(w, http.StatusCreated, f)
+}
+
+func (s *Server) deleteFaults(w http.ResponseWriter, _ *http.Request) {
+	s.faults.clear()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) getFaults(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"faults": s.faults.list()})
+}
