@@ -13,11 +13,11 @@ func TestRetryDelay(t *testing.T) {
 		random     float64
 		want       time.Duration
 	}{
-		{"first attempt, top of the range", 1, 0, 0.999999999, 999999999 * time.Nanosecond},
-		{"third attempt, middle", 3, 0, 0.5, 2 * time.Second},
+		{"first attempt, bottom of the range", 1, 0, 0, time.Second},
+		{"first attempt, top of the range", 1, 0, 1, 2 * time.Second},
+		{"third attempt, middle", 3, 0, 0.5, 4500 * time.Millisecond},
 		{"capped at 30 s", 12, 0, 1, 30 * time.Second},
 		{"huge attempt stays capped", 1000, 0, 1, 30 * time.Second},
-		{"never below 100 ms", 1, 0, 0, 100 * time.Millisecond},
 		{"never before Retry-After", 1, 3 * time.Second, 0.1, 3 * time.Second},
 		{"Retry-After is itself bounded", 1, time.Hour, 0.1, 10 * time.Minute},
 	}

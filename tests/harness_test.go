@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -94,7 +95,9 @@ func start() error {
 	if err != nil {
 		return err
 	}
-	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// The SDK logs every failed attempt at error level; the tests inject
+	// many on purpose and assert on outcomes instead.
+	quiet := slog.New(slog.DiscardHandler)
 	attrs := make([]temporal.SearchAttributeUpdate, 0, len(workflows.SearchAttributes))
 	for _, key := range workflows.SearchAttributes {
 		attrs = append(attrs, key.ValueSet(""))
@@ -113,13 +116,15 @@ func start() error {
 	}
 	env.client = env.server.Client()
 
-	env.sandbox = sandbox.NewServer(sandbox.Options{SettleDelay: 50 * time.Millisecond})
+	// The sandbox requires OAuth2 tokens, as real providers do.
+	env.sandbox = sandbox.NewServer(sandbox.Options{SettleDelay: 50 * time.Millisecond, ClientID: "test-client", ClientSecret: "test-secret-0123456789"})
 	env.provider = httptest.NewServer(faulty(env.sandbox))
 
 	cfg := config.Config{}
 	for _, system := range config.Systems {
 		setProviderURL(&cfg, system, env.provider.URL+"/"+system)
 	}
+	cfg.SetSandboxClient("test-client", "test-secret-0123456789")
 	acts, err := worker.NewActivities(cfg)
 	if err != nil {
 		return err
@@ -170,7 +175,8 @@ func stop() {
 }
 
 func setProviderURL(cfg *config.Config, system, url string) {
-	p := config.Provider{Provider: "sandbox", URL: url}
+	// A generous rate limit: the tests measure handoff's own backoff.
+	p := config.Provider{Provider: "sandbox", URL: url, ConnectTimeout: 2 * time.Second, Timeout: 5 * time.Second, RateLimit: 1000, Concurrency: 50}
 	switch system {
 	case "payments":
 		cfg.Payments = p
@@ -187,11 +193,33 @@ func setProviderURL(cfg *config.Config, system, url string) {
 // accounting provider when their invoice is created.
 const rejectInvoicePrefix = "reject-invoice-"
 
+// Orders whose id starts with this prefix get a 503 on the first CRM call
+// of each order, and only on the first; firstCRMFailure records when.
+const failFirstCRMCallPrefix = "jitter-"
+
+var firstCRMFailure sync.Map // idempotency key → time.Time
+
 // faulty wraps the sandbox with the few deterministic provider failures the
 // tests here need, keyed on the order id inside the idempotency key.
 func faulty(next http.Handler) http.Handler {
+	var mu sync.Mutex
+	seen := map[string]bool{}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := r.Header.Get("Idempotency-Key")
+		if r.Method == http.MethodPost && r.URL.Path == "/crm/contacts" &&
+			strings.HasPrefix(key, workflows.OrderWorkflowID(failFirstCRMCallPrefix)) {
+			mu.Lock()
+			first := !seen[key]
+			seen[key] = true
+			mu.Unlock()
+			if first {
+				firstCRMFailure.Store(key, time.Now())
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = io.WriteString(w, `{"error":{"type":"api_error","message":"unavailable"}}`)
+				return
+			}
+		}
 		if r.Method == http.MethodPost && r.URL.Path == "/accounting/invoices" &&
 			strings.HasPrefix(key, workflows.OrderWorkflowID(rejectInvoicePrefix)) {
 			w.Header().Set("Content-Type", "application/json")

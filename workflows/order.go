@@ -160,7 +160,7 @@ func (o *orderRun) step(ctx workflow.Context, name string, activity, input any, 
 // timeout and a bounded retry policy.
 func (o *orderRun) activityContext(ctx workflow.Context, step string) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue:           ProviderTaskQueue(stepSystems[step]),
+		TaskQueue: ProviderTaskQueue(stepSystems[step]),
 		// Room for a lookup and a create, each bounded by the HTTP client's
 		// own timeout, so that the client's classification is what fails.
 		StartToCloseTimeout: 45 * time.Second,

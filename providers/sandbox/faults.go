@@ -34,12 +34,14 @@ const (
 var faultModes = []string{FaultStatus, FaultRateLimit, FaultTimeoutBeforeCommit, FaultTimeoutAfterCommit, FaultLatency, FaultExpiredToken}
 
 // Fault is one injected failure, as posted to /_sandbox/faults. It applies to
-// the calls of System (and of Operation, when set): to the next Count of
+// the calls of System (and of Operation, when set; and only to calls whose
+// Idempotency-Key starts with KeyPrefix, when set): to the next Count of
 // them, or to a Rate fraction of them (chosen by a generator seeded with
 // Seed, so a run is repeatable), or to all of them until cleared.
 type Fault struct {
 	System     string  `json:"system"`
 	Operation  string  `json:"operation,omitempty"`
+	KeyPrefix  string  `json:"key_prefix,omitempty"`
 	Mode       string  `json:"mode"`
 	Count      int     `json:"count,omitempty"`
 	Status     int     `json:"status,omitempty"`
@@ -85,11 +87,11 @@ type faults struct {
 }
 
 // take returns the fault that applies to this call, if any, and counts it.
-func (fs *faults) take(system, operation string) *Fault {
+func (fs *faults) take(system, operation, key string) *Fault {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	for i, f := range fs.active {
-		if f.System != system || (f.Operation != "" && f.Operation != operation) {
+		if f.System != system || (f.Operation != "" && f.Operation != operation) || !strings.HasPrefix(key, f.KeyPrefix) {
 			continue
 		}
 		if f.Rate > 0 && f.rng.Float64() >= f.Rate {

@@ -136,7 +136,7 @@ func (s *Server) handle(pattern, system, operation string, h http.HandlerFunc) {
 			IdempotencyKey: r.Header.Get(providers.HeaderIdempotencyKey), Path: r.URL.RequestURI()}
 		s.log.Debug("sandbox call", "system", system, "operation", operation,
 			"idempotency_key", call.IdempotencyKey, "correlation_id", r.Header.Get(providers.HeaderCorrelationID))
-		f := s.faults.take(system, operation)
+		f := s.faults.take(system, operation, call.IdempotencyKey)
 		if f != nil {
 			call.Fault = f.Mode
 		}
