@@ -12,6 +12,9 @@ BIN := $(CURDIR)/bin
 TEMPORAL_CLI_VERSION := v1.5.1
 TEMPORAL_SERVER_VERSION := 1.29.1
 
+# stripe-mock validates the Stripe adapter's requests against Stripe's OpenAPI spec.
+STRIPE_MOCK_VERSION := v0.203.0
+
 STATICCHECK_VERSION := v0.8.2
 WORKFLOWCHECK_VERSION := v0.6.0
 
@@ -35,8 +38,11 @@ temporal:
 	@./bin/temporal --version | grep -q "Server $(TEMPORAL_SERVER_VERSION)" || \
 		{ echo "bin/temporal does not report server $(TEMPORAL_SERVER_VERSION)"; exit 1; }
 
-test: temporal lint
+test: temporal bin/stripe-mock lint
 	$(GO) test -race -count=1 -timeout 25m ./...
+
+bin/stripe-mock:
+	GOBIN=$(BIN) $(GO) install github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION)
 
 bin/staticcheck:
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)

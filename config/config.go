@@ -16,6 +16,9 @@ import (
 	"github.com/kelseyhightower/envconfig"
 )
 
+// StripeURL is Stripe's API, the default URL of the stripe payments provider.
+const StripeURL = "https://api.stripe.com"
+
 // Prefix is the prefix of every environment variable handoff reads.
 const Prefix = "HANDOFF"
 
@@ -151,6 +154,9 @@ func (c *Config) fillDefaults() {
 		if p.cfg.URL == "" && p.cfg.Provider == "sandbox" {
 			p.cfg.URL = c.SandboxURL() + "/" + p.system
 		}
+		if p.cfg.URL == "" && p.cfg.Provider == "stripe" {
+			p.cfg.URL = StripeURL
+		}
 		if p.cfg.TokenURL == "" && p.cfg.ClientID != "" && p.cfg.Provider == "sandbox" {
 			p.cfg.TokenURL = strings.TrimSuffix(p.cfg.URL, "/"+p.system) + "/oauth/token"
 		}
@@ -270,6 +276,9 @@ func (p namedProvider) validate() []error {
 	}
 	if (p.cfg.ClientID == "") != (p.cfg.ClientSecret == "") {
 		errs = append(errs, fmt.Errorf("%s_CLIENT_ID and %s_CLIENT_SECRET: set both or neither", name, name))
+	}
+	if p.cfg.Provider == "stripe" && p.cfg.APIKey == "" {
+		errs = append(errs, fmt.Errorf("%s_API_KEY: the stripe provider needs a secret key", name))
 	}
 	if p.cfg.ClientID != "" && p.cfg.APIKey != "" {
 		errs = append(errs, fmt.Errorf("%s_API_KEY and %s_CLIENT_ID: choose one way to authenticate", name, name))

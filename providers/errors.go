@@ -27,6 +27,7 @@ const (
 	TypeForbidden    = "Forbidden"
 	TypeNotFound     = "NotFound"
 	TypeConflict     = "Conflict"
+	TypeCardDeclined = "CardDeclined"
 	TypeUnsupported  = "Unsupported"
 	TypeTemporary    = "ProviderUnavailable"
 	TypeAmbiguous    = "AmbiguousOutcome"
@@ -80,6 +81,29 @@ var statusTable = map[int]struct {
 	http.StatusBadGateway:          {Temporary, TypeTemporary},
 	http.StatusServiceUnavailable:  {Temporary, TypeTemporary},
 	http.StatusGatewayTimeout:      {Temporary, TypeTemporary},
+}
+
+// errorTypeTable classifies by the error type a provider names in its answer
+// (Stripe's types, which the sandbox uses too); it takes precedence over the
+// status, as Stripe advises. A type not listed is classified by status.
+var errorTypeTable = map[string]struct {
+	category Category
+	typ      string
+}{
+	"card_error":           {Permanent, TypeCardDeclined},
+	"idempotency_error":    {Permanent, TypeConflict},
+	"authentication_error": {Permanent, TypeUnauthorized},
+	"rate_limit_error":     {Temporary, TypeTemporary},
+	"api_error":            {Temporary, TypeTemporary},
+}
+
+// Classify maps a non-2xx answer to its category and type name: by the
+// provider's error type when it names a known one, else by status.
+func Classify(status int, errorType string) (Category, string) {
+	if c, ok := errorTypeTable[errorType]; ok {
+		return c.category, c.typ
+	}
+	return ClassifyStatus(status)
 }
 
 // ClassifyStatus maps a non-2xx HTTP status to its category and type name.

@@ -39,6 +39,32 @@ func TestClassifyStatus(t *testing.T) {
 	}
 }
 
+func TestClassifyPrefersTheProvidersErrorType(t *testing.T) {
+	tests := []struct {
+		status       int
+		errorType    string
+		wantCategory Category
+		wantType     string
+	}{
+		{402, "card_error", Permanent, TypeCardDeclined},
+		{400, "idempotency_error", Permanent, TypeConflict},
+		{429, "rate_limit_error", Temporary, TypeTemporary},
+		{500, "api_error", Temporary, TypeTemporary},
+		{401, "authentication_error", Permanent, TypeUnauthorized},
+		{400, "invalid_request_error", Permanent, TypeInvalidInput},
+		{404, "invalid_request_error", Permanent, TypeNotFound},
+		{503, "", Temporary, TypeTemporary},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%d %s", tt.status, tt.errorType), func(t *testing.T) {
+			gotCategory, gotType := Classify(tt.status, tt.errorType)
+			if gotCategory != tt.wantCategory || gotType != tt.wantType {
+				t.Errorf("Classify(%d, %q) = %s, %s; want %s, %s", tt.status, tt.errorType, gotCategory, gotType, tt.wantCategory, tt.wantType)
+			}
+		})
+	}
+}
+
 func TestCategoryOf(t *testing.T) {
 	wrapped := fmt.Errorf("create charge: %w", &Error{Category: Ambiguous})
 	if got := CategoryOf(wrapped); got != Ambiguous {

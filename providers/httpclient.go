@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -96,6 +97,10 @@ type Request struct {
 	Call Call
 	// Body is sent as JSON when not nil.
 	Body any
+	// Form is sent form-encoded instead, for APIs such as Stripe's.
+	Form url.Values
+	// Header holds extra headers, such as an API version.
+	Header http.Header
 }
 
 // Do sends the request and decodes a 2xx JSON answer into out (when not nil).
@@ -166,20 +171,29 @@ func (c *HTTPClient) do(ctx context.Context, r Request, out any) error {
 
 func (c *HTTPClient) newRequest(ctx context.Context, r Request) (*http.Request, error) {
 	var body io.Reader
-	if r.Body != nil {
+	contentType := ""
+	switch {
+	case r.Form != nil:
+		body, contentType = strings.NewReader(r.Form.Encode()), "application/x-www-form-urlencoded"
+	case r.Body != nil:
 		b, err := json.Marshal(r.Body)
 		if err != nil {
 			return nil, fmt.Errorf("encode request: %w", err)
 		}
-		body = bytes.NewReader(b)
+		body, contentType = bytes.NewReader(b), "application/json"
 	}
 	req, err := http.NewRequestWithContext(ctx, r.Method, c.baseURL+r.Path, body)
 	if err != nil {
 		return nil, fmt.Errorf("build request: %w", err)
 	}
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
 	req.Header.Set("Accept", "application/json")
-	if r.Body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	if r.Call.IdempotencyKey != "" && r.Method == http.MethodPost {
 		req.Header.Set(HeaderIdempotencyKey, r.Call.IdempotencyKey)
@@ -205,9 +219,9 @@ type providerError struct {
 }
 
 func (c *HTTPClient) statusError(r Request, resp *http.Response, body []byte) error {
-	category, typ := ClassifyStatus(resp.StatusCode)
 	var pe providerError
 	_ = json.Unmarshal(body, &pe) // a body that is not the usual shape still has a status
+	category, typ := Classify(resp.StatusCode, pe.Error.Type)
 	msg := pe.Error.Message
 	if msg == "" {
 		msg = http.StatusText(resp.StatusCode)

@@ -2,12 +2,12 @@ package worker
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/handoff-hq/handoff/activities"
 	"github.com/handoff-hq/handoff/config"
 	"github.com/handoff-hq/handoff/providers"
 	"github.com/handoff-hq/handoff/providers/sandbox"
+	"github.com/handoff-hq/handoff/providers/stripe"
 )
 
 // NewActivities builds the provider clients the configuration selects, each
@@ -16,14 +16,19 @@ func NewActivities(cfg config.Config) (*activities.Activities, error) {
 	clients := map[string]*sandbox.Client{}
 	for _, system := range config.Systems {
 		p, _ := cfg.Provider(system)
-		if p.Provider != "sandbox" {
-			return nil, fmt.Errorf("new activities: HANDOFF_%s_PROVIDER=%s is not available in this build", strings.ToUpper(system), p.Provider)
-		}
 		c := sandbox.NewClient(system, p.URL, httpOptions(p))
 		c.HTTP().SetAuth(authenticator(system, p, c.HTTP()))
 		clients[system] = c
 	}
-	return activities.New(clients["crm"], clients["payments"], clients["accounting"], clients["mail"])
+	var payments providers.Payments = clients["payments"]
+	switch p := cfg.Payments; p.Provider {
+	case "sandbox":
+	case "stripe":
+		payments = stripe.NewClient(p.URL, p.APIKey, httpOptions(p))
+	default:
+		return nil, fmt.Errorf("new activities: HANDOFF_PAYMENTS_PROVIDER=%s is not available", p.Provider)
+	}
+	return activities.New(clients["crm"], payments, clients["accounting"], clients["mail"])
 }
 
 func httpOptions(p config.Provider) providers.HTTPOptions {

@@ -150,7 +150,11 @@ func (s *Server) inject(f *Fault, w http.ResponseWriter, r *http.Request, serve 
 		if status == 0 {
 			status = http.StatusServiceUnavailable
 		}
-		(&apiError{status: status, typ: "api_error", code: "injected_fault", message: fmt.Sprintf("injected %d", status)}).write(w)
+		typ := "api_error"
+		if status < 500 {
+			typ = "invalid_request_error"
+		}
+		(&apiError{status: status, typ: typ, code: "injected_fault", message: fmt.Sprintf("injected %d", status)}).write(w)
 	case FaultRateLimit:
 		retryAfter := f.RetryAfter
 		if retryAfter == 0 {

@@ -1,0 +1,142 @@
+// Package stripe implements providers.Payments on Stripe's PaymentIntents
+// API.
+//
+// It speaks Stripe's REST API through handoff's shared providers.HTTPClient
+// rather than through stripe-go: every provider call must go through the one
+// client that sets the Idempotency-Key, applies the configured timeouts and
+// classifies failures in one table, and stripe-go brings its own HTTP layer
+// with its own network retries, which would retry underneath Temporal's.
+// The three calls handoff needs are a few lines each.
+package stripe
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/handoff-hq/handoff/providers"
+)
+
+// DefaultURL is Stripe's API.
+const DefaultURL = "https://api.stripe.com"
+
+// APIVersion pins the shape of Stripe's answers.
+const APIVersion = "2024-06-20"
+
+// MetadataExternalRef is the metadata key holding handoff's external
+// reference ("<workflow id>/<step>") on every PaymentIntent it creates.
+const MetadataExternalRef = "handoff_external_ref"
+
+// Client is a Payments provider on Stripe.
+type Client struct {
+	http *providers.HTTPClient
+}
+
+var _ providers.Payments = (*Client)(nil)
+
+// NewClient returns a client for Stripe's API at baseURL (DefaultURL in
+// production, stripe-mock in tests) using the secret key.
+func NewClient(baseURL, secretKey string, opts providers.HTTPOptions) *Client {
+	opts.Auth = providers.APIKey{System: "payments", Key: secretKey}
+	return &Client{http: providers.NewHTTPClient("payments", baseURL, opts)}
+}
+
+// paymentIntent is the part of Stripe's PaymentIntent handoff reads.
+type paymentIntent struct {
+	ID               string            `json:"id"`
+	Object           string            `json:"object"`
+	Amount           int64             `json:"amount"`
+	Currency         string            `json:"currency"`
+	Status           string            `json:"status"`
+	Customer         string            `json:"customer"`
+	Metadata         map[string]string `json:"metadata"`
+	LastPaymentError *struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"last_payment_error"`
+}
+
+// CreateCharge creates a PaymentIntent for the order. The customer pays it
+// in the application (with its client secret), and the order waits until it
+// succeeds or fails. The call's idempotency key is sent as Stripe's
+// Idempotency-Key and kept in the metadata, so that FindCharge can adopt
+// the PaymentIntent later.
+func (c *Client) CreateCharge(ctx context.Context, call providers.Call, req providers.ChargeRequest) (providers.Charge, error) {
+	form := url.Values{
+		"amount":                                {strconv.FormatInt(req.Amount, 10)},
+		"currency":                              {strings.ToLower(req.Currency)},
+		"automatic_payment_methods[enabled]":    {"true"},
+		"description":                           {req.Description},
+		"metadata[" + MetadataExternalRef + "]": {call.IdempotencyKey},
+	}
+	if req.Email != "" {
+		form.Set("receipt_email", req.Email)
+	}
+	var pi paymentIntent
+	err := c.http.Do(ctx, providers.Request{Operation: "create_charge", Method: http.MethodPost, Path: "/v1/payment_intents", Call: call, Form: form, Header: versionHeader}, &pi)
+	if err != nil {
+		return providers.Charge{}, err
+	}
+	return pi.charge(), nil
+}
+
+// GetCharge retrieves a PaymentIntent.
+func (c *Client) GetCharge(ctx context.Context, call providers.Call, id string) (providers.Charge, error) {
+	var pi paymentIntent
+	err := c.http.Do(ctx, providers.Request{Operation: "get_charge", Method: http.MethodGet, Path: "/v1/payment_intents/" + url.PathEscape(id), Call: call, Header: versionHeader}, &pi)
+	if err != nil {
+		return providers.Charge{}, err
+	}
+	return pi.charge(), nil
+}
+
+// FindCharge searches PaymentIntents by handoff's external reference.
+// Stripe's search index lags writes by up to a minute; the Idempotency-Key
+// covers that window, since a retried create returns the stored answer.
+func (c *Client) FindCharge(ctx context.Context, call providers.Call, externalRef string) (providers.Charge, bool, error) {
+	q := url.Values{"query": {fmt.Sprintf("metadata[%q]:%q", MetadataExternalRef, externalRef)}, "limit": {"1"}}
+	var page struct {
+		Data []paymentIntent `json:"data"`
+	}
+	err := c.http.Do(ctx, providers.Request{Operation: "find_charge", Method: http.MethodGet, Path: "/v1/payment_intents/search?" + q.Encode(), Call: call, Header: versionHeader}, &page)
+	if err != nil {
+		return providers.Charge{}, false, err
+	}
+	for _, pi := range page.Data {
+		if pi.Metadata[MetadataExternalRef] == externalRef {
+			return pi.charge(), true, nil
+		}
+	}
+	return providers.Charge{}, false, nil
+}
+
+var versionHeader = http.Header{"Stripe-Version": {APIVersion}}
+
+// charge maps a PaymentIntent to handoff's charge.
+func (pi paymentIntent) charge() providers.Charge {
+	ch := providers.Charge{
+		ID: pi.ID, ExternalRef: pi.Metadata[MetadataExternalRef], Status: ChargeStatus(pi.Status, pi.LastPaymentError != nil),
+		Amount: pi.Amount, Currency: pi.Currency, Customer: pi.Customer,
+	}
+	if pi.LastPaymentError != nil {
+		ch.FailureCode, ch.FailureMessage = pi.LastPaymentError.Code, pi.LastPaymentError.Message
+	}
+	return ch
+}
+
+// ChargeStatus maps a PaymentIntent status to a charge status: succeeded is
+// paid; canceled, or a return to requires_payment_method after a payment
+// error, is failed; everything else is still pending.
+func ChargeStatus(status string, paymentFailed bool) string {
+	switch {
+	case status == "succeeded":
+		return providers.ChargeSucceeded
+	case status == "canceled", status == "requires_payment_method" && paymentFailed:
+		return providers.ChargeFailed
+	default:
+		return providers.ChargePending
+	}
+}
