@@ -186,6 +186,10 @@ func (c *HTTPClient) newRequest(ctx context.Context, r Request) (*http.Request, 
 	if err != nil {
 		return nil, fmt.Errorf("build request: %w", err)
 	}
+	// net/http quietly resends a POST that carries an Idempotency-Key when a
+	// reused connection breaks. handoff decides itself: an unanswered create
+	// is ambiguous, and the next attempt looks the record up first.
+	req.GetBody = nil
 	for k, vs := range r.Header {
 		for _, v := range vs {
 			req.Header.Add(k, v)

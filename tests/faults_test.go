@@ -118,13 +118,25 @@ func TestEveryTemporaryFaultOnEveryStepEndsInExactlyOneOfEach(t *testing.T) {
 				ids = append(ids, id)
 			}
 			placeOrders(t, ids...)
-			for _, id := range ids {
+			for i, id := range ids {
 				state := awaitOrder(t, id, workflows.StatusCompleted, workflows.StatusNeedsAttention)
 				if state.Status != workflows.StatusCompleted {
 					t.Errorf("order %s = %s, want completed: %+v", id, state.Status, state.Steps)
 					continue
 				}
 				assertExactlyOnce(t, id)
+				target := stepTargets[i]
+				if mode.Mode == sandbox.FaultTimeoutAfterCommit && target.collection != "" && target.step != "customer" {
+					// The create went through but its answer was lost: the
+					// retry found the record by its reference and adopted it.
+					key := workflows.OrderWorkflowID(id) + "/" + target.step
+					if got := len(env.sandbox.Calls(target.system, target.operation, key)); got != 1 {
+						t.Errorf("%s: %d create calls, want 1 (then adoption)", key, got)
+					}
+					if got := state.Steps[i].Attempts; got != 2 {
+						t.Errorf("%s: %d attempts, want 2", key, got)
+					}
+				}
 			}
 			if left := activeFaults(t); len(left) != 0 {
 				t.Errorf("faults not consumed: %+v", left)
