@@ -1,0 +1,169 @@
+package webhooks
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Decoding failures.
+var (
+	// ErrMalformed means the body is not a valid event.
+	ErrMalformed = errors.New("malformed webhook event")
+	// ErrUnhandled means a well-formed event of a type handoff does not act on.
+	ErrUnhandled = errors.New("webhook event type not handled")
+)
+
+// Payment statuses an event can report.
+const (
+	PaymentPending   = "pending"
+	PaymentSucceeded = "succeeded"
+	PaymentFailed    = "failed"
+)
+
+// PaymentEvent is a provider's news about a charge, in handoff's terms.
+type PaymentEvent struct {
+	// EventID identifies the delivery's event; duplicates share it.
+	EventID string
+	Type    string
+	// OrderID is the order the charge belongs to, from its external reference.
+	OrderID  string
+	ChargeID string
+	Status   string
+	// Version orders events about one charge: a higher version is newer.
+	// Events with equal versions cannot be ordered.
+	Version        int64
+	OccurredAt     time.Time
+	FailureCode    string
+	FailureMessage string
+}
+
+// chargeRefPattern is the external reference of an order's charge.
+var chargeRefPattern = regexp.MustCompile(`^order/([A-Za-z0-9][A-Za-z0-9._:-]{0,127})/charge$`)
+
+// OrderIDFromChargeRef extracts the order id from "order/<id>/charge".
+func OrderIDFromChargeRef(ref string) (string, bool) {
+	m := chargeRefPattern.FindStringSubmatch(ref)
+	if m == nil {
+		return "", false
+	}
+	return m[1], true
+}
+
+var eventIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// standardEvent is the sandbox's event body.
+type standardEvent struct {
+	Type      string `json:"type"`
+	Timestamp string `json:"timestamp"`
+	Data      struct {
+		ChargeID       string `json:"charge_id"`
+		ExternalRef    string `json:"external_ref"`
+		Status         string `json:"status"`
+		Version        int64  `json:"version"`
+		FailureCode    string `json:"failure_code"`
+		FailureMessage string `json:"failure_message"`
+	} `json:"data"`
+}
+
+var standardPaymentTypes = map[string]string{
+	"payment.pending":   PaymentPending,
+	"payment.succeeded": PaymentSucceeded,
+	"payment.failed":    PaymentFailed,
+}
+
+// DecodeStandard decodes a verified Standard Webhooks payment event; the
+// event id is the webhook-id header.
+func DecodeStandard(id string, body []byte) (PaymentEvent, error) {
+	var e standardEvent
+	if err := json.Unmarshal(body, &e); err != nil {
+		return PaymentEvent{}, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if !eventIDPattern.MatchString(id) {
+		return PaymentEvent{}, fmt.Errorf("%w: event id %q", ErrMalformed, id)
+	}
+	if e.Type == "" {
+		return PaymentEvent{}, fmt.Errorf("%w: no type", ErrMalformed)
+	}
+	status, ok := standardPaymentTypes[e.Type]
+	if !ok {
+		return PaymentEvent{}, fmt.Errorf("%w: %s", ErrUnhandled, e.Type)
+	}
+	occurred, err := time.Parse(time.RFC3339Nano, e.Timestamp)
+	if err != nil {
+		return PaymentEvent{}, fmt.Errorf("%w: timestamp: %w", ErrMalformed, err)
+	}
+	orderID, ok := OrderIDFromChargeRef(e.Data.ExternalRef)
+	if !ok {
+		return PaymentEvent{}, fmt.Errorf("%w: external_ref %q is not an order's charge", ErrMalformed, e.Data.ExternalRef)
+	}
+	if e.Data.ChargeID == "" || e.Data.Version < 1 {
+		return PaymentEvent{}, fmt.Errorf("%w: charge_id and a positive version are required", ErrMalformed)
+	}
+	return PaymentEvent{
+		EventID: id, Type: e.Type, OrderID: orderID, ChargeID: e.Data.ChargeID, Status: status,
+		Version: e.Data.Version, OccurredAt: occurred,
+		FailureCode: e.Data.FailureCode, FailureMessage: e.Data.FailureMessage,
+	}, nil
+}
+
+// stripeEvent is the part of a Stripe event handoff reads.
+type stripeEvent struct {
+	ID      string `json:"id"`
+	Type    string `json:"type"`
+	Created int64  `json:"created"`
+	Data    struct {
+		Object struct {
+			ID               string            `json:"id"`
+			Metadata         map[string]string `json:"metadata"`
+			LastPaymentError *struct {
+				Code    string `json:"code"`
+				Message string `json:"message"`
+			} `json:"last_payment_error"`
+		} `json:"object"`
+	} `json:"data"`
+}
+
+var stripePaymentTypes = map[string]string{
+	"payment_intent.processing":     PaymentPending,
+	"payment_intent.succeeded":      PaymentSucceeded,
+	"payment_intent.payment_failed": PaymentFailed,
+	"payment_intent.canceled":       PaymentFailed,
+}
+
+// StripeExternalRefKey is the PaymentIntent metadata key holding handoff's
+// external reference (see providers/stripe).
+const StripeExternalRefKey = "handoff_external_ref"
+
+// DecodeStripe decodes a verified Stripe event about a PaymentIntent. Its
+// version is the event's creation second, so two events of the same second
+// cannot be ordered, and the workflow asks Stripe instead.
+func DecodeStripe(body []byte) (PaymentEvent, error) {
+	var e stripeEvent
+	if err := json.Unmarshal(body, &e); err != nil {
+		return PaymentEvent{}, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if !strings.HasPrefix(e.ID, "evt_") || !eventIDPattern.MatchString(e.ID) || e.Type == "" || e.Created <= 0 {
+		return PaymentEvent{}, fmt.Errorf("%w: id, type and created are required", ErrMalformed)
+	}
+	status, ok := stripePaymentTypes[e.Type]
+	if !ok {
+		return PaymentEvent{}, fmt.Errorf("%w: %s", ErrUnhandled, e.Type)
+	}
+	obj := e.Data.Object
+	orderID, ok := OrderIDFromChargeRef(obj.Metadata[StripeExternalRefKey])
+	if !ok || obj.ID == "" {
+		return PaymentEvent{}, fmt.Errorf("%w: payment intent without handoff's reference", ErrMalformed)
+	}
+	pe := PaymentEvent{
+		EventID: e.ID, Type: e.Type, OrderID: orderID, ChargeID: obj.ID, Status: status,
+		Version: e.Created, OccurredAt: time.Unix(e.Created, 0).UTC(),
+	}
+	if obj.LastPaymentError != nil {
+		pe.FailureCode, pe.FailureMessage = obj.LastPaymentError.Code, obj.LastPaymentError.Message
+	}
+	return pe, nil
+}
