@@ -13,6 +13,7 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	placed   *prometheus.CounterVec
+	webhooks *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -27,9 +28,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		placed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "handoff_orders_placed_total", Help: "POST /v1/orders outcomes: started, replayed, conflict, invalid, error.",
 		}, []string{"result"}),
+		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "handoff_webhooks_total", Help: "Webhook deliveries by system and result: accepted, finished, early, unhandled, bad_signature, stale, malformed, too_large, unavailable.",
+		}, []string{"system", "result"}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.placed)
+	reg.MustRegister(m.requests, m.latency, m.placed, m.webhooks)
 	return m
+}
+
+func (m *metrics) webhook(system, result string) {
+	m.webhooks.WithLabelValues(system, result).Inc()
 }
 
 func (m *metrics) countPlaced(err error, replayed bool) {

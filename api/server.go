@@ -39,6 +39,10 @@ type Orders interface {
 // Options configures a Server.
 type Options struct {
 	Orders Orders
+	// Events receives verified webhook events; Webhooks says, per system,
+	// how its webhooks are signed.
+	Events   Events
+	Webhooks map[string]WebhookSource
 	// Ready reports whether the workflow engine is reachable.
 	Ready func(context.Context) error
 	// APITokens are the bearer tokens accepted on /v1.
@@ -55,8 +59,10 @@ type Options struct {
 
 // Server is the HTTP API.
 type Server struct {
-	echo    *echo.Echo
-	orders  Orders
+	echo     *echo.Echo
+	orders   Orders
+	events   Events
+	webhooks map[string]WebhookSource
 	ready   func(context.Context) error
 	tokens  [][sha256.Size]byte
 	log     *slog.Logger
@@ -67,8 +73,8 @@ type Server struct {
 
 // New returns the API server; it refuses to run without tokens or services.
 func New(opts Options) (*Server, error) {
-	if opts.Orders == nil || opts.Ready == nil {
-		return nil, errors.New("new api: orders and readiness check are required")
+	if opts.Orders == nil || opts.Ready == nil || opts.Events == nil {
+		return nil, errors.New("new api: orders, events and readiness check are required")
 	}
 	if len(opts.APITokens) == 0 {
 		return nil, errors.New("new api: at least one API token is required")
@@ -80,7 +86,7 @@ func New(opts Options) (*Server, error) {
 		opts.Registry = prometheus.NewRegistry()
 	}
 	s := &Server{
-		echo: echo.New(), orders: opts.Orders, ready: opts.Ready, log: opts.Logger,
+		echo: echo.New(), orders: opts.Orders, events: opts.Events, webhooks: opts.Webhooks, ready: opts.Ready, log: opts.Logger,
 		webUI: strings.TrimRight(opts.WebUIURL, "/"), ns: opts.Namespace,
 		metrics: newMetrics(opts.Registry),
 	}
@@ -95,6 +101,7 @@ func New(opts Options) (*Server, error) {
 	s.echo.GET("/healthz", s.healthz)
 	s.echo.GET("/readyz", s.readyz)
 	s.echo.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{})))
+	s.echo.POST("/webhooks/:system", s.webhook)
 	v1 := s.echo.Group("/v1", s.requireToken)
 	v1.POST("/orders", s.placeOrder)
 	v1.GET("/orders/:order_id", s.getOrder)

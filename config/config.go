@@ -51,6 +51,9 @@ type Config struct {
 	// PaymentTimeout is how long an order waits for a charge to settle before it
 	// needs attention.
 	PaymentTimeout time.Duration `split_words:"true" default:"10m"`
+	// PaymentWebhookWait is how long an order waits for the payment webhook
+	// before it asks the provider for the charge.
+	PaymentWebhookWait time.Duration `split_words:"true" default:"30s"`
 }
 
 // Temporal says where the Temporal cluster is and how to authenticate to it.
@@ -73,6 +76,9 @@ type Sandbox struct {
 	// sandbox accepts; every provider call then needs a token it issued.
 	ClientID     string `split_words:"true"`
 	ClientSecret string `split_words:"true"`
+	// WebhookURL is where the sandbox delivers its events, as
+	// WebhookURL/<system>; empty means this handoff's API.
+	WebhookURL string `split_words:"true"`
 }
 
 // TLSFiles are PEM files for a TLS connection.
@@ -150,6 +156,9 @@ func LookupEnv(name string) bool {
 // fillDefaults points every sandbox provider without a URL at the local
 // sandbox, and its OAuth2 clients at the sandbox's token endpoint.
 func (c *Config) fillDefaults() {
+	if c.Sandbox.WebhookURL == "" {
+		c.Sandbox.WebhookURL = URLFor(c.APIAddr) + "/webhooks"
+	}
 	for _, p := range c.providers() {
 		if p.cfg.URL == "" && p.cfg.Provider == "sandbox" {
 			p.cfg.URL = c.SandboxURL() + "/" + p.system
@@ -255,6 +264,9 @@ func (c Config) Validate(opts ValidateOptions) error {
 	}
 	if c.PaymentPollInterval <= 0 {
 		add("HANDOFF_PAYMENT_POLL_INTERVAL: must be positive")
+	}
+	if c.PaymentWebhookWait <= 0 {
+		add("HANDOFF_PAYMENT_WEBHOOK_WAIT: must be positive")
 	}
 	if c.PaymentTimeout < c.PaymentPollInterval {
 		add("HANDOFF_PAYMENT_TIMEOUT: must be at least HANDOFF_PAYMENT_POLL_INTERVAL")

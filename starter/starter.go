@@ -49,6 +49,9 @@ type Options struct {
 	// PaymentPollInterval and PaymentTimeout are handed to every new order.
 	PaymentPollInterval time.Duration
 	PaymentTimeout      time.Duration
+	// PaymentWebhookWait is how long an order waits for the payment webhook
+	// before asking the provider.
+	PaymentWebhookWait time.Duration
 }
 
 // Starter starts and reads business actions.
@@ -107,6 +110,7 @@ func (s *Starter) PlaceOrder(ctx context.Context, order workflows.Order, correla
 	in := workflows.OrderInput{
 		Order: order, CorrelationID: correlationID,
 		PaymentPollInterval: s.opts.PaymentPollInterval, PaymentTimeout: s.opts.PaymentTimeout,
+		PaymentWebhookWait: s.opts.PaymentWebhookWait,
 	}
 	placed := Placed{OrderID: order.OrderID, WorkflowID: id, CorrelationID: correlationID}
 	_, err = s.client.ExecuteWorkflow(ctx, opts, workflows.OrderWorkflow, in)

@@ -42,6 +42,14 @@ func addFault(t *testing.T, f sandbox.Fault) {
 	}
 }
 
+// holdWebhooks delays the order's payment webhooks past its webhook wait,
+// so that the order asks the provider for the charge.
+func holdWebhooks(t *testing.T, orderID string) {
+	t.Helper()
+	addFault(t, sandbox.Fault{System: "payments", Mode: sandbox.FaultDelayWebhooks, KeyPrefix: workflows.OrderWorkflowID(orderID) + "/",
+		LatencyMS: int(3 * testWebhookWait / time.Millisecond), Count: 2})
+}
+
 func clearFaults(t *testing.T) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodDelete, env.provider.URL+"/_sandbox/faults", nil)
@@ -111,7 +119,11 @@ func TestEveryTemporaryFaultOnEveryStepEndsInExactlyOneOfEach(t *testing.T) {
 				id := fmt.Sprintf("fault-%s-%d-%s", mode.Mode, mode.Status, target.step)
 				f := mode
 				f.System, f.Operation = target.system, target.operation
-				if target.operation != "get_charge" { // reads carry no idempotency key
+				if target.operation == "get_charge" {
+					// Reads carry no idempotency key, and the order reads the
+					// charge only when its webhook is late: make it late.
+					holdWebhooks(t, id)
+				} else {
 					f.KeyPrefix = workflows.OrderWorkflowID(id) + "/"
 				}
 				addFault(t, f)
@@ -153,7 +165,9 @@ func TestPermanentFaultsStopTheStepAfterOneAttempt(t *testing.T) {
 		t.Run(target.step, func(t *testing.T) {
 			id := "permanent-" + target.step
 			f := sandbox.Fault{System: target.system, Operation: target.operation, Mode: sandbox.FaultStatus, Status: 422, Count: 1}
-			if target.operation != "get_charge" {
+			if target.operation == "get_charge" {
+				holdWebhooks(t, id)
+			} else {
 				f.KeyPrefix = workflows.OrderWorkflowID(id) + "/"
 			}
 			addFault(t, f)

@@ -36,6 +36,13 @@ import (
 
 const testToken = "test-token-0123456789abcdef"
 
+// testWebhookSecret signs the sandbox's payment webhooks in the tests.
+const testWebhookSecret = "whsec_dGVzdC13ZWJob29rLXNlY3JldC0wMTIz"
+
+// testWebhookWait is how long a test order waits for its payment webhook
+// before it asks the provider.
+const testWebhookWait = time.Second
+
 // env is the running system every integration test talks to.
 var env struct {
 	server   *testsuite.DevServer
@@ -116,8 +123,15 @@ func start() error {
 	}
 	env.client = env.server.Client()
 
-	// The sandbox requires OAuth2 tokens, as real providers do.
-	env.sandbox = sandbox.NewServer(sandbox.Options{SettleDelay: 50 * time.Millisecond, ClientID: "test-client", ClientSecret: "test-secret-0123456789"})
+	// The API's address is needed before it starts: the sandbox delivers
+	// its webhooks there.
+	var apiHandler http.Handler
+	env.api = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { apiHandler.ServeHTTP(w, r) }))
+	// The sandbox requires OAuth2 tokens, as real providers do, and signs
+	// its webhooks.
+	env.sandbox = sandbox.NewServer(sandbox.Options{SettleDelay: 50 * time.Millisecond,
+		ClientID: "test-client", ClientSecret: "test-secret-0123456789",
+		WebhookURL: "http://" + env.api.Listener.Addr().String() + "/webhooks", WebhookSecret: testWebhookSecret})
 	env.provider = httptest.NewServer(faulty(env.sandbox))
 
 	cfg := config.Config{}
@@ -138,12 +152,13 @@ func start() error {
 	}
 	workers = ws
 
-	st, err := starter.New(env.client, starter.Options{PaymentPollInterval: 100 * time.Millisecond, PaymentTimeout: time.Minute})
+	st, err := starter.New(env.client, starter.Options{PaymentPollInterval: 100 * time.Millisecond, PaymentTimeout: time.Minute, PaymentWebhookWait: testWebhookWait})
 	if err != nil {
 		return err
 	}
 	srv, err := api.New(api.Options{
-		Orders: st, APITokens: []string{testToken},
+		Orders: st, Events: st, APITokens: []string{testToken},
+		Webhooks: map[string]api.WebhookSource{"payments": {Scheme: api.SchemeStandard, Secrets: []string{testWebhookSecret}}},
 		Ready: func(ctx context.Context) error {
 			_, err := env.client.CheckHealth(ctx, &client.CheckHealthRequest{})
 			return err
@@ -153,7 +168,8 @@ func start() error {
 	if err != nil {
 		return err
 	}
-	env.api = httptest.NewServer(srv)
+	apiHandler = srv
+	env.api.Start()
 	return nil
 }
 
@@ -312,4 +328,15 @@ func awaitOrder(t *testing.T, id string, want ...string) workflows.OrderState {
 // reference "<workflow id>/<step>".
 func countFor(state sandbox.State, system, collection, orderID, step string) int {
 	return state[system][collection].ByExternalRef[workflows.OrderWorkflowID(orderID)+"/"+step]
+}
+
+// chargeReads counts the GETs of one charge the sandbox received.
+func chargeReads(chargeID string) int {
+	n := 0
+	for _, c := range env.sandbox.Calls("payments", "get_charge", "") {
+		if strings.HasSuffix(c.Path, "/"+chargeID) {
+			n++
+		}
+	}
+	return n
 }

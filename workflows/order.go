@@ -20,6 +20,9 @@ type OrderInput struct {
 	PaymentPollInterval time.Duration
 	// PaymentTimeout is how long the order waits for the charge to settle.
 	PaymentTimeout time.Duration
+	// PaymentWebhookWait is how long the order waits for the payment
+	// webhook before it asks the provider; zero means 30 s.
+	PaymentWebhookWait time.Duration
 }
 
 // OrderResult is the order's final state.
@@ -55,14 +58,16 @@ func OrderWorkflow(ctx workflow.Context, in OrderInput) (OrderResult, error) {
 	if err := workflow.SetQueryHandler(ctx, QueryOrderState, func() (OrderState, error) { return o.state, nil }); err != nil {
 		return OrderResult{}, fmt.Errorf("register order query: %w", err)
 	}
+	o.receivePaymentEvents(ctx)
 	err := o.run(ctx)
 	return OrderResult{State: o.state}, err
 }
 
 // orderRun is one execution of OrderWorkflow and the state it reports.
 type orderRun struct {
-	in    OrderInput
-	state OrderState
+	in      OrderInput
+	state   OrderState
+	payment paymentTracker
 	// workflowID prefixes every idempotency key.
 	workflowID string
 }
@@ -99,7 +104,13 @@ func (o *orderRun) run(ctx workflow.Context) error {
 	if err != nil {
 		return err
 	}
-	paid, err := o.awaitPayment(ctx, charge)
+	var paid bool
+	// Orders placed before payment webhooks existed poll the charge.
+	if workflow.GetVersion(ctx, versionPaymentWebhooks, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		paid, err = o.awaitPayment(ctx, charge)
+	} else if err = o.setStatus(ctx, StatusAwaitingPayment); err == nil {
+		paid, err = o.awaitPaymentEvents(ctx, charge.ChargeID)
+	}
 	if err != nil || !paid {
 		return err
 	}
@@ -173,7 +184,12 @@ func (o *orderRun) activityContext(ctx workflow.Context, step string) workflow.C
 	})
 }
 
+// versionPaymentWebhooks marks the change from polling the charge to waiting
+// for the payment webhook.
+const versionPaymentWebhooks = "payment-webhooks"
+
 // awaitPayment polls the charge until it settles, backing off between looks.
+// It is the path of orders whose history began before payment webhooks.
 // It reports whether the charge succeeded; a declined charge rejects the order.
 func (o *orderRun) awaitPayment(ctx workflow.Context, charge activities.CreateChargeResult) (bool, error) {
 	if err := o.setStatus(ctx, StatusAwaitingPayment); err != nil {
@@ -201,9 +217,7 @@ func (o *orderRun) awaitPayment(ctx workflow.Context, charge activities.CreateCh
 			return false, o.setStatus(ctx, StatusRejected)
 		}
 		if !workflow.Now(ctx).Before(deadline) {
-			timeout := temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("charge %s still %s after %s", charge.ChargeID, got.Status, o.in.PaymentTimeout), "PaymentTimeout", nil)
-			if err := o.park(ctx, StepPayment, timeout); err != nil {
+			if err := o.parkPaymentTimeout(ctx, charge.ChargeID, got.Status); err != nil {
 				return false, err
 			}
 			deadline = workflow.Now(ctx).Add(o.in.PaymentTimeout)
@@ -214,6 +228,13 @@ func (o *orderRun) awaitPayment(ctx workflow.Context, charge activities.CreateCh
 		}
 		interval = min(interval*3/2, maxPaymentPollInterval)
 	}
+}
+
+// parkPaymentTimeout parks an order whose charge did not settle in time.
+func (o *orderRun) parkPaymentTimeout(ctx workflow.Context, chargeID, status string) error {
+	timeout := temporal.NewNonRetryableApplicationError(
+		fmt.Sprintf("charge %s still %s after %s", chargeID, status, o.in.PaymentTimeout), "PaymentTimeout", nil)
+	return o.park(ctx, StepPayment, timeout)
 }
 
 // park records a step's final failure, marks the order needs_attention with

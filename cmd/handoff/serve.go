@@ -42,10 +42,15 @@ func runSandbox(ctx context.Context, log *slog.Logger, _ []string) error {
 }
 
 func serveSandbox(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.Logger) error {
-	srv := sandbox.NewServer(sandbox.Options{
+	opts := sandbox.Options{
 		ClientID: cfg.Sandbox.ClientID, ClientSecret: cfg.Sandbox.ClientSecret,
 		Logger: log.With("component", "sandbox"),
-	})
+	}
+	// The sandbox signs its payment events with the newest payments secret.
+	if secrets := cfg.Payments.WebhookSecrets; len(secrets) > 0 {
+		opts.WebhookURL, opts.WebhookSecret = cfg.Sandbox.WebhookURL, secrets[0]
+	}
+	srv := sandbox.NewServer(opts)
 	defer srv.Close()
 	return serveHTTP(ctx, ln, srv)
 }
@@ -101,12 +106,12 @@ func runAPI(ctx context.Context, log *slog.Logger, _ []string) error {
 }
 
 func serveAPI(ctx context.Context, cfg config.Config, c client.Client, ln net.Listener, log *slog.Logger) error {
-	st, err := starter.New(c, starter.Options{PaymentPollInterval: cfg.PaymentPollInterval, PaymentTimeout: cfg.PaymentTimeout})
+	st, err := starter.New(c, starterOptions(cfg))
 	if err != nil {
 		return err
 	}
 	srv, err := api.New(api.Options{
-		Orders: st, APITokens: cfg.APITokens,
+		Orders: st, Events: st, Webhooks: webhookSources(cfg), APITokens: cfg.APITokens,
 		Ready: func(ctx context.Context) error {
 			_, err := c.CheckHealth(ctx, &client.CheckHealthRequest{})
 			return err
@@ -144,4 +149,25 @@ func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
 		return fmt.Errorf("shut down %s: %w", ln.Addr(), err)
 	}
 	return nil
+}
+
+func starterOptions(cfg config.Config) starter.Options {
+	return starter.Options{
+		PaymentPollInterval: cfg.PaymentPollInterval, PaymentTimeout: cfg.PaymentTimeout,
+		PaymentWebhookWait: cfg.PaymentWebhookWait,
+	}
+}
+
+// webhookSources says, per system, how its webhooks are signed.
+func webhookSources(cfg config.Config) map[string]api.WebhookSource {
+	out := map[string]api.WebhookSource{}
+	for _, system := range config.Systems {
+		p, _ := cfg.Provider(system)
+		scheme := api.SchemeStandard
+		if p.Provider == "stripe" {
+			scheme = api.SchemeStripe
+		}
+		out[system] = api.WebhookSource{Scheme: scheme, Secrets: p.WebhookSecrets}
+	}
+	return out
 }

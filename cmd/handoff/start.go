@@ -40,7 +40,7 @@ func runStart(ctx context.Context, log *slog.Logger, args []string) error {
 		return err
 	}
 	defer c.Close()
-	st, err := starter.New(c, starter.Options{PaymentPollInterval: cfg.PaymentPollInterval, PaymentTimeout: cfg.PaymentTimeout})
+	st, err := starter.New(c, starterOptions(cfg))
 	if err != nil {
 		return err
 	}

@@ -31,7 +31,14 @@ const (
 	FaultExpiredToken = "expired_token"
 )
 
-var faultModes = []string{FaultStatus, FaultRateLimit, FaultTimeoutBeforeCommit, FaultTimeoutAfterCommit, FaultLatency, FaultExpiredToken}
+var faultModes = []string{FaultStatus, FaultRateLimit, FaultTimeoutBeforeCommit, FaultTimeoutAfterCommit, FaultLatency, FaultExpiredToken,
+	FaultDuplicateWebhooks, FaultReorderWebhooks, FaultDelayWebhooks}
+
+// isWebhook reports whether the fault changes webhook delivery rather than
+// provider calls.
+func (f *Fault) isWebhook() bool {
+	return f.Mode == FaultDuplicateWebhooks || f.Mode == FaultReorderWebhooks || f.Mode == FaultDelayWebhooks
+}
 
 // Fault is one injected failure, as posted to /_sandbox/faults. It applies to
 // the calls of System (and of Operation, when set; and only to calls whose
@@ -88,10 +95,29 @@ type faults struct {
 
 // take returns the fault that applies to this call, if any, and counts it.
 func (fs *faults) take(system, operation, key string) *Fault {
+	return fs.takeExcept(system, operation, key, nil)
+}
+
+// takeAll returns every fault that applies to this call, counting each;
+// webhook faults combine (an event can be both duplicated and held back).
+func (fs *faults) takeAll(system, operation, key string) []*Fault {
+	var out []*Fault
+	for {
+		f := fs.takeExcept(system, operation, key, out)
+		if f == nil {
+			return out
+		}
+		out = append(out, f)
+	}
+}
+
+// takeExcept is take, skipping faults of the modes already taken.
+func (fs *faults) takeExcept(system, operation, key string, taken []*Fault) *Fault {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	for i, f := range fs.active {
-		if f.System != system || (f.Operation != "" && f.Operation != operation) || !strings.HasPrefix(key, f.KeyPrefix) {
+		if f.System != system || (f.Operation != "" && f.Operation != operation) || !strings.HasPrefix(key, f.KeyPrefix) ||
+			f.isWebhook() != (operation == webhookOperation) || modeTaken(taken, f.Mode) {
 			continue
 		}
 		if f.Rate > 0 && f.rng.Float64() >= f.Rate {
@@ -108,6 +134,15 @@ func (fs *faults) take(system, operation, key string) *Fault {
 		return &hit
 	}
 	return nil
+}
+
+func modeTaken(taken []*Fault, mode string) bool {
+	for _, f := range taken {
+		if f.Mode == mode {
+			return true
+		}
+	}
+	return false
 }
 
 func (fs *faults) add(f *Fault) {

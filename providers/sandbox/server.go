@@ -43,7 +43,11 @@ type Options struct {
 	ClientID     string
 	ClientSecret string
 	TokenTTL     time.Duration
-	Logger       *slog.Logger
+	// WebhookURL and WebhookSecret, when set, make the sandbox deliver
+	// signed events (Standard Webhooks) to WebhookURL + "/<system>".
+	WebhookURL    string
+	WebhookSecret string
+	Logger        *slog.Logger
 }
 
 // Server is the sandbox's HTTP handler and its in-memory state.
@@ -61,6 +65,7 @@ type Server struct {
 	faults      faults
 	calls       callLog
 	auth        *authority
+	webhooks    *sender
 }
 
 // NewServer returns a sandbox with empty state.
@@ -88,6 +93,7 @@ func NewServer(opts Options) *Server {
 		mux:         http.NewServeMux(),
 		auth: &authority{clientID: opts.ClientID, secret: opts.ClientSecret, ttl: opts.TokenTTL,
 			tokens: map[string]time.Time{}},
+		webhooks: newSender(strings.TrimRight(opts.WebhookURL, "/"), opts.WebhookSecret, instance, opts.Logger),
 	}
 	s.routes()
 	return s
@@ -114,6 +120,7 @@ func (s *Server) routes() {
 
 	s.mux.HandleFunc("GET /_sandbox/state", s.state)
 	s.mux.HandleFunc("GET /_sandbox/calls", s.getCalls)
+	s.mux.HandleFunc("GET /_sandbox/webhooks", s.getDeliveries)
 	s.mux.HandleFunc("GET /_sandbox/faults", s.getFaults)
 	s.mux.HandleFunc("POST /_sandbox/faults", s.postFault)
 	s.mux.HandleFunc("DELETE /_sandbox/faults", s.deleteFaults)
@@ -168,8 +175,11 @@ func randomTag() string {
 // ServeHTTP serves the sandbox API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
-// Close waits for pending charge settlements to finish.
-func (s *Server) Close() { s.timers.Wait() }
+// Close waits for pending charge settlements, then stops delivering webhooks.
+func (s *Server) Close() {
+	s.timers.Wait()
+	s.webhooks.close()
+}
 
 // apiError is the sandbox's error answer, shaped like Stripe's.
 type apiError struct {
@@ -378,6 +388,7 @@ func (s *Server) createCharge(w http.ResponseWriter, r *http.Request) {
 	ch := &providers.Charge{ID: id, ExternalRef: cr.ref, Status: providers.ChargePending,
 		Amount: req.Amount, Currency: strings.ToLower(req.Currency), Customer: req.Customer}
 	s.charges.add(id, cr.ref, cr.key, ch)
+	s.chargeEvent(ch, 1)
 	s.settleLater(ch, strings.HasPrefix(strings.ToLower(req.Email), DeclineEmailPrefix))
 	remember(w, s.charges.byKey, cr, http.StatusOK, *ch)
 }
@@ -392,9 +403,10 @@ func (s *Server) settleLater(ch *providers.Charge, decline bool) {
 		defer s.mu.Unlock()
 		if decline {
 			ch.Status, ch.FailureCode, ch.FailureMessage = providers.ChargeFailed, "card_declined", "Your card was declined."
-			return
+		} else {
+			ch.Status = providers.ChargeSucceeded
 		}
-		ch.Status = providers.ChargeSucceeded
+		s.chargeEvent(ch, 2)
 	})
 }
 

@@ -1,0 +1,128 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/handoff-hq/handoff/starter"
+	"github.com/handoff-hq/handoff/webhooks"
+)
+
+// maxWebhookBytes bounds a webhook body.
+const maxWebhookBytes = 1 << 20
+
+// webhookDeadline bounds how long a delivery waits for Temporal before the
+// provider is told to try again.
+const webhookDeadline = 3 * time.Second
+
+// Signature schemes of webhook sources.
+const (
+	SchemeStandard = "standard"
+	SchemeStripe   = "stripe"
+)
+
+// WebhookSource is how one system signs its webhooks.
+type WebhookSource struct {
+	Scheme string
+	// Secrets are the active signing secrets; two during a rotation.
+	Secrets []string
+}
+
+// Events is what the webhook endpoint hands verified events to.
+type Events interface {
+	DeliverPaymentEvent(ctx context.Context, e webhooks.PaymentEvent) error
+}
+
+// Webhook problem kinds.
+var (
+	problemBadSignature   = problemKind{http.StatusUnauthorized, "invalid-signature", "The webhook signature is missing or does not match"}
+	problemStaleSignature = problemKind{http.StatusUnauthorized, "stale-signature", "The webhook timestamp is outside the tolerance"}
+)
+
+// webhookAnswer is the body of a 2xx answer to a webhook.
+type webhookAnswer struct {
+	Status string `json:"status"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// webhook verifies, decodes and durably hands on one provider webhook. It
+// answers 2xx only once Temporal has accepted the event, and 503 with
+// Retry-After when it could not, so that the provider delivers it again.
+// It calls no provider: its latency is Temporal's alone.
+func (s *Server) webhook(c echo.Context) error {
+	system := c.Param("system")
+	src, ok := s.webhooks[system]
+	if !ok || len(src.Secrets) == 0 {
+		s.metrics.webhook(system, "unknown_system")
+		return problemNotFound.with("no webhooks are configured for this system")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, maxWebhookBytes))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		s.metrics.webhook(system, "too_large")
+		return problemTooLarge.with(fmt.Sprintf("a webhook body must be at most %d bytes", maxWebhookBytes))
+	}
+	if err != nil {
+		return problemInvalid.with("the body could not be read")
+	}
+	event, err := decodeWebhook(system, src, c.Request().Header, body, time.Now())
+	switch {
+	case errors.Is(err, webhooks.ErrStale):
+		s.metrics.webhook(system, "stale")
+		return problemStaleSignature.with("")
+	case errors.Is(err, webhooks.ErrNoSignature), errors.Is(err, webhooks.ErrBadSignature), errors.Is(err, webhooks.ErrNoSecret):
+		s.metrics.webhook(system, "bad_signature")
+		return problemBadSignature.with("")
+	case errors.Is(err, webhooks.ErrUnhandled):
+		s.metrics.webhook(system, "unhandled")
+		return c.JSON(http.StatusAccepted, webhookAnswer{Status: "ignored", Reason: "event type not handled"})
+	case err != nil:
+		s.metrics.webhook(system, "malformed")
+		p := problemInvalid.with("the event is malformed")
+		return p
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), webhookDeadline)
+	defer cancel()
+	err = s.events.DeliverPaymentEvent(ctx, event)
+	switch {
+	case err == nil:
+		s.metrics.webhook(system, "accepted")
+		return c.JSON(http.StatusOK, webhookAnswer{Status: "accepted"})
+	case errors.Is(err, starter.ErrActionFinished):
+		s.metrics.webhook(system, "finished")
+		return c.JSON(http.StatusOK, webhookAnswer{Status: "ignored", Reason: "the order has already finished"})
+	case errors.Is(err, starter.ErrActionUnknown):
+		// The order is not placed yet: the provider keeps the event and
+		// delivers it again.
+		s.metrics.webhook(system, "early")
+		return problemUnavailable.with("no order for this event yet; deliver it again later")
+	default:
+		s.metrics.webhook(system, "unavailable")
+		s.log.Warn("webhook not accepted", "system", system, "event_id", event.EventID, "order_id", event.OrderID, "error", err)
+		return problemUnavailable.with("the event could not be recorded; deliver it again later")
+	}
+}
+
+// decodeWebhook verifies the signature before reading anything else.
+func decodeWebhook(system string, src WebhookSource, h http.Header, body []byte, now time.Time) (webhooks.PaymentEvent, error) {
+	if src.Scheme == SchemeStripe {
+		if err := webhooks.VerifyStripe(src.Secrets, h, body, now); err != nil {
+			return webhooks.PaymentEvent{}, err
+		}
+		return webhooks.DecodeStripe(body)
+	}
+	id, err := webhooks.VerifyStandard(src.Secrets, h, body, now)
+	if err != nil {
+		return webhooks.PaymentEvent{}, err
+	}
+	if system != "payments" {
+		return webhooks.PaymentEvent{}, webhooks.ErrUnhandled
+	}
+	return webhooks.DecodeStandard(id, body)
+}

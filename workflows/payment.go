@@ -1,0 +1,173 @@
+package workflows
+
+import (
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/handoff-hq/handoff/activities"
+	"github.com/handoff-hq/handoff/providers"
+)
+
+// SignalPaymentEvent carries a provider's payment webhook into the order's
+// workflow.
+const SignalPaymentEvent = "payment_event"
+
+// PaymentSignal is a verified payment event, as the webhook endpoint sends it.
+type PaymentSignal struct {
+	EventID  string
+	Type     string
+	ChargeID string
+	// Status is pending, succeeded or failed.
+	Status string
+	// Version orders the events of one charge; equal versions cannot be ordered.
+	Version        int64
+	OccurredAt     time.Time
+	FailureCode    string
+	FailureMessage string
+}
+
+// maxRememberedEvents bounds the event ids an order remembers for
+// de-duplication; a provider's redeliveries of one event arrive long before
+// this many other events of the same order.
+const maxRememberedEvents = 256
+
+// defaultPaymentWebhookWait is how long an order waits for the payment
+// webhook before it asks the provider, when its input does not say.
+const defaultPaymentWebhookWait = 30 * time.Second
+
+// paymentTracker keeps what the order knows about its charge from events:
+// which event ids it applied, the newest version, and whether two events
+// disagreed in a way only the provider can settle.
+type paymentTracker struct {
+	Seen    []string
+	Version int64
+	Status  string
+	// ChargeID is the charge the events are about; events for another
+	// charge are ignored.
+	ChargeID       string
+	FailureCode    string
+	FailureMessage string
+	// Undecided is set when two events of the same version disagree.
+	Undecided bool
+	Applied   int
+	Ignored   int
+}
+
+func (p *paymentTracker) seen(id string) bool {
+	for _, s := range p.Seen {
+		if s == id {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *paymentTracker) remember(id string) {
+	p.Seen = append(p.Seen, id)
+	if len(p.Seen) > maxRememberedEvents {
+		p.Seen = p.Seen[len(p.Seen)-maxRememberedEvents:]
+	}
+}
+
+// apply takes one event into account. A repeat of an applied event, an
+// event about another charge, and an event older than the newest applied
+// one change nothing.
+func (p *paymentTracker) apply(e PaymentSignal) bool {
+	if e.EventID == "" || p.seen(e.EventID) || (p.ChargeID != "" && e.ChargeID != p.ChargeID) {
+		p.Ignored++
+		return false
+	}
+	p.remember(e.EventID)
+	switch {
+	case e.Version < p.Version:
+		p.Ignored++
+		return false
+	case e.Version == p.Version && e.Status != p.Status:
+		p.Undecided = true
+	case e.Version > p.Version:
+		p.Version, p.Status, p.Undecided = e.Version, e.Status, false
+		p.FailureCode, p.FailureMessage = e.FailureCode, e.FailureMessage
+	}
+	p.Applied++
+	return true
+}
+
+// settled reports whether events decided the payment.
+func (p *paymentTracker) settled() bool {
+	return !p.Undecided && (p.Status == providers.ChargeSucceeded || p.Status == providers.ChargeFailed)
+}
+
+// receivePaymentEvents applies every payment signal as it arrives, for the
+// whole life of the order, so that none waits unread in the channel.
+func (o *orderRun) receivePaymentEvents(ctx workflow.Context) {
+	ch := workflow.GetSignalChannel(ctx, SignalPaymentEvent)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var e PaymentSignal
+			if more := ch.Receive(ctx, &e); !more {
+				return
+			}
+			if o.payment.apply(e) {
+				o.state.UpdatedAt = workflow.Now(ctx)
+			}
+		}
+	})
+}
+
+// awaitPaymentEvents waits for the payment webhook and asks the provider
+// only when no decisive event arrived in time, or when two events disagree.
+// It reports whether the charge succeeded.
+func (o *orderRun) awaitPaymentEvents(ctx workflow.Context, charge string) (bool, error) {
+	o.payment.ChargeID = charge
+	wait := o.in.PaymentWebhookWait
+	if wait <= 0 {
+		wait = defaultPaymentWebhookWait
+	}
+	deadline := workflow.Now(ctx).Add(o.in.PaymentTimeout)
+	fetches := 0
+	for {
+		o.markStep(ctx, StepPayment, func(s *Step) { s.Status = StepWaiting })
+		decided, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return o.payment.settled() || o.payment.Undecided })
+		if err != nil {
+			return false, err
+		}
+		if decided && o.payment.settled() {
+			return o.finishPayment(ctx, o.payment.Status, o.payment.FailureCode, o.payment.FailureMessage, fetches)
+		}
+		// No decisive event in time, or events that disagree: the
+		// provider's record is the authority.
+		var got activities.GetChargeResult
+		in := activities.GetChargeInput{Call: o.call(StepPayment), ChargeID: charge}
+		if err := o.step(ctx, StepPayment, a.GetCharge, in, &got); err != nil {
+			return false, err
+		}
+		fetches++
+		o.payment.Undecided = false
+		if got.Status != providers.ChargePending {
+			return o.finishPayment(ctx, got.Status, got.FailureCode, got.FailureMessage, fetches)
+		}
+		if !workflow.Now(ctx).Before(deadline) {
+			if err := o.parkPaymentTimeout(ctx, charge, got.Status); err != nil {
+				return false, err
+			}
+			deadline = workflow.Now(ctx).Add(o.in.PaymentTimeout)
+		}
+		wait = min(wait*2, maxPaymentPollInterval*6)
+	}
+}
+
+// finishPayment records the payment's outcome: a failed charge rejects the order.
+func (o *orderRun) finishPayment(ctx workflow.Context, status, code, message string, fetches int) (bool, error) {
+	if status == providers.ChargeSucceeded {
+		o.markStep(ctx, StepPayment, func(s *Step) {
+			s.Status, s.Attempts, s.RemoteRef, s.LastError = StepSucceeded, fetches, o.payment.ChargeID, nil
+		})
+		return true, o.setStatus(ctx, StatusProcessing)
+	}
+	o.markStep(ctx, StepPayment, func(s *Step) {
+		s.Status, s.Attempts, s.RemoteRef = StepFailed, fetches, o.payment.ChargeID
+		s.LastError = &StepError{Category: CategoryDeclined, Message: code + ": " + message}
+	})
+	return false, o.setStatus(ctx, StatusRejected)
+}
