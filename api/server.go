@@ -63,12 +63,12 @@ type Server struct {
 	orders   Orders
 	events   Events
 	webhooks map[string]WebhookSource
-	ready   func(context.Context) error
-	tokens  [][sha256.Size]byte
-	log     *slog.Logger
-	webUI   string
-	ns      string
-	metrics *metrics
+	ready    func(context.Context) error
+	tokens   [][sha256.Size]byte
+	log      *slog.Logger
+	webUI    string
+	ns       string
+	metrics  *metrics
 }
 
 // New returns the API server; it refuses to run without tokens or services.
