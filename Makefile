@@ -18,7 +18,7 @@ STRIPE_MOCK_VERSION := v0.203.0
 STATICCHECK_VERSION := v0.8.2
 WORKFLOWCHECK_VERSION := v0.6.0
 
-.PHONY: run test lint build temporal histories clean
+.PHONY: run test lint build temporal histories bench-webhooks fuzz clean
 
 run: build temporal
 	./bin/handoff dev
@@ -59,6 +59,17 @@ lint: bin/staticcheck bin/workflowcheck
 # integration suite (see README, "Replay tests").
 histories: temporal
 	$(GO) test -count=1 ./tests/ -run TestRecordHistories -update
+
+# Webhook acknowledgement latency with the payments provider answering at
+# once and at 2 s per call, side by side (see README, "Webhooks").
+bench-webhooks: temporal bin/stripe-mock
+	$(GO) test -count=1 ./tests/ -run 'TestWebhookAckLatencyDoesNotDependOnProviderLatency' -v | grep -E 'acknowledgement|^(ok|FAIL|---)'
+
+# A short run of every webhook fuzz target (go test -fuzz takes one at a time).
+fuzz:
+	for f in FuzzVerifyStandard FuzzVerifyStripe FuzzDecodeStandard FuzzDecodeStripe; do \
+		$(GO) test ./webhooks -run '^$$' -fuzz "^$$f$$" -fuzztime 20s || exit 1; \
+	done
 
 clean:
 	rm -rf bin/handoff

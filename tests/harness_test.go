@@ -340,3 +340,5 @@ func chargeReads(chargeID string) int {
 	}
 	return n
 }
+
+func decodeJSON(raw []byte, v any) error { return json.Unmarshal(raw, v) }
