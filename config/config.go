@@ -54,6 +54,9 @@ type Config struct {
 	// PaymentWebhookWait is how long an order waits for the payment webhook
 	// before it asks the provider for the charge.
 	PaymentWebhookWait time.Duration `split_words:"true" default:"30s"`
+	// OrphanEventWindow is how long provider events for an order not placed
+	// yet are kept before the order needs attention.
+	OrphanEventWindow time.Duration `split_words:"true" default:"24h"`
 }
 
 // Temporal says where the Temporal cluster is and how to authenticate to it.
@@ -267,6 +270,9 @@ func (c Config) Validate(opts ValidateOptions) error {
 	}
 	if c.PaymentWebhookWait <= 0 {
 		add("HANDOFF_PAYMENT_WEBHOOK_WAIT: must be positive")
+	}
+	if c.OrphanEventWindow <= 0 {
+		add("HANDOFF_ORPHAN_EVENT_WINDOW: must be positive")
 	}
 	if c.PaymentTimeout < c.PaymentPollInterval {
 		add("HANDOFF_PAYMENT_TIMEOUT: must be at least HANDOFF_PAYMENT_POLL_INTERVAL")

@@ -7,6 +7,8 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/handoff-hq/handoff/webhooks"
 	"github.com/handoff-hq/handoff/workflows"
@@ -17,7 +19,8 @@ var (
 	// ErrActionFinished means the event's action has already ended; the
 	// event changes nothing and is acknowledged.
 	ErrActionFinished = errors.New("the event's action has already finished")
-	// ErrActionUnknown means no action exists yet for the event.
+	// ErrActionUnknown means no action exists yet for the event and none
+	// could be started to keep it.
 	ErrActionUnknown = errors.New("no action exists for the event yet")
 )
 
@@ -30,18 +33,27 @@ func (s *Starter) DeliverPaymentEvent(ctx context.Context, e webhooks.PaymentEve
 		EventID: e.EventID, Type: e.Type, ChargeID: e.ChargeID, Status: e.Status, Version: e.Version,
 		OccurredAt: e.OccurredAt, FailureCode: e.FailureCode, FailureMessage: e.FailureMessage,
 	}
-	err := s.client.SignalWorkflow(ctx, id, "", workflows.SignalPaymentEvent, sig)
-	var notFound *serviceerror.NotFound
-	if !errors.As(err, &notFound) {
-		if err != nil {
-			return fmt.Errorf("deliver %s to %s: %w", e.EventID, id, err)
-		}
+	// An event for an order not placed yet starts the order's workflow,
+	// which keeps the event until the order arrives.
+	opts := client.StartWorkflowOptions{
+		ID:                    id,
+		TaskQueue:             workflows.TaskQueue,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		Memo:                  map[string]any{MemoAwaitingOrder: "true"},
+		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.SearchBusinessKey.ValueSet(e.OrderID)),
+	}
+	in := workflows.OrderInput{
+		Order: workflows.Order{OrderID: e.OrderID}, AwaitingOrder: true, OrphanWindow: s.opts.OrphanWindow,
+	}
+	_, err := s.client.SignalWithStartWorkflow(ctx, id, workflows.SignalPaymentEvent, sig, opts, workflows.OrderWorkflow, in)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	switch {
+	case err == nil:
 		return nil
-	}
-	// Not running: either finished, or not placed yet.
-	desc, derr := s.client.DescribeWorkflow(ctx, id, "")
-	if derr == nil && desc.RawResponse.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+	case errors.As(err, &started):
+		// The order's workflow has closed and its id is not reused.
 		return fmt.Errorf("deliver %s to %s: %w", e.EventID, id, ErrActionFinished)
+	default:
+		return fmt.Errorf("deliver %s to %s: %w", e.EventID, id, err)
 	}
-	return fmt.Errorf("deliver %s to %s: %w", e.EventID, id, ErrActionUnknown)
 }

@@ -35,6 +35,10 @@ func (s *Starter) Order(ctx context.Context, orderID string) (workflows.OrderSta
 		if err != nil {
 			return workflows.OrderState{}, fmt.Errorf("read order %s: query: %w", orderID, err)
 		}
+		if state.Status == "" {
+			// Started by an early provider event; the order is not placed.
+			return workflows.OrderState{}, fmt.Errorf("read order %s: %w", orderID, ErrNotFound)
+		}
 		return state, nil
 	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
 		var result workflows.OrderResult

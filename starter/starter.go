@@ -27,6 +27,8 @@ import (
 const (
 	MemoRequestHash   = "request_hash"
 	MemoCorrelationID = "correlation_id"
+	// MemoAwaitingOrder marks a workflow an early event started.
+	MemoAwaitingOrder = "awaiting_order"
 )
 
 // ErrConflict means the business key is already used by a different request.
@@ -52,6 +54,8 @@ type Options struct {
 	// PaymentWebhookWait is how long an order waits for the payment webhook
 	// before asking the provider.
 	PaymentWebhookWait time.Duration
+	// OrphanWindow is how long events wait for an order not placed yet.
+	OrphanWindow time.Duration
 }
 
 // Starter starts and reads business actions.
@@ -119,17 +123,20 @@ func (s *Starter) PlaceOrder(ctx context.Context, order workflows.Order, correla
 	case err == nil:
 		return placed, nil
 	case errors.As(err, &started):
-		return s.replay(ctx, placed, hash)
+		return s.replay(ctx, placed, hash, in)
 	default:
 		return Placed{}, fmt.Errorf("place order %s: %w", order.OrderID, err)
 	}
 }
 
 // replay answers a request whose business key already has a workflow.
-func (s *Starter) replay(ctx context.Context, placed Placed, hash string) (Placed, error) {
+func (s *Starter) replay(ctx context.Context, placed Placed, hash string, in workflows.OrderInput) (Placed, error) {
 	memo, err := s.memo(ctx, placed.WorkflowID)
 	if err != nil {
 		return Placed{}, fmt.Errorf("place order %s: read existing order: %w", placed.OrderID, err)
+	}
+	if memo[MemoAwaitingOrder] == "true" {
+		return s.placeInto(ctx, placed, hash, in)
 	}
 	stored, ok := memo[MemoRequestHash]
 	if !ok {
@@ -167,4 +174,40 @@ func RequestHash(order workflows.Order) (string, error) {
 	}
 	sum := sha256.Sum256(b)
 	return "sha256:" + hex.EncodeToString(sum[:]), nil
+}
+
+// placeInto places an order into the workflow an early event started: the
+// place_order update, or, once that workflow has finished, the request hash
+// in its result.
+func (s *Starter) placeInto(ctx context.Context, placed Placed, hash string, in workflows.OrderInput) (Placed, error) {
+	desc, err := s.client.DescribeWorkflow(ctx, placed.WorkflowID, "")
+	if err != nil {
+		return Placed{}, fmt.Errorf("place order %s: %w", placed.OrderID, err)
+	}
+	if desc.RawResponse.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		var result workflows.OrderResult
+		if err := s.client.GetWorkflow(ctx, placed.WorkflowID, "").Get(ctx, &result); err != nil || result.RequestHash != hash {
+			return Placed{}, fmt.Errorf("place order %s: %w", placed.OrderID, ErrConflict)
+		}
+		placed.Replayed, placed.CorrelationID = true, result.State.CorrelationID
+		return placed, nil
+	}
+	handle, err := s.client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: placed.WorkflowID, UpdateName: workflows.UpdatePlaceOrder,
+		Args:         []any{workflows.PlaceOrderRequest{Input: in, RequestHash: hash}},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	var result workflows.PlaceOrderResult
+	if err == nil {
+		err = handle.Get(ctx, &result)
+	}
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeConflict {
+		return Placed{}, fmt.Errorf("place order %s: %w", placed.OrderID, ErrConflict)
+	}
+	if err != nil {
+		return Placed{}, fmt.Errorf("place order %s into its waiting workflow: %w", placed.OrderID, err)
+	}
+	placed.Replayed, placed.CorrelationID = result.Replayed, result.CorrelationID
+	return placed, nil
 }

@@ -43,6 +43,9 @@ const testWebhookSecret = "whsec_dGVzdC13ZWJob29rLXNlY3JldC0wMTIz"
 // before it asks the provider.
 const testWebhookWait = time.Second
 
+// testOrphanWindow is how long events for an order not placed yet wait.
+const testOrphanWindow = 5 * time.Second
+
 // env is the running system every integration test talks to.
 var env struct {
 	server   *testsuite.DevServer
@@ -152,7 +155,7 @@ func start() error {
 	}
 	workers = ws
 
-	st, err := starter.New(env.client, starter.Options{PaymentPollInterval: 100 * time.Millisecond, PaymentTimeout: time.Minute, PaymentWebhookWait: testWebhookWait})
+	st, err := starter.New(env.client, starter.Options{PaymentPollInterval: 100 * time.Millisecond, PaymentTimeout: time.Minute, PaymentWebhookWait: testWebhookWait, OrphanWindow: testOrphanWindow})
 	if err != nil {
 		return err
 	}

@@ -28,14 +28,23 @@ var recorded = []struct {
 	file   string
 	order  func() workflows.Order
 	status string
+	// before runs ahead of placing the order.
+	before func(t *testing.T, orderID string)
 }{
-	{"order_completed.json", func() workflows.Order { return order("history-completed") }, workflows.StatusCompleted},
+	{"order_completed.json", func() workflows.Order { return order("history-completed") }, workflows.StatusCompleted, nil},
 	{"order_declined.json", func() workflows.Order {
 		o := order("history-declined")
 		o.Customer.Email = "decline@example.com"
 		return o
-	}, workflows.StatusRejected},
-	{"order_parked.json", func() workflows.Order { return order(rejectInvoicePrefix + "history") }, workflows.StatusNeedsAttention},
+	}, workflows.StatusRejected, nil},
+	{"order_parked.json", func() workflows.Order { return order(rejectInvoicePrefix + "history") }, workflows.StatusNeedsAttention, nil},
+	{"order_early_events.json", func() workflows.Order { return order("history-early") }, workflows.StatusCompleted, func(t *testing.T, id string) {
+		chargeAhead(t, id)
+		waitFor(t, "the early events", func() bool {
+			d, ok := lastDelivery(env.sandbox, workflows.OrderWorkflowID(id)+"/charge", "payment.succeeded")
+			return ok && d.Delivered
+		})
+	}},
 }
 
 // TestRecordHistories runs each recorded path afresh, replays its history
@@ -48,6 +57,9 @@ func TestRecordHistories(t *testing.T) {
 	for _, r := range recorded {
 		t.Run(r.file, func(t *testing.T) {
 			o := r.order()
+			if r.before != nil {
+				r.before(t, o.OrderID)
+			}
 			status, _, body := call(t, http.MethodPost, "/v1/orders", o, testToken)
 			if status != http.StatusAccepted {
 				t.Fatalf("place order: %d %s", status, body)

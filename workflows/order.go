@@ -23,11 +23,19 @@ type OrderInput struct {
 	// PaymentWebhookWait is how long the order waits for the payment
 	// webhook before it asks the provider; zero means 30 s.
 	PaymentWebhookWait time.Duration
+	// AwaitingOrder marks a workflow started by a provider event for an
+	// order not placed yet: it keeps the events and waits up to
+	// OrphanWindow for the order (the place_order update), then parks.
+	AwaitingOrder bool
+	OrphanWindow  time.Duration
 }
 
 // OrderResult is the order's final state.
 type OrderResult struct {
 	State OrderState
+	// RequestHash identifies the placed order's content, for orders placed
+	// into a workflow that an early event started.
+	RequestHash string
 }
 
 // Order steps, in the order they run.
@@ -59,8 +67,13 @@ func OrderWorkflow(ctx workflow.Context, in OrderInput) (OrderResult, error) {
 		return OrderResult{}, fmt.Errorf("register order query: %w", err)
 	}
 	o.receivePaymentEvents(ctx)
+	if in.AwaitingOrder {
+		if err := o.awaitOrder(ctx); err != nil {
+			return OrderResult{State: o.state, RequestHash: o.requestHash}, err
+		}
+	}
 	err := o.run(ctx)
-	return OrderResult{State: o.state}, err
+	return OrderResult{State: o.state, RequestHash: o.requestHash}, err
 }
 
 // orderRun is one execution of OrderWorkflow and the state it reports.
@@ -70,6 +83,10 @@ type orderRun struct {
 	payment paymentTracker
 	// workflowID prefixes every idempotency key.
 	workflowID string
+	// placed and requestHash describe an order placed into a workflow that
+	// an early event started.
+	placed      bool
+	requestHash string
 }
 
 func newOrderRun(ctx workflow.Context, in OrderInput) *orderRun {
@@ -241,7 +258,10 @@ func (o *orderRun) parkPaymentTimeout(ctx workflow.Context, chargeID, status str
 // search attributes an operator can filter on, and waits until an operator
 // resolves it. It returns an error only when the workflow is cancelled.
 func (o *orderRun) park(ctx workflow.Context, step string, err error) error {
-	failure := describeFailure(err)
+	return o.parkFailure(ctx, step, describeFailure(err))
+}
+
+func (o *orderRun) parkFailure(ctx workflow.Context, step string, failure failure) error {
 	o.markStep(ctx, step, func(s *Step) {
 		s.Status, s.LastError = StepFailed, &StepError{Category: failure.category, Message: failure.message}
 		s.Attempts += int(failure.attempts)

@@ -44,8 +44,10 @@ type paymentTracker struct {
 	Version int64
 	Status  string
 	// ChargeID is the charge the events are about; events for another
-	// charge are ignored.
+	// charge are ignored. EventCharge is the charge of the events that came
+	// before the order knew its charge.
 	ChargeID       string
+	EventCharge    string
 	FailureCode    string
 	FailureMessage string
 	// Undecided is set when two events of the same version disagree.
@@ -79,6 +81,9 @@ func (p *paymentTracker) apply(e PaymentSignal) bool {
 		return false
 	}
 	p.remember(e.EventID)
+	if p.ChargeID == "" && p.EventCharge == "" {
+		p.EventCharge = e.ChargeID
+	}
 	switch {
 	case e.Version < p.Version:
 		p.Ignored++
@@ -120,6 +125,10 @@ func (o *orderRun) receivePaymentEvents(ctx workflow.Context) {
 // It reports whether the charge succeeded.
 func (o *orderRun) awaitPaymentEvents(ctx workflow.Context, charge string) (bool, error) {
 	o.payment.ChargeID = charge
+	if o.payment.EventCharge != "" && o.payment.EventCharge != charge {
+		// Early events were about another charge: they say nothing of this one.
+		o.payment.Version, o.payment.Status, o.payment.Undecided = 0, "", false
+	}
 	wait := o.in.PaymentWebhookWait
 	if wait <= 0 {
 		wait = defaultPaymentWebhookWait

@@ -154,7 +154,7 @@ func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
 func starterOptions(cfg config.Config) starter.Options {
 	return starter.Options{
 		PaymentPollInterval: cfg.PaymentPollInterval, PaymentTimeout: cfg.PaymentTimeout,
-		PaymentWebhookWait: cfg.PaymentWebhookWait,
+		PaymentWebhookWait: cfg.PaymentWebhookWait, OrphanWindow: cfg.OrphanEventWindow,
 	}
 }
 

@@ -1,0 +1,76 @@
+package tests
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/handoff-hq/handoff/api"
+	"github.com/handoff-hq/handoff/providers"
+	"github.com/handoff-hq/handoff/providers/sandbox"
+	"github.com/handoff-hq/handoff/workflows"
+)
+
+// chargeAhead creates the order's charge at the payments provider before
+// the order is placed, as an application that charges first would; the
+// sandbox then sends its payment webhooks for an order handoff does not
+// know yet.
+func chargeAhead(t *testing.T, orderID string) providers.Charge {
+	t.Helper()
+	c := sandbox.NewClient("payments", env.provider.URL+"/payments", providers.HTTPOptions{})
+	c.HTTP().SetAuth(providers.NewClientCredentials("payments", env.provider.URL+"/oauth/token", "test-client", "test-secret-0123456789", c.HTTP().Transport()))
+	o := order(orderID)
+	ch, err := c.CreateCharge(context.Background(), providers.Call{IdempotencyKey: workflows.OrderWorkflowID(orderID) + "/charge"},
+		providers.ChargeRequest{Amount: o.Amount, Currency: o.Currency, Email: o.Customer.Email})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
+func TestEarlyEventsAreKeptAndAppliedWhenTheOrderArrives(t *testing.T) {
+	id := "early-1"
+	charge := chargeAhead(t, id)
+	waitFor(t, "the early payment events to be accepted", func() bool {
+		d, ok := lastDelivery(env.sandbox, workflows.OrderWorkflowID(id)+"/charge", "payment.succeeded")
+		return ok && d.Delivered
+	})
+	if status, _, body := call(t, http.MethodGet, "/v1/orders/"+id, nil, testToken); status != http.StatusNotFound {
+		t.Errorf("before the order is placed: GET = %d %s, want 404", status, body)
+	}
+
+	status, header, body := call(t, http.MethodPost, "/v1/orders", order(id), testToken)
+	if status != http.StatusAccepted || header.Get(api.HeaderIdempotentReplayed) != "" {
+		t.Fatalf("place order: %d replayed=%q %s", status, header.Get(api.HeaderIdempotentReplayed), body)
+	}
+	state := awaitOrder(t, id, workflows.StatusCompleted)
+	payment := state.Steps[2]
+	if payment.RemoteRef != charge.ID || payment.Attempts != 0 || chargeReads(charge.ID) != 0 {
+		t.Errorf("payment step = %+v, charge read %d times; want the early events to have decided %s", payment, chargeReads(charge.ID), charge.ID)
+	}
+	assertExactlyOnce(t, id)
+
+	// The order placed into the waiting workflow is idempotent like any other.
+	if status, header, _ := call(t, http.MethodPost, "/v1/orders", order(id), testToken); status != http.StatusAccepted || header.Get(api.HeaderIdempotentReplayed) != "true" {
+		t.Errorf("the same order again: %d replayed=%q, want 202 replayed", status, header.Get(api.HeaderIdempotentReplayed))
+	}
+	changed := order(id)
+	changed.Customer.Name = "Someone Else"
+	if status, _, _ := call(t, http.MethodPost, "/v1/orders", changed, testToken); status != http.StatusConflict {
+		t.Errorf("another order under the id: %d, want 409", status)
+	}
+}
+
+func TestEventsWhoseOrderNeverComesAreParked(t *testing.T) {
+	id := "orphan-1"
+	chargeAhead(t, id)
+	state := awaitOrder(t, id, workflows.StatusNeedsAttention)
+	defer func() {
+		_ = env.client.TerminateWorkflow(context.Background(), workflows.OrderWorkflowID(id), "", "test finished")
+	}()
+	payment := state.Steps[2]
+	if payment.LastError == nil || payment.LastError.Category != workflows.CategoryOrphan || !strings.Contains(payment.LastError.Message, "never placed") {
+		t.Errorf("payment step = %+v, want an orphan error", payment)
+	}
+}

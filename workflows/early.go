@@ -1,0 +1,89 @@
+package workflows
+
+import (
+	"errors"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// UpdatePlaceOrder places an order into the workflow that an early provider
+// event started for it.
+const UpdatePlaceOrder = "place_order"
+
+// CategoryOrphan marks events whose order never arrived.
+const CategoryOrphan = "orphan"
+
+// defaultOrphanWindow is how long events wait for their order when the
+// input does not say.
+const defaultOrphanWindow = 24 * time.Hour
+
+// ErrTypeConflict is the update failure type of a different order placed
+// under an id already taken.
+const ErrTypeConflict = "Conflict"
+
+// PlaceOrderRequest is the place_order update's argument.
+type PlaceOrderRequest struct {
+	Input       OrderInput
+	RequestHash string
+}
+
+// PlaceOrderResult says whether the same order had been placed before.
+type PlaceOrderResult struct {
+	Replayed      bool
+	CorrelationID string
+}
+
+// awaitOrder keeps the events that arrived before their order and waits for
+// the order to be placed. An order that does not come within the orphan
+// window parks the workflow for an operator, so the events are not lost.
+func (o *orderRun) awaitOrder(ctx workflow.Context) error {
+	o.state.Status = ""
+	err := workflow.SetUpdateHandlerWithOptions(ctx, UpdatePlaceOrder,
+		func(ctx workflow.Context, req PlaceOrderRequest) (PlaceOrderResult, error) {
+			if o.placed {
+				return PlaceOrderResult{Replayed: true, CorrelationID: o.in.CorrelationID}, nil
+			}
+			o.placeOrder(ctx, req)
+			return PlaceOrderResult{CorrelationID: o.in.CorrelationID}, nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req PlaceOrderRequest) error {
+			if req.Input.Order.OrderID != o.in.Order.OrderID {
+				return errors.New("the order id does not match the workflow")
+			}
+			if o.placed && req.RequestHash != o.requestHash {
+				return temporal.NewApplicationError("order id already used with a different request", ErrTypeConflict)
+			}
+			return nil
+		}},
+	)
+	if err != nil {
+		return err
+	}
+	window := o.in.OrphanWindow
+	if window <= 0 {
+		window = defaultOrphanWindow
+	}
+	placed, err := workflow.AwaitWithTimeout(ctx, window, func() bool { return o.placed })
+	if err != nil {
+		return err
+	}
+	if !placed {
+		o.state.Status = StatusNeedsAttention
+		if err := o.parkFailure(ctx, StepPayment, failure{category: CategoryOrphan,
+			message: "provider events arrived for an order that was never placed within " + window.String()}); err != nil {
+			return err
+		}
+	}
+	return workflow.UpsertTypedSearchAttributes(ctx, SearchStatus.ValueSet(StatusProcessing))
+}
+
+// placeOrder takes the placed order's input; the events already received stay.
+func (o *orderRun) placeOrder(ctx workflow.Context, req PlaceOrderRequest) {
+	o.placed, o.requestHash = true, req.RequestHash
+	o.in = req.Input
+	o.state.Status = StatusProcessing
+	o.state.CorrelationID = req.Input.CorrelationID
+	o.state.UpdatedAt = workflow.Now(ctx)
+}
