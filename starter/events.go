@@ -30,7 +30,7 @@ var (
 func (s *Starter) DeliverPaymentEvent(ctx context.Context, e webhooks.PaymentEvent) error {
 	id := workflows.OrderWorkflowID(e.OrderID)
 	sig := workflows.PaymentSignal{
-		EventID: e.EventID, Type: e.Type, ChargeID: e.ChargeID, Status: e.Status, Version: e.Version,
+		EventID: e.EventID, Type: e.Type, ChargeID: e.ChargeID, Status: e.Status, Version: e.Version, Ordered: e.Ordered,
 		OccurredAt: e.OccurredAt, FailureCode: e.FailureCode, FailureMessage: e.FailureMessage,
 	}
 	// An event for an order not placed yet starts the order's workflow,

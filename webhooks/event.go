@@ -35,7 +35,10 @@ type PaymentEvent struct {
 	Status   string
 	// Version orders events about one charge: a higher version is newer.
 	// Events with equal versions cannot be ordered.
-	Version        int64
+	Version int64
+	// Ordered is true when Version is the provider's own sequence; false
+	// when it is only a timestamp, too coarse to trust on its own.
+	Ordered        bool
 	OccurredAt     time.Time
 	FailureCode    string
 	FailureMessage string
@@ -105,7 +108,7 @@ func DecodeStandard(id string, body []byte) (PaymentEvent, error) {
 	}
 	return PaymentEvent{
 		EventID: id, Type: e.Type, OrderID: orderID, ChargeID: e.Data.ChargeID, Status: status,
-		Version: e.Data.Version, OccurredAt: occurred,
+		Version: e.Data.Version, Ordered: true, OccurredAt: occurred,
 		FailureCode: e.Data.FailureCode, FailureMessage: e.Data.FailureMessage,
 	}, nil
 }

@@ -15,9 +15,9 @@ func TestDecodeStandard(t *testing.T) {
 		wantErr error
 		want    PaymentEvent
 	}{
-		{"succeeded", "msg_1", ok, nil, PaymentEvent{EventID: "msg_1", Type: "payment.succeeded", OrderID: "A-1", ChargeID: "ch_1", Status: PaymentSucceeded, Version: 2, OccurredAt: time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)}},
+		{"succeeded", "msg_1", ok, nil, PaymentEvent{EventID: "msg_1", Type: "payment.succeeded", OrderID: "A-1", ChargeID: "ch_1", Status: PaymentSucceeded, Version: 2, Ordered: true, OccurredAt: time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)}},
 		{"failed with reason", "msg_2", `{"type":"payment.failed","timestamp":"2026-11-28T10:00:00Z","data":{"charge_id":"ch_1","external_ref":"order/A-1/charge","version":2,"failure_code":"card_declined","failure_message":"no"}}`, nil,
-			PaymentEvent{EventID: "msg_2", Type: "payment.failed", OrderID: "A-1", ChargeID: "ch_1", Status: PaymentFailed, Version: 2, OccurredAt: time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC), FailureCode: "card_declined", FailureMessage: "no"}},
+			PaymentEvent{EventID: "msg_2", Type: "payment.failed", OrderID: "A-1", ChargeID: "ch_1", Status: PaymentFailed, Version: 2, Ordered: true, OccurredAt: time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC), FailureCode: "card_declined", FailureMessage: "no"}},
 		{"unhandled type", "msg_3", `{"type":"invoice.paid","timestamp":"2026-11-28T10:00:00Z","data":{}}`, ErrUnhandled, PaymentEvent{}},
 		{"not JSON", "msg_4", `{`, ErrMalformed, PaymentEvent{}},
 		{"no type", "msg_5", `{"data":{}}`, ErrMalformed, PaymentEvent{}},

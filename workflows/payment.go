@@ -21,7 +21,10 @@ type PaymentSignal struct {
 	// Status is pending, succeeded or failed.
 	Status string
 	// Version orders the events of one charge; equal versions cannot be ordered.
-	Version        int64
+	Version int64
+	// Ordered is true when Version is the provider's sequence; an outcome
+	// from an event ordered only by timestamp is confirmed with the provider.
+	Ordered        bool
 	OccurredAt     time.Time
 	FailureCode    string
 	FailureMessage string
@@ -52,7 +55,9 @@ type paymentTracker struct {
 	FailureMessage string
 	// Undecided is set when two events of the same version disagree.
 	Undecided bool
-	Applied   int
+	// Ordered is the Ordered flag of the event that set Status.
+	Ordered bool
+	Applied int
 	Ignored   int
 }
 
@@ -91,7 +96,7 @@ func (p *paymentTracker) apply(e PaymentSignal) bool {
 	case e.Version == p.Version && e.Status != p.Status:
 		p.Undecided = true
 	case e.Version > p.Version:
-		p.Version, p.Status, p.Undecided = e.Version, e.Status, false
+		p.Version, p.Status, p.Undecided, p.Ordered = e.Version, e.Status, false, e.Ordered
 		p.FailureCode, p.FailureMessage = e.FailureCode, e.FailureMessage
 	}
 	p.Applied++
@@ -141,11 +146,12 @@ func (o *orderRun) awaitPaymentEvents(ctx workflow.Context, charge string) (bool
 		if err != nil {
 			return false, err
 		}
-		if decided && o.payment.settled() {
+		if decided && o.payment.settled() && o.payment.Ordered {
 			return o.finishPayment(ctx, o.payment.Status, o.payment.FailureCode, o.payment.FailureMessage, fetches)
 		}
-		// No decisive event in time, or events that disagree: the
-		// provider's record is the authority.
+		// No decisive event in time, events that disagree, or an outcome
+		// from events ordered only by their timestamps: the provider's
+		// record is the authority.
 		var got activities.GetChargeResult
 		in := activities.GetChargeInput{Call: o.call(StepPayment), ChargeID: charge}
 		if err := o.step(ctx, StepPayment, a.GetCharge, in, &got); err != nil {

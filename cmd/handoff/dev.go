@@ -287,6 +287,7 @@ handoff is running (development mode)
   Temporal   %s (namespace %s; %s)
   Sandbox    %s   (state: %s/_sandbox/state)
   Metrics    %s/metrics
+  Webhooks   %s/webhooks/{system}   (the sandbox signs and delivers its payment events here)
 
   API token       %s   (development only)
   Operator token  %s   (development only)
@@ -299,6 +300,6 @@ Place an order:
 Press Ctrl-C to stop.
 `, apiURL, strings.TrimRight(cfg.Temporal.UI.URL, "/"), cfg.Temporal.Namespace,
 		cfg.Temporal.Address, cfg.Temporal.Namespace, temporalNote,
-		cfg.SandboxURL(), cfg.SandboxURL(), apiURL,
+		cfg.SandboxURL(), cfg.SandboxURL(), apiURL, apiURL,
 		token, operator, apiURL, token, apiURL, token)
 }
