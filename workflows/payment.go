@@ -58,7 +58,7 @@ type paymentTracker struct {
 	// Ordered is the Ordered flag of the event that set Status.
 	Ordered bool
 	Applied int
-	Ignored   int
+	Ignored int
 }
 
 func (p *paymentTracker) seen(id string) bool {
