@@ -192,3 +192,46 @@ func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmai
 	}
 	return SendEmailResult{Outcome: outcome(ctx, m.ID), MessageID: m.ID}, nil
 }
+
+// RefundChargeInput names the charge to refund in full.
+type RefundChargeInput struct {
+	Call     providers.Call
+	ChargeID string
+}
+
+// RefundChargeResult names the refund.
+type RefundChargeResult struct {
+	Outcome
+	RefundID string
+}
+
+// RefundCharge refunds a charge in full; its idempotency key makes it
+// happen once, however often it is retried.
+func (a *Activities) RefundCharge(ctx context.Context, in RefundChargeInput) (RefundChargeResult, error) {
+	re, err := a.Payments.RefundCharge(ctx, in.Call, providers.RefundRequest{Charge: in.ChargeID})
+	if err != nil {
+		return RefundChargeResult{}, temporalError(ctx, "refund charge", err)
+	}
+	return RefundChargeResult{Outcome: outcome(ctx, re.ID), RefundID: re.ID}, nil
+}
+
+// VoidInvoiceInput names the invoice to void.
+type VoidInvoiceInput struct {
+	Call      providers.Call
+	InvoiceID string
+}
+
+// VoidInvoiceResult is the voided invoice.
+type VoidInvoiceResult struct {
+	Outcome
+	Status string
+}
+
+// VoidInvoice voids an invoice; voiding it again changes nothing.
+func (a *Activities) VoidInvoice(ctx context.Context, in VoidInvoiceInput) (VoidInvoiceResult, error) {
+	inv, err := a.Accounting.VoidInvoice(ctx, in.Call, in.InvoiceID)
+	if err != nil {
+		return VoidInvoiceResult{}, temporalError(ctx, "void invoice", err)
+	}
+	return VoidInvoiceResult{Outcome: outcome(ctx, inv.ID), Status: inv.Status}, nil
+}

@@ -36,6 +36,7 @@ const (
 	ChargePending   = "pending"
 	ChargeSucceeded = "succeeded"
 	ChargeFailed    = "failed"
+	ChargeRefunded  = "refunded"
 )
 
 // Charge is a payment at the payments provider.
@@ -103,6 +104,20 @@ type MessageRequest struct {
 	Text    string `json:"text"`
 }
 
+// Refund returns a charge's money.
+type Refund struct {
+	ID          string `json:"id"`
+	ExternalRef string `json:"external_ref"`
+	Charge      string `json:"charge"`
+	Amount      int64  `json:"amount"`
+	Status      string `json:"status"`
+}
+
+// RefundRequest asks for a whole charge to be refunded.
+type RefundRequest struct {
+	Charge string `json:"charge"`
+}
+
 // CRM keeps customer records.
 type CRM interface {
 	UpsertContact(ctx context.Context, call Call, req ContactRequest) (Contact, error)
@@ -115,12 +130,17 @@ type Payments interface {
 	// FindCharge looks a charge up by its external reference; found is false
 	// when none exists.
 	FindCharge(ctx context.Context, call Call, externalRef string) (c Charge, found bool, err error)
+	// RefundCharge refunds a whole charge; the call's idempotency key makes
+	// it happen once.
+	RefundCharge(ctx context.Context, call Call, req RefundRequest) (Refund, error)
 }
 
 // Accounting keeps invoices.
 type Accounting interface {
 	CreateInvoice(ctx context.Context, call Call, req InvoiceRequest) (Invoice, error)
 	FindInvoice(ctx context.Context, call Call, externalRef string) (inv Invoice, found bool, err error)
+	// VoidInvoice voids an invoice; voiding a void invoice changes nothing.
+	VoidInvoice(ctx context.Context, call Call, id string) (Invoice, error)
 }
 
 // Mailer sends e-mail.

@@ -101,8 +101,8 @@ func RegisterSearchAttributes(ctx context.Context, c client.Client, namespace st
 func systemActivities(acts *activities.Activities) map[string][]any {
 	return map[string][]any{
 		"crm":        {acts.UpsertCustomer},
-		"payments":   {acts.CreateCharge, acts.GetCharge},
-		"accounting": {acts.CreateInvoice},
+		"payments":   {acts.CreateCharge, acts.GetCharge, acts.RefundCharge},
+		"accounting": {acts.CreateInvoice, acts.VoidInvoice},
 		"mail":       {acts.SendEmail},
 	}
 }

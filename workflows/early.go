@@ -65,15 +65,20 @@ func (o *orderRun) awaitOrder(ctx workflow.Context) error {
 	if window <= 0 {
 		window = defaultOrphanWindow
 	}
-	placed, err := workflow.AwaitWithTimeout(ctx, window, func() bool { return o.placed })
-	if err != nil {
-		return err
-	}
-	if !placed {
-		o.state.Status = StatusNeedsAttention
-		if err := o.parkFailure(ctx, StepPayment, failure{category: CategoryOrphan,
-			message: "provider events arrived for an order that was never placed within " + window.String()}); err != nil {
+	for !o.placed {
+		placed, err := workflow.AwaitWithTimeout(ctx, window, func() bool { return o.placed || o.cancelRequested })
+		if err != nil {
 			return err
+		}
+		if o.cancelRequested {
+			return errCancelled
+		}
+		if !placed {
+			// A retry waits another window; an abort ends the workflow.
+			if err := o.parkFailure(ctx, StepPayment, failure{category: CategoryOrphan,
+				message: "provider events arrived for an order that was never placed within " + window.String()}); err != nil {
+				return err
+			}
 		}
 	}
 	return workflow.UpsertTypedSearchAttributes(ctx, SearchStatus.ValueSet(StatusProcessing))

@@ -166,12 +166,7 @@ func (o Order) Validate() []FieldError {
 	if !orderIDPattern.MatchString(o.OrderID) {
 		add("order_id", "must be 1 to 128 letters, digits or . _ : - and start with a letter or digit")
 	}
-	if addr, err := mail.ParseAddress(o.Customer.Email); err != nil || addr.Address != o.Customer.Email {
-		add("customer.email", "must be an e-mail address")
-	}
-	if o.Customer.Name == "" {
-		add("customer.name", "is required")
-	}
+	errs = append(errs, o.Customer.Validate()...)
 	if !currencyPattern.MatchString(o.Currency) {
 		add("currency", "must be a three-letter ISO 4217 code")
 	}
@@ -208,6 +203,19 @@ func (o Order) invoiceLines() []providers.InvoiceLine {
 		lines = append(lines, providers.InvoiceLine{SKU: it.SKU, Quantity: it.Quantity, UnitAmount: it.UnitAmount})
 	}
 	return lines
+}
+
+// Validate reports every invalid field of normalized customer details.
+// It is not for workflow code: net/mail is not deterministic to the checker.
+func (c Customer) Validate() []FieldError {
+	var errs []FieldError
+	if addr, err := mail.ParseAddress(c.Email); err != nil || addr.Address != c.Email {
+		errs = append(errs, FieldError{Field: "customer.email", Detail: "must be an e-mail address"})
+	}
+	if c.Name == "" {
+		errs = append(errs, FieldError{Field: "customer.name", Detail: "is required"})
+	}
+	return errs
 }
 
 // OrderWorkflowID is the workflow ID of an order: its business key.

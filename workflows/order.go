@@ -51,6 +51,7 @@ const (
 var stepSystems = map[string]string{
 	StepCustomer: "crm", StepCharge: "payments", StepPayment: "payments",
 	StepInvoice: "accounting", StepConfirmation: "mail",
+	StepRefund: "payments", StepVoidInvoice: "accounting",
 }
 
 // a is the nil *Activities through which workflows name activities.
@@ -67,12 +68,29 @@ func OrderWorkflow(ctx workflow.Context, in OrderInput) (OrderResult, error) {
 		return OrderResult{}, fmt.Errorf("register order query: %w", err)
 	}
 	o.receivePaymentEvents(ctx)
-	if in.AwaitingOrder {
-		if err := o.awaitOrder(ctx); err != nil {
-			return OrderResult{State: o.state, RequestHash: o.requestHash}, err
-		}
+	if err := o.registerOperatorUpdates(ctx); err != nil {
+		return OrderResult{}, err
 	}
-	err := o.run(ctx)
+	var err error
+	if in.AwaitingOrder {
+		err = o.awaitOrder(ctx)
+	}
+	if err == nil {
+		err = o.run(ctx)
+	}
+	switch {
+	case errors.Is(err, errCancelled):
+		err = o.compensate(ctx)
+	case temporal.IsCanceledError(err):
+		// Cancelled through Temporal: compensate all the same, on a
+		// context the cancellation does not reach.
+		disconnected, _ := workflow.NewDisconnectedContext(ctx)
+		err = o.compensate(disconnected)
+	}
+	if err == nil {
+		// Let accepted updates finish before the workflow closes.
+		err = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+	}
 	return OrderResult{State: o.state, RequestHash: o.requestHash}, err
 }
 
@@ -87,6 +105,13 @@ type orderRun struct {
 	// an early event started.
 	placed      bool
 	requestHash string
+
+	done doneSteps
+	// parkedStep is the step waiting for an operator, empty when none.
+	parkedStep string
+	// resolution is the operator's answer to the parked step.
+	resolution      string
+	cancelRequested bool
 }
 
 func newOrderRun(ctx workflow.Context, in OrderInput) *orderRun {
@@ -105,45 +130,52 @@ func newOrderRun(ctx workflow.Context, in OrderInput) *orderRun {
 }
 
 func (o *orderRun) run(ctx workflow.Context) error {
-	var contact activities.UpsertCustomerResult
-	err := o.step(ctx, StepCustomer, a.UpsertCustomer, activities.UpsertCustomerInput{
-		Call: o.call(StepCustomer), Email: o.in.Order.Customer.Email, Name: o.in.Order.Customer.Name,
-	}, &contact)
+	contact := &o.done.contact
+	err := o.step(ctx, StepCustomer, a.UpsertCustomer, func() any {
+		return activities.UpsertCustomerInput{Call: o.call(StepCustomer), Email: o.in.Order.Customer.Email, Name: o.in.Order.Customer.Name}
+	}, contact)
 	if err != nil {
 		return err
 	}
-	var charge activities.CreateChargeResult
-	err = o.step(ctx, StepCharge, a.CreateCharge, activities.CreateChargeInput{
-		Call: o.call(StepCharge), Amount: o.in.Order.Amount, Currency: o.in.Order.Currency,
-		Customer: contact.ContactID, Email: o.in.Order.Customer.Email,
-		Description: "Order " + o.in.Order.OrderID,
-	}, &charge)
+	charge := &o.done.charge
+	err = o.step(ctx, StepCharge, a.CreateCharge, func() any {
+		return activities.CreateChargeInput{
+			Call: o.call(StepCharge), Amount: o.in.Order.Amount, Currency: o.in.Order.Currency,
+			Customer: contact.ContactID, Email: o.in.Order.Customer.Email,
+			Description: "Order " + o.in.Order.OrderID,
+		}
+	}, charge)
 	if err != nil {
 		return err
 	}
 	var paid bool
 	// Orders placed before payment webhooks existed poll the charge.
 	if workflow.GetVersion(ctx, versionPaymentWebhooks, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
-		paid, err = o.awaitPayment(ctx, charge)
+		paid, err = o.awaitPayment(ctx, *charge)
 	} else if err = o.setStatus(ctx, StatusAwaitingPayment); err == nil {
 		paid, err = o.awaitPaymentEvents(ctx, charge.ChargeID)
 	}
+	o.done.paid = paid
 	if err != nil || !paid {
 		return err
 	}
-	var invoice activities.CreateInvoiceResult
-	err = o.step(ctx, StepInvoice, a.CreateInvoice, activities.CreateInvoiceInput{
-		Call: o.call(StepInvoice), Customer: contact.ContactID, Amount: o.in.Order.Amount,
-		Currency: o.in.Order.Currency, ChargeID: charge.ChargeID, Lines: o.in.Order.invoiceLines(),
-	}, &invoice)
+	invoice := &o.done.invoice
+	err = o.step(ctx, StepInvoice, a.CreateInvoice, func() any {
+		return activities.CreateInvoiceInput{
+			Call: o.call(StepInvoice), Customer: contact.ContactID, Amount: o.in.Order.Amount,
+			Currency: o.in.Order.Currency, ChargeID: charge.ChargeID, Lines: o.in.Order.invoiceLines(),
+		}
+	}, invoice)
 	if err != nil {
 		return err
 	}
 	var email activities.SendEmailResult
-	err = o.step(ctx, StepConfirmation, a.SendEmail, activities.SendEmailInput{
-		Call: o.call(StepConfirmation), To: o.in.Order.Customer.Email,
-		Subject: "Your order " + o.in.Order.OrderID,
-		Text:    confirmationText(o.in.Order, invoice.InvoiceID),
+	err = o.step(ctx, StepConfirmation, a.SendEmail, func() any {
+		return activities.SendEmailInput{
+			Call: o.call(StepConfirmation), To: o.in.Order.Customer.Email,
+			Subject: "Your order " + o.in.Order.OrderID,
+			Text:    confirmationText(o.in.Order, invoice.InvoiceID),
+		}
 	}, &email)
 	if err != nil {
 		return err
@@ -162,12 +194,18 @@ type stepResult interface {
 }
 
 // step runs one activity as a named step, recording its progress. When the
-// activity fails for good the order is parked; step returns only once the
-// step succeeded, or with an error when the workflow is cancelled.
-func (o *orderRun) step(ctx workflow.Context, name string, activity, input any, result stepResult) error {
+// activity fails for good the order is parked until an operator retries
+// (input is built again, so corrections apply), skips (the step is marked
+// skipped and result stays empty) or aborts it. step returns nil once the
+// step succeeded or was skipped, errCancelled when the order is to be
+// cancelled, or the workflow's cancellation.
+func (o *orderRun) step(ctx workflow.Context, name string, activity any, input func() any, result stepResult) error {
 	for {
+		if o.cancelRequested {
+			return errCancelled
+		}
 		o.markStep(ctx, name, func(s *Step) { s.Status = StepRunning })
-		err := workflow.ExecuteActivity(o.activityContext(ctx, name), activity, input).Get(ctx, result)
+		err := workflow.ExecuteActivity(o.activityContext(ctx, name), activity, input()).Get(ctx, result)
 		if err == nil {
 			out := result.StepOutcome()
 			o.markStep(ctx, name, func(s *Step) {
@@ -178,7 +216,12 @@ func (o *orderRun) step(ctx workflow.Context, name string, activity, input any, 
 		if temporal.IsCanceledError(err) {
 			return err
 		}
-		if err := o.park(ctx, name, err); err != nil {
+		err = o.park(ctx, name, err)
+		if errors.Is(err, errSkipped) {
+			o.markStep(ctx, name, func(s *Step) { s.Status = StepSkipped })
+			return nil
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -217,7 +260,9 @@ func (o *orderRun) awaitPayment(ctx workflow.Context, charge activities.CreateCh
 	polls := 0
 	for {
 		var got activities.GetChargeResult
-		err := o.step(ctx, StepPayment, a.GetCharge, activities.GetChargeInput{Call: o.call(StepPayment), ChargeID: charge.ChargeID}, &got)
+		err := o.step(ctx, StepPayment, a.GetCharge, func() any {
+			return activities.GetChargeInput{Call: o.call(StepPayment), ChargeID: charge.ChargeID}
+		}, &got)
 		if err != nil {
 			return false, err
 		}
@@ -240,8 +285,11 @@ func (o *orderRun) awaitPayment(ctx workflow.Context, charge activities.CreateCh
 			deadline = workflow.Now(ctx).Add(o.in.PaymentTimeout)
 		}
 		o.markStep(ctx, StepPayment, func(s *Step) { s.Status = StepWaiting })
-		if err := workflow.Sleep(ctx, interval); err != nil {
+		if _, err := workflow.AwaitWithTimeout(ctx, interval, func() bool { return o.cancelRequested }); err != nil {
 			return false, err
+		}
+		if o.cancelRequested {
+			return false, errCancelled
 		}
 		interval = min(interval*3/2, maxPaymentPollInterval)
 	}
@@ -280,7 +328,7 @@ func (o *orderRun) parkFailure(ctx workflow.Context, step string, failure failur
 		"correlation_id", o.in.CorrelationID, "step", step, "category", failure.category, "error", failure.message)
 	// Operators resolve parked orders with the workflow's retry, skip and
 	// abort updates; until then the order waits here, in plain sight.
-	return workflow.Await(ctx, func() bool { return false })
+	return o.waitForOperator(ctx, step)
 }
 
 type failure struct {

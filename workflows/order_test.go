@@ -100,6 +100,20 @@ func (f *fakeProviders) FindCharge(_ context.Context, call providers.Call, ref s
 	return ch, ok, nil
 }
 
+func (f *fakeProviders) RefundCharge(_ context.Context, call providers.Call, req providers.RefundRequest) (providers.Refund, error) {
+	if err := f.record("create_refund", call); err != nil {
+		return providers.Refund{}, err
+	}
+	return providers.Refund{ID: "re_1", Charge: req.Charge}, nil
+}
+
+func (f *fakeProviders) VoidInvoice(_ context.Context, call providers.Call, id string) (providers.Invoice, error) {
+	if err := f.record("void_invoice", call); err != nil {
+		return providers.Invoice{}, err
+	}
+	return providers.Invoice{ID: id, Status: "void"}, nil
+}
+
 func (f *fakeProviders) CreateInvoice(_ context.Context, call providers.Call, _ providers.InvoiceRequest) (providers.Invoice, error) {
 	if err := f.record("create_invoice", call); err != nil {
 		return providers.Invoice{}, err

@@ -142,9 +142,14 @@ func (o *orderRun) awaitPaymentEvents(ctx workflow.Context, charge string) (bool
 	fetches := 0
 	for {
 		o.markStep(ctx, StepPayment, func(s *Step) { s.Status = StepWaiting })
-		decided, err := workflow.AwaitWithTimeout(ctx, wait, func() bool { return o.payment.settled() || o.payment.Undecided })
+		decided, err := workflow.AwaitWithTimeout(ctx, wait, func() bool {
+			return o.payment.settled() || o.payment.Undecided || o.cancelRequested
+		})
 		if err != nil {
 			return false, err
+		}
+		if o.cancelRequested {
+			return false, errCancelled
 		}
 		if decided && o.payment.settled() && o.payment.Ordered {
 			return o.finishPayment(ctx, o.payment.Status, o.payment.FailureCode, o.payment.FailureMessage, fetches)
@@ -153,7 +158,7 @@ func (o *orderRun) awaitPaymentEvents(ctx workflow.Context, charge string) (bool
 		// from events ordered only by their timestamps: the provider's
 		// record is the authority.
 		var got activities.GetChargeResult
-		in := activities.GetChargeInput{Call: o.call(StepPayment), ChargeID: charge}
+		in := func() any { return activities.GetChargeInput{Call: o.call(StepPayment), ChargeID: charge} }
 		if err := o.step(ctx, StepPayment, a.GetCharge, in, &got); err != nil {
 			return false, err
 		}

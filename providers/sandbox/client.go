@@ -56,6 +56,20 @@ func (c *Client) FindCharge(ctx context.Context, call providers.Call, externalRe
 	return find[providers.Charge](ctx, c, call, "find_charge", "/charges", externalRef)
 }
 
+// RefundCharge refunds a whole charge.
+func (c *Client) RefundCharge(ctx context.Context, call providers.Call, req providers.RefundRequest) (providers.Refund, error) {
+	var out providers.Refund
+	err := c.http.Do(ctx, providers.Request{Operation: "create_refund", Method: http.MethodPost, Path: "/refunds", Call: call, Body: req}, &out)
+	return out, err
+}
+
+// VoidInvoice voids an invoice.
+func (c *Client) VoidInvoice(ctx context.Context, call providers.Call, id string) (providers.Invoice, error) {
+	var out providers.Invoice
+	err := c.http.Do(ctx, providers.Request{Operation: "void_invoice", Method: http.MethodPost, Path: "/invoices/" + url.PathEscape(id) + "/void", Call: call}, &out)
+	return out, err
+}
+
 // CreateInvoice asks for an invoice.
 func (c *Client) CreateInvoice(ctx context.Context, call providers.Call, req providers.InvoiceRequest) (providers.Invoice, error) {
 	var out providers.Invoice

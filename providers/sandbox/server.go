@@ -57,6 +57,7 @@ type Server struct {
 	charges  *collection[providers.Charge]
 	invoices *collection[providers.Invoice]
 	messages *collection[providers.Message]
+	refunds  *collection[providers.Refund]
 
 	settleDelay time.Duration
 	log         *slog.Logger
@@ -88,6 +89,7 @@ func NewServer(opts Options) *Server {
 		charges:     newCollection[providers.Charge]("ch_" + instance),
 		invoices:    newCollection[providers.Invoice]("in_" + instance),
 		messages:    newCollection[providers.Message]("msg_" + instance),
+		refunds:     newCollection[providers.Refund]("re_" + instance),
 		settleDelay: opts.SettleDelay,
 		log:         opts.Logger,
 		mux:         http.NewServeMux(),
@@ -108,7 +110,11 @@ func (s *Server) routes() {
 	s.handle("GET /payments/charges/{id}", "payments", "get_charge", getOne(s, s.charges))
 	s.handle("GET /payments/charges", "payments", "list_charges", list(s, s.charges))
 
+	s.handle("POST /payments/refunds", "payments", "create_refund", s.createRefund)
+	s.handle("GET /payments/refunds", "payments", "list_refunds", list(s, s.refunds))
+
 	s.handle("POST /accounting/invoices", "accounting", "create_invoice", s.createInvoice)
+	s.handle("POST /accounting/invoices/{id}/void", "accounting", "void_invoice", s.voidInvoice)
 	s.handle("GET /accounting/invoices/{id}", "accounting", "get_invoice", getOne(s, s.invoices))
 	s.handle("GET /accounting/invoices", "accounting", "list_invoices", list(s, s.invoices))
 
@@ -481,8 +487,54 @@ func (s *Server) State() State {
 	defer s.mu.Unlock()
 	return State{
 		"crm":        {"contacts": s.contacts.state(nil)},
-		"payments":   {"charges": s.charges.state(func(c *providers.Charge) string { return c.Status })},
+		"payments": {
+			"charges": s.charges.state(func(c *providers.Charge) string { return c.Status }),
+			"refunds": s.refunds.state(func(r *providers.Refund) string { return r.Status }),
+		},
 		"accounting": {"invoices": s.invoices.state(func(i *providers.Invoice) string { return i.Status })},
 		"mail":       {"messages": s.messages.state(func(m *providers.Message) string { return m.Status })},
 	}
+}
+
+// createRefund refunds a whole succeeded charge, once per charge: a second
+// refund of the same charge under another key is refused, as providers do.
+func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
+	var req providers.RefundRequest
+	cr, aerr := readCreate(w, r, &req)
+	if aerr != nil {
+		aerr.write(w)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if replay(w, s.refunds.byKey, cr) {
+		return
+	}
+	ch, ok := s.charges.get(req.Charge)
+	switch {
+	case !ok:
+		(&apiError{status: http.StatusNotFound, typ: "invalid_request_error", code: "resource_missing", message: "no such charge: " + req.Charge}).write(w)
+		return
+	case ch.Status != providers.ChargeSucceeded:
+		invalid("charge_not_refundable", "only a succeeded charge can be refunded; this one is "+ch.Status).write(w)
+		return
+	}
+	id := s.refunds.nextID()
+	ref := &providers.Refund{ID: id, ExternalRef: cr.ref, Charge: ch.ID, Amount: ch.Amount, Status: "succeeded"}
+	s.refunds.add(id, cr.ref, cr.key, ref)
+	ch.Status = providers.ChargeRefunded
+	remember(w, s.refunds.byKey, cr, http.StatusOK, *ref)
+}
+
+// voidInvoice voids an invoice; voiding it again answers the void invoice.
+func (s *Server) voidInvoice(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	inv, ok := s.invoices.get(r.PathValue("id"))
+	if !ok {
+		(&apiError{status: http.StatusNotFound, typ: "invalid_request_error", code: "resource_missing", message: "no such invoice: " + r.PathValue("id")}).write(w)
+		return
+	}
+	inv.Status = "void"
+	writeJSON(w, http.StatusOK, *inv)
 }

@@ -113,6 +113,22 @@ func (c *Client) FindCharge(ctx context.Context, call providers.Call, externalRe
 	return providers.Charge{}, false, nil
 }
 
+// RefundCharge refunds a PaymentIntent in full.
+func (c *Client) RefundCharge(ctx context.Context, call providers.Call, req providers.RefundRequest) (providers.Refund, error) {
+	form := url.Values{"payment_intent": {req.Charge}, "metadata[" + MetadataExternalRef + "]": {call.IdempotencyKey}}
+	var re struct {
+		ID            string `json:"id"`
+		Amount        int64  `json:"amount"`
+		Status        string `json:"status"`
+		PaymentIntent string `json:"payment_intent"`
+	}
+	err := c.http.Do(ctx, providers.Request{Operation: "create_refund", Method: http.MethodPost, Path: "/v1/refunds", Call: call, Form: form, Header: versionHeader}, &re)
+	if err != nil {
+		return providers.Refund{}, err
+	}
+	return providers.Refund{ID: re.ID, ExternalRef: call.IdempotencyKey, Charge: req.Charge, Amount: re.Amount, Status: re.Status}, nil
+}
+
 var versionHeader = http.Header{"Stripe-Version": {APIVersion}}
 
 // charge maps a PaymentIntent to handoff's charge.

@@ -112,6 +112,10 @@ func TestCreateAndRetrieveAgainstStripeMock(t *testing.T) {
 	if _, _, err := c.FindCharge(ctx, call, call.IdempotencyKey); err != nil {
 		t.Errorf("search: %v", err)
 	}
+	refund, err := c.RefundCharge(ctx, providers.Call{IdempotencyKey: "order/A-1/refund"}, providers.RefundRequest{Charge: created.ID})
+	if err != nil || !strings.HasPrefix(refund.ID, "re_") {
+		t.Errorf("refund = %+v, %v; want a refund", refund, err)
+	}
 }
 
 func TestErrorPathsAgainstStripeMock(t *testing.T) {

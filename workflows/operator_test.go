@@ -1,0 +1,175 @@
+package workflows
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/handoff-hq/handoff/activities"
+	"github.com/handoff-hq/handoff/providers"
+)
+
+var invoice422 = &providers.Error{System: "accounting", Operation: "create_invoice", Category: providers.Permanent,
+	Type: providers.TypeInvalidInput, Status: 422, Message: "tax id invalid"}
+
+// operatorRun runs an order over the fakes and, once it is parked (or at
+// the given time), sends the update; it returns the final state and the
+// update's outcome.
+func operatorRun(t *testing.T, fakes *fakeProviders, at time.Duration, update string, req OperatorRequest) (OrderState, error) {
+	t.Helper()
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestWorkflowEnvironment()
+	acts, _ := activities.New(fakes, fakes, fakes, fakes)
+	env.RegisterActivity(acts)
+	env.SetStartWorkflowOptions(startOptions("order/T-1"))
+	var updateErr error
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(update, "u1", &testsuite.TestUpdateCallback{
+			OnAccept:   func() {},
+			OnReject:   func(err error) { updateErr = err },
+			OnComplete: func(_ any, err error) { updateErr = errors.Join(updateErr, err) },
+		}, req)
+	}, at)
+	env.ExecuteWorkflow(OrderWorkflow, OrderInput{Order: testOrder(), PaymentTimeout: time.Hour, PaymentWebhookWait: time.Minute})
+	if !env.IsWorkflowCompleted() {
+		t.Fatal("workflow did not complete")
+	}
+	var result OrderResult
+	if err := env.GetWorkflowResult(&result); err != nil {
+		t.Fatalf("workflow: %v", err)
+	}
+	return result.State, updateErr
+}
+
+func stepByName(s OrderState, name string) Step {
+	for _, st := range s.Steps {
+		if st.Name == name {
+			return st
+		}
+	}
+	return Step{}
+}
+
+func TestRetryWithCorrectedDataCompletesTheParkedOrder(t *testing.T) {
+	fakes := newFakeProviders()
+	fakes.failing["create_invoice"] = []error{invoice422}
+	corrected := Customer{Email: "ada@example.com", Name: "Ada Lovelace Ltd"}
+	state, err := operatorRun(t, fakes, 2*time.Hour, UpdateRetry, OperatorRequest{Reason: "tax id fixed", Customer: &corrected})
+	if err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	if state.Status != StatusCompleted {
+		t.Fatalf("status = %s, want completed", state.Status)
+	}
+	if got := fakes.count("create_invoice"); got != 2 {
+		t.Errorf("create_invoice calls = %d, want 2 (the failure and the retry)", got)
+	}
+	for _, c := range fakes.calls {
+		if strings.HasPrefix(c, "create_invoice") && c != "create_invoice order/T-1/invoice" {
+			t.Errorf("retry used another idempotency key: %s", c)
+		}
+	}
+	if inv := stepByName(state, StepInvoice); inv.Status != StepSucceeded || inv.Attempts != 2 || inv.LastError != nil {
+		t.Errorf("invoice step = %+v, want succeeded after 2 attempts", inv)
+	}
+}
+
+func TestSkipGoesOnWithoutTheStep(t *testing.T) {
+	fakes := newFakeProviders()
+	fakes.failing["create_invoice"] = []error{invoice422}
+	state, err := operatorRun(t, fakes, 2*time.Hour, UpdateSkip, OperatorRequest{Reason: "invoiced by hand"})
+	if err != nil {
+		t.Fatalf("skip: %v", err)
+	}
+	if state.Status != StatusCompleted || stepByName(state, StepInvoice).Status != StepSkipped || stepByName(state, StepConfirmation).Status != StepSucceeded {
+		t.Errorf("state = %+v, want completed with the invoice skipped", state)
+	}
+}
+
+func TestAbortOfAPaidOrderRefundsAndVoids(t *testing.T) {
+	fakes := newFakeProviders()
+	mailDown := &providers.Error{Category: providers.Permanent, Type: providers.TypeForbidden, Status: 403, Message: "sender blocked"}
+	fakes.failing["send_message"] = []error{mailDown}
+	state, err := operatorRun(t, fakes, 2*time.Hour, UpdateAbort, OperatorRequest{Reason: "customer asked"})
+	if err != nil {
+		t.Fatalf("abort: %v", err)
+	}
+	if state.Status != StatusCancelled {
+		t.Fatalf("status = %s, want cancelled", state.Status)
+	}
+	if fakes.count("create_refund") != 1 || fakes.count("void_invoice") != 1 {
+		t.Errorf("calls = %v, want one refund and one void", fakes.calls)
+	}
+	// Compensation runs in reverse: the invoice is voided before the refund.
+	last := strings.Join(fakes.calls, "|")
+	if strings.Index(last, "void_invoice order/T-1/void_invoice") > strings.Index(last, "create_refund order/T-1/refund") {
+		t.Errorf("calls = %v, want the void before the refund", fakes.calls)
+	}
+	if stepByName(state, StepRefund).Status != StepSucceeded || stepByName(state, StepVoidInvoice).Status != StepSucceeded {
+		t.Errorf("steps = %+v, want refund and void_invoice succeeded", state.Steps)
+	}
+}
+
+func TestUpdatesThatDoNotApplyAreRejectedWithAReason(t *testing.T) {
+	tests := []struct {
+		name    string
+		failing map[string][]error
+		update  string
+		req     OperatorRequest
+		want    string
+	}{
+		{"retry of an order that is not parked", nil, UpdateRetry, OperatorRequest{}, "waiting for an operator"},
+		{"skip of the charge", map[string][]error{"create_charge": {&providers.Error{Category: providers.Permanent, Type: providers.TypeCardDeclined, Status: 402}}}, UpdateSkip, OperatorRequest{}, "cannot be skipped"},
+		{"retry with an invalid correction", map[string][]error{"create_invoice": {invoice422}}, UpdateRetry, OperatorRequest{Customer: &Customer{Email: "nope"}}, "customer correction"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fakes := newFakeProviders()
+			for k, v := range tt.failing {
+				fakes.failing[k] = v
+			}
+			// The update is sent at 30 s, while the order waits an hour for
+			// its payment webhook or is already parked; then it is cancelled.
+			var suite testsuite.WorkflowTestSuite
+			env := suite.NewTestWorkflowEnvironment()
+			acts, _ := activities.New(fakes, fakes, fakes, fakes)
+			env.RegisterActivity(acts)
+			env.SetStartWorkflowOptions(startOptions("order/T-1"))
+			var rejected error
+			env.RegisterDelayedCallback(func() {
+				env.UpdateWorkflow(tt.update, "u1", &testsuite.TestUpdateCallback{
+					OnAccept: func() {}, OnReject: func(err error) { rejected = err }, OnComplete: func(any, error) {},
+				}, tt.req)
+			}, 30*time.Second)
+			env.RegisterDelayedCallback(func() { env.CancelWorkflow() }, 5*time.Hour)
+			wait := time.Hour
+			if tt.failing["create_invoice"] != nil {
+				wait = time.Second // reach the invoice step before the update
+			}
+			env.ExecuteWorkflow(OrderWorkflow, OrderInput{Order: testOrder(), PaymentTimeout: 10 * time.Hour, PaymentWebhookWait: wait})
+			var appErr *temporal.ApplicationError
+			if !errors.As(rejected, &appErr) || appErr.Type() != ErrTypeNotApplicable || !strings.Contains(appErr.Message(), tt.want) {
+				t.Errorf("rejection = %v, want NotApplicable mentioning %q", rejected, tt.want)
+			}
+		})
+	}
+}
+
+func TestCancelWhileAwaitingPaymentWaitsForTheChargeAndRefunds(t *testing.T) {
+	fakes := newFakeProviders()
+	// No webhook comes; the fake's second look reports the charge succeeded.
+	state, err := operatorRun(t, fakes, 10*time.Second, UpdateCancel, OperatorRequest{Reason: "no longer wanted"})
+	if err != nil {
+		t.Fatalf("cancel: %v", err)
+	}
+	if state.Status != StatusCancelled {
+		t.Fatalf("status = %s, want cancelled", state.Status)
+	}
+	if fakes.count("create_refund") != 1 || fakes.count("create_invoice") != 0 || fakes.count("send_message") != 0 {
+		t.Errorf("calls = %v, want a refund and no invoice or e-mail", fakes.calls)
+	}
+}
