@@ -486,7 +486,7 @@ func (s *Server) State() State {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return State{
-		"crm":        {"contacts": s.contacts.state(nil)},
+		"crm": {"contacts": s.contacts.state(nil)},
 		"payments": {
 			"charges": s.charges.state(func(c *providers.Charge) string { return c.Status }),
 			"refunds": s.refunds.state(func(r *providers.Refund) string { return r.Status }),
