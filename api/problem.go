@@ -53,6 +53,7 @@ func (k problemKind) with(detail string) *Problem {
 // problemFor maps an error from the layers below to its problem kind.
 func problemFor(err error) *Problem {
 	var invalid *starter.ValidationError
+	var notApplicable *starter.NotApplicableError
 	var unavailable *serviceerror.Unavailable
 	var deadline *serviceerror.DeadlineExceeded
 	var exhausted *serviceerror.ResourceExhausted
@@ -61,10 +62,14 @@ func problemFor(err error) *Problem {
 		p := problemInvalid.with("one or more fields are invalid")
 		p.Errors = invalid.Fields
 		return p
+	case errors.As(err, &notApplicable):
+		return problemNotApplicable.with(notApplicable.Reason)
+	case errors.Is(err, starter.ErrActionFinished):
+		return problemFinished.with("")
 	case errors.Is(err, starter.ErrConflict):
 		return problemConflict.with("this order_id was already used for an order with other contents")
 	case errors.Is(err, starter.ErrNotFound):
-		return problemNotFound.with("no order with this order_id")
+		return problemNotFound.with("no action with this id")
 	case errors.As(err, &unavailable), errors.As(err, &deadline), errors.As(err, &exhausted),
 		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return problemUnavailable.with("")

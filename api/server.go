@@ -45,8 +45,12 @@ type Options struct {
 	Webhooks map[string]WebhookSource
 	// Ready reports whether the workflow engine is reachable.
 	Ready func(context.Context) error
-	// APITokens are the bearer tokens accepted on /v1.
-	APITokens []string
+	// Operators serves the operator endpoints.
+	Operators Operators
+	// APITokens are the bearer tokens accepted on /v1; OperatorTokens on
+	// the operator endpoints (none: those endpoints refuse everyone).
+	APITokens      []string
+	OperatorTokens []string
 	// WebUIURL and Namespace build links into the Temporal Web UI; empty
 	// WebUIURL leaves them out.
 	WebUIURL  string
@@ -59,22 +63,24 @@ type Options struct {
 
 // Server is the HTTP API.
 type Server struct {
-	echo     *echo.Echo
-	orders   Orders
-	events   Events
-	webhooks map[string]WebhookSource
-	ready    func(context.Context) error
-	tokens   [][sha256.Size]byte
-	log      *slog.Logger
-	webUI    string
-	ns       string
-	metrics  *metrics
+	echo      *echo.Echo
+	orders    Orders
+	events    Events
+	operators Operators
+	webhooks  map[string]WebhookSource
+	opTokens  [][sha256.Size]byte
+	ready     func(context.Context) error
+	tokens    [][sha256.Size]byte
+	log       *slog.Logger
+	webUI     string
+	ns        string
+	metrics   *metrics
 }
 
 // New returns the API server; it refuses to run without tokens or services.
 func New(opts Options) (*Server, error) {
-	if opts.Orders == nil || opts.Ready == nil || opts.Events == nil {
-		return nil, errors.New("new api: orders, events and readiness check are required")
+	if opts.Orders == nil || opts.Ready == nil || opts.Events == nil || opts.Operators == nil {
+		return nil, errors.New("new api: orders, events, operators and readiness check are required")
 	}
 	if len(opts.APITokens) == 0 {
 		return nil, errors.New("new api: at least one API token is required")
@@ -86,15 +92,13 @@ func New(opts Options) (*Server, error) {
 		opts.Registry = prometheus.NewRegistry()
 	}
 	s := &Server{
-		echo: echo.New(), orders: opts.Orders, events: opts.Events, webhooks: opts.Webhooks, ready: opts.Ready, log: opts.Logger,
+		echo: echo.New(), orders: opts.Orders, events: opts.Events, operators: opts.Operators, webhooks: opts.Webhooks,
+		ready: opts.Ready, log: opts.Logger,
 		webUI: strings.TrimRight(opts.WebUIURL, "/"), ns: opts.Namespace,
 		metrics: newMetrics(opts.Registry),
 	}
-	for _, t := range opts.APITokens {
-		if t = strings.TrimSpace(t); t != "" {
-			s.tokens = append(s.tokens, sha256.Sum256([]byte(t)))
-		}
-	}
+	s.tokens = digests(opts.APITokens)
+	s.opTokens = digests(opts.OperatorTokens)
 	s.echo.HideBanner, s.echo.HidePort = true, true
 	s.echo.HTTPErrorHandler = s.errorHandler
 	s.echo.Use(s.observe)
@@ -102,19 +106,42 @@ func New(opts Options) (*Server, error) {
 	s.echo.GET("/readyz", s.readyz)
 	s.echo.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{})))
 	s.echo.POST("/webhooks/:system", s.webhook)
-	v1 := s.echo.Group("/v1", s.requireToken)
-	v1.POST("/orders", s.placeOrder)
-	v1.GET("/orders/:order_id", s.getOrder)
+	v1 := s.echo.Group("/v1")
+	v1.POST("/orders", s.placeOrder, s.requireToken)
+	v1.GET("/orders/:order_id", s.getOrder, s.requireToken)
+	v1.POST("/orders/:order_id/cancel", s.cancelOrder, s.requireToken)
+	v1.GET("/actions", s.listActions, s.requireOperator)
+	v1.POST("/actions/*", s.resolveAction, s.requireOperator)
 	return s, nil
 }
 
 // ServeHTTP serves the API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
 
-// requireToken lets a request through only with a known bearer token. Tokens
+func digests(tokens []string) [][sha256.Size]byte {
+	var out [][sha256.Size]byte
+	for _, t := range tokens {
+		if t = strings.TrimSpace(t); t != "" {
+			out = append(out, sha256.Sum256([]byte(t)))
+		}
+	}
+	return out
+}
+
+// requireToken lets a request through only with an API token.
+func (s *Server) requireToken(next echo.HandlerFunc) echo.HandlerFunc {
+	return requireBearer(s.tokens, next)
+}
+
+// requireOperator lets a request through only with an operator token.
+func (s *Server) requireOperator(next echo.HandlerFunc) echo.HandlerFunc {
+	return requireBearer(s.opTokens, next)
+}
+
+// requireBearer lets a request through only with one of the tokens. Tokens
 // are compared as digests in constant time, so neither their content nor
 // their length leaks through timing.
-func (s *Server) requireToken(next echo.HandlerFunc) echo.HandlerFunc {
+func requireBearer(tokens [][sha256.Size]byte, next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		auth := c.Request().Header.Get(echo.HeaderAuthorization)
 		token, ok := strings.CutPrefix(auth, "Bearer ")
@@ -123,11 +150,11 @@ func (s *Server) requireToken(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		got := sha256.Sum256([]byte(strings.TrimSpace(token)))
 		match := 0
-		for _, want := range s.tokens {
+		for _, want := range tokens {
 			match |= subtle.ConstantTimeCompare(got[:], want[:])
 		}
 		if match != 1 {
-			return problemUnauthorized.with("the bearer token is not valid")
+			return problemUnauthorized.with("the bearer token is not valid here")
 		}
 		return next(c)
 	}

@@ -36,6 +36,9 @@ import (
 
 const testToken = "test-token-0123456789abcdef"
 
+// testOperatorToken authenticates operator endpoints in the tests.
+const testOperatorToken = "test-operator-0123456789abcdef"
+
 // testWebhookSecret signs the sandbox's payment webhooks in the tests.
 const testWebhookSecret = "whsec_dGVzdC13ZWJob29rLXNlY3JldC0wMTIz"
 
@@ -160,7 +163,7 @@ func start() error {
 		return err
 	}
 	srv, err := api.New(api.Options{
-		Orders: st, Events: st, APITokens: []string{testToken},
+		Orders: st, Events: st, Operators: st, APITokens: []string{testToken}, OperatorTokens: []string{testOperatorToken},
 		Webhooks: map[string]api.WebhookSource{"payments": {Scheme: api.SchemeStandard, Secrets: []string{testWebhookSecret}}},
 		Ready: func(ctx context.Context) error {
 			_, err := env.client.CheckHealth(ctx, &client.CheckHealthRequest{})

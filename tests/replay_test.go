@@ -13,6 +13,7 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/temporalproto"
 
+	"github.com/handoff-hq/handoff/providers/sandbox"
 	"github.com/handoff-hq/handoff/worker"
 	"github.com/handoff-hq/handoff/workflows"
 )
@@ -28,23 +29,45 @@ var recorded = []struct {
 	file   string
 	order  func() workflows.Order
 	status string
-	// before runs ahead of placing the order.
-	before func(t *testing.T, orderID string)
+	// before runs ahead of placing the order, then after placing it.
+	before, then func(t *testing.T, orderID string)
 }{
-	{"order_completed.json", func() workflows.Order { return order("history-completed") }, workflows.StatusCompleted, nil},
+	{"order_completed.json", func() workflows.Order { return order("history-completed") }, workflows.StatusCompleted, nil, nil},
 	{"order_declined.json", func() workflows.Order {
 		o := order("history-declined")
 		o.Customer.Email = "decline@example.com"
 		return o
-	}, workflows.StatusRejected, nil},
-	{"order_parked.json", func() workflows.Order { return order(rejectInvoicePrefix + "history") }, workflows.StatusNeedsAttention, nil},
+	}, workflows.StatusRejected, nil, nil},
+	{"order_parked.json", func() workflows.Order { return order(rejectInvoicePrefix + "history") }, workflows.StatusNeedsAttention, nil, nil},
+	{"order_parked_then_retried.json", func() workflows.Order { return order("history-retried") }, workflows.StatusCompleted,
+		func(t *testing.T, id string) {
+			addFault(t, sandbox.Fault{System: "accounting", Operation: "create_invoice", KeyPrefix: workflows.OrderWorkflowID(id) + "/",
+				Mode: sandbox.FaultStatus, Status: 422, Count: 1})
+		},
+		func(t *testing.T, id string) {
+			awaitOrder(t, id, workflows.StatusNeedsAttention)
+			if status, body := operatorCall(t, "/v1/actions/"+workflows.OrderWorkflowID(id)+"/retry", map[string]string{"reason": "fixed"}); status != http.StatusOK {
+				t.Fatalf("retry: %d %s", status, body)
+			}
+		}},
+	{"order_cancelled.json", func() workflows.Order { return order("history-cancelled") }, workflows.StatusCancelled,
+		func(t *testing.T, id string) {
+			addFault(t, sandbox.Fault{System: "mail", Operation: "send_message", KeyPrefix: workflows.OrderWorkflowID(id) + "/",
+				Mode: sandbox.FaultStatus, Status: 422, Count: 1})
+		},
+		func(t *testing.T, id string) {
+			awaitOrder(t, id, workflows.StatusNeedsAttention)
+			if status, _, body := call(t, http.MethodPost, "/v1/orders/"+id+"/cancel", nil, testToken); status != http.StatusAccepted {
+				t.Fatalf("cancel: %d %s", status, body)
+			}
+		}},
 	{"order_early_events.json", func() workflows.Order { return order("history-early") }, workflows.StatusCompleted, func(t *testing.T, id string) {
 		chargeAhead(t, id)
 		waitFor(t, "the early events", func() bool {
 			d, ok := lastDelivery(env.sandbox, workflows.OrderWorkflowID(id)+"/charge", "payment.succeeded")
 			return ok && d.Delivered
 		})
-	}},
+	}, nil},
 }
 
 // TestRecordHistories runs each recorded path afresh, replays its history
@@ -63,6 +86,9 @@ func TestRecordHistories(t *testing.T) {
 			status, _, body := call(t, http.MethodPost, "/v1/orders", o, testToken)
 			if status != http.StatusAccepted {
 				t.Fatalf("place order: %d %s", status, body)
+			}
+			if r.then != nil {
+				r.then(t, o.OrderID)
 			}
 			awaitOrder(t, o.OrderID, r.status)
 			path := filepath.Join(dir, r.file)

@@ -244,6 +244,13 @@ func (o *orderRun) activityContext(ctx workflow.Context, step string) workflow.C
 	})
 }
 
+// versionParkReasonMemo marks the change that records a parked step's
+// reason in the memo.
+const versionParkReasonMemo = "park-reason-memo"
+
+// MemoReason is the memo field holding why an action needs attention.
+const MemoReason = "reason"
+
 // versionPaymentWebhooks marks the change from polling the charge to waiting
 // for the payment webhook.
 const versionPaymentWebhooks = "payment-webhooks"
@@ -323,6 +330,13 @@ func (o *orderRun) parkFailure(ctx workflow.Context, step string, failure failur
 		SearchProvider.ValueSet(stepSystems[step]),
 	); err != nil {
 		return fmt.Errorf("mark order needing attention: %w", err)
+	}
+	// The reason travels in the memo, so that lists of parked actions show
+	// it without asking each workflow.
+	if workflow.GetVersion(ctx, versionParkReasonMemo, workflow.DefaultVersion, 1) == 1 {
+		if err := workflow.UpsertMemo(ctx, map[string]any{MemoReason: failure.message}); err != nil {
+			return fmt.Errorf("record why the order needs attention: %w", err)
+		}
 	}
 	workflow.GetLogger(ctx).Warn("order needs attention", "order_id", o.in.Order.OrderID,
 		"correlation_id", o.in.CorrelationID, "step", step, "category", failure.category, "error", failure.message)

@@ -111,7 +111,8 @@ func serveAPI(ctx context.Context, cfg config.Config, c client.Client, ln net.Li
 		return err
 	}
 	srv, err := api.New(api.Options{
-		Orders: st, Events: st, Webhooks: webhookSources(cfg), APITokens: cfg.APITokens,
+		Orders: st, Events: st, Operators: st, Webhooks: webhookSources(cfg),
+		APITokens: cfg.APITokens, OperatorTokens: cfg.OperatorTokens,
 		Ready: func(ctx context.Context) error {
 			_, err := c.CheckHealth(ctx, &client.CheckHealthRequest{})
 			return err

@@ -1,0 +1,134 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/handoff-hq/handoff/starter"
+	"github.com/handoff-hq/handoff/workflows"
+)
+
+// Operators is what operator endpoints need.
+type Operators interface {
+	Resolve(ctx context.Context, workflowID, action string, req workflows.OperatorRequest) (workflows.OperatorResult, error)
+	ListActions(ctx context.Context, f starter.ActionFilter) (starter.ActionPage, error)
+	CancelOrder(ctx context.Context, orderID, reason string) (workflows.OperatorResult, error)
+}
+
+var (
+	problemNotApplicable = problemKind{http.StatusConflict, "not-applicable", "The operation does not apply to the action as it stands"}
+	problemFinished      = problemKind{http.StatusConflict, "finished", "The action has already finished"}
+)
+
+// operatorBody is the optional body of operator actions.
+type operatorBody struct {
+	Reason   string              `json:"reason"`
+	Customer *workflows.Customer `json:"customer"`
+}
+
+// ActionAnswer is the answer to an operator action.
+type ActionAnswer struct {
+	WorkflowID string            `json:"workflow_id"`
+	Action     string            `json:"action"`
+	Status     string            `json:"status"`
+	Step       string            `json:"step,omitempty"`
+	Links      map[string]string `json:"links"`
+}
+
+// resolveAction serves POST /v1/actions/{workflow_id}/{retry|skip|abort};
+// the workflow id contains a slash (order/A-1), so the path is split here.
+func (s *Server) resolveAction(c echo.Context) error {
+	rest, err := url.PathUnescape(c.Param("*"))
+	if err != nil {
+		return problemInvalid.with("the path is not valid")
+	}
+	i := strings.LastIndex(rest, "/")
+	if i <= 0 {
+		return problemNotFound.with("use /v1/actions/{workflow_id}/retry, /skip or /abort")
+	}
+	workflowID, action := rest[:i], rest[i+1:]
+	var body operatorBody
+	if c.Request().ContentLength != 0 {
+		if err := decodeJSON(c, &body); err != nil {
+			return err
+		}
+	}
+	result, err := s.operators.Resolve(c.Request().Context(), workflowID, action, workflows.OperatorRequest{Reason: body.Reason, Customer: body.Customer})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, ActionAnswer{WorkflowID: workflowID, Action: action, Status: result.Status, Step: result.Step, Links: s.links(workflowID)})
+}
+
+func (s *Server) cancelOrder(c echo.Context) error {
+	id, err := url.PathUnescape(c.Param("order_id"))
+	if err != nil {
+		return problemInvalid.with("order_id is not a valid path segment")
+	}
+	var body operatorBody
+	if c.Request().ContentLength != 0 {
+		if err := decodeJSON(c, &body); err != nil {
+			return err
+		}
+	}
+	result, err := s.operators.CancelOrder(c.Request().Context(), id, body.Reason)
+	if err != nil {
+		return err
+	}
+	wid := workflows.OrderWorkflowID(id)
+	return c.JSON(http.StatusAccepted, ActionAnswer{WorkflowID: wid, Action: workflows.UpdateCancel, Status: result.Status, Links: s.links(wid)})
+}
+
+// ActionList is the answer of GET /v1/actions.
+type ActionList struct {
+	Actions       []ListedAction `json:"actions"`
+	NextPageToken string         `json:"next_page_token,omitempty"`
+}
+
+// ListedAction is one action with its links.
+type ListedAction struct {
+	starter.Action
+	Links map[string]string `json:"links"`
+}
+
+func (s *Server) listActions(c echo.Context) error {
+	q := c.QueryParams()
+	size := 0
+	if v := q.Get("page_size"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			return &Problem{Type: problemTypePrefix + "invalid-request", Title: problemInvalid.title, Status: http.StatusBadRequest,
+				Errors: []workflows.FieldError{{Field: "page_size", Detail: "must be between 1 and 100"}}}
+		}
+		size = n
+	}
+	page, err := s.operators.ListActions(c.Request().Context(), starter.ActionFilter{
+		Status: q.Get("status"), Provider: q.Get("provider"), Step: q.Get("step"), PageSize: size, PageToken: q.Get("page_token"),
+	})
+	if err != nil {
+		return err
+	}
+	out := ActionList{Actions: make([]ListedAction, 0, len(page.Actions)), NextPageToken: page.NextPageToken}
+	for _, a := range page.Actions {
+		out.Actions = append(out.Actions, ListedAction{Action: a, Links: s.links(a.WorkflowID)})
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// links points to an action in the API and in the Web UI.
+func (s *Server) links(workflowID string) map[string]string {
+	links := map[string]string{}
+	if orderID, ok := strings.CutPrefix(workflowID, "order/"); ok {
+		links["self"] = "/v1/orders/" + url.PathEscape(orderID)
+	}
+	if s.webUI != "" {
+		links["web_ui"] = fmt.Sprintf("%s/namespaces/%s/workflows/%s", s.webUI, url.PathEscape(s.ns), url.PathEscape(workflowID))
+	}
+	return links
+}

@@ -1,0 +1,131 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/handoff-hq/handoff/starter"
+	"github.com/handoff-hq/handoff/workflows"
+)
+
+const operatorToken = "operator-token-0123456789"
+
+// fakeOperators records the operator calls and answers as scripted.
+type fakeOperators struct {
+	resolved []string
+	requests []workflows.OperatorRequest
+	filters  []starter.ActionFilter
+	err      error
+}
+
+func (f *fakeOperators) Resolve(_ context.Context, workflowID, action string, req workflows.OperatorRequest) (workflows.OperatorResult, error) {
+	f.resolved = append(f.resolved, workflowID+" "+action)
+	f.requests = append(f.requests, req)
+	return workflows.OperatorResult{Status: workflows.StatusNeedsAttention, Step: "invoice"}, f.err
+}
+
+func (f *fakeOperators) ListActions(_ context.Context, filter starter.ActionFilter) (starter.ActionPage, error) {
+	f.filters = append(f.filters, filter)
+	return starter.ActionPage{Actions: []starter.Action{{WorkflowID: "order/A-1", Status: "needs_attention", Reason: "422"}}}, f.err
+}
+
+func (f *fakeOperators) CancelOrder(_ context.Context, orderID, reason string) (workflows.OperatorResult, error) {
+	f.resolved = append(f.resolved, "cancel "+orderID+" "+reason)
+	return workflows.OperatorResult{Status: workflows.StatusProcessing}, f.err
+}
+
+func newOperatorServer(t *testing.T, ops *fakeOperators) *Server {
+	t.Helper()
+	s, err := New(Options{Orders: &fakeOrders{}, Events: &fakeEvents{}, Operators: ops, APITokens: []string{token},
+		OperatorTokens: []string{operatorToken}, WebUIURL: "http://ui", Namespace: "default",
+		Ready: func(context.Context) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestOperatorEndpoints(t *testing.T) {
+	tests := []struct {
+		name         string
+		method, path string
+		body, auth   string
+		err          error
+		wantStatus   int
+		wantResolved string
+	}{
+		{"retry", "POST", "/v1/actions/order/A-1/retry", `{"reason":"fixed","customer":{"email":"a@example.com","name":"A"}}`, operatorToken, nil, 200, "order/A-1 retry"},
+		{"escaped workflow id", "POST", "/v1/actions/order%2FA-1/skip", ``, operatorToken, nil, 200, "order/A-1 skip"},
+		{"abort", "POST", "/v1/actions/order/A-1/abort", `{}`, operatorToken, nil, 200, "order/A-1 abort"},
+		{"API token is not enough", "POST", "/v1/actions/order/A-1/retry", ``, token, nil, 401, ""},
+		{"no token", "POST", "/v1/actions/order/A-1/retry", ``, "", nil, 401, ""},
+		{"not applicable", "POST", "/v1/actions/order/A-1/retry", ``, operatorToken, &starter.NotApplicableError{Reason: "the order is processing"}, 409, "order/A-1 retry"},
+		{"finished", "POST", "/v1/actions/order/A-1/retry", ``, operatorToken, starter.ErrActionFinished, 409, "order/A-1 retry"},
+		{"unknown action", "POST", "/v1/actions/order/none/retry", ``, operatorToken, starter.ErrNotFound, 404, "order/none retry"},
+		{"no action in path", "POST", "/v1/actions/retry", ``, operatorToken, nil, 404, ""},
+		{"cancel order", "POST", "/v1/orders/A-1/cancel", `{"reason":"not wanted"}`, token, nil, 202, "cancel A-1 not wanted"},
+		{"cancel needs the API token", "POST", "/v1/orders/A-1/cancel", ``, operatorToken, nil, 401, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ops := &fakeOperators{err: tt.err}
+			req := httptest.NewRequest(tt.method, tt.path, strings.NewReader(tt.body))
+			if tt.auth != "" {
+				req.Header.Set("Authorization", "Bearer "+tt.auth)
+			}
+			rec := httptest.NewRecorder()
+			newOperatorServer(t, ops).ServeHTTP(rec, req)
+			if rec.Code != tt.wantStatus {
+				t.Fatalf("status = %d, want %d: %s", rec.Code, tt.wantStatus, rec.Body)
+			}
+			got := strings.Join(ops.resolved, ",")
+			if got != tt.wantResolved {
+				t.Errorf("operator calls = %q, want %q", got, tt.wantResolved)
+			}
+			if tt.wantStatus == 409 && !strings.Contains(rec.Body.String(), "urn:handoff:problem:") {
+				t.Errorf("409 without a problem: %s", rec.Body)
+			}
+		})
+	}
+}
+
+func TestRetryCarriesTheCorrection(t *testing.T) {
+	ops := &fakeOperators{}
+	req := httptest.NewRequest("POST", "/v1/actions/order/A-1/retry", strings.NewReader(`{"reason":"r","customer":{"email":"b@example.com","name":"B"}}`))
+	req.Header.Set("Authorization", "Bearer "+operatorToken)
+	rec := httptest.NewRecorder()
+	newOperatorServer(t, ops).ServeHTTP(rec, req)
+	if len(ops.requests) != 1 || ops.requests[0].Customer == nil || ops.requests[0].Customer.Email != "b@example.com" || ops.requests[0].Reason != "r" {
+		t.Errorf("requests = %+v, want the correction and reason", ops.requests)
+	}
+}
+
+func TestListActions(t *testing.T) {
+	ops := &fakeOperators{}
+	req := httptest.NewRequest("GET", "/v1/actions?status=needs_attention&provider=accounting&page_size=5", nil)
+	req.Header.Set("Authorization", "Bearer "+operatorToken)
+	rec := httptest.NewRecorder()
+	newOperatorServer(t, ops).ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("status = %d: %s", rec.Code, rec.Body)
+	}
+	if len(ops.filters) != 1 || ops.filters[0] != (starter.ActionFilter{Status: "needs_attention", Provider: "accounting", PageSize: 5}) {
+		t.Errorf("filters = %+v", ops.filters)
+	}
+	var list ActionList
+	if err := json.Unmarshal(rec.Body.Bytes(), &list); err != nil || len(list.Actions) != 1 ||
+		list.Actions[0].Links["web_ui"] != "http://ui/namespaces/default/workflows/order%2FA-1" || list.Actions[0].Reason != "422" {
+		t.Errorf("list = %s", rec.Body)
+	}
+	req = httptest.NewRequest("GET", "/v1/actions?page_size=1000", nil)
+	req.Header.Set("Authorization", "Bearer "+operatorToken)
+	rec = httptest.NewRecorder()
+	newOperatorServer(t, ops).ServeHTTP(rec, req)
+	if rec.Code != 400 {
+		t.Errorf("page_size=1000: %d, want 400", rec.Code)
+	}
+}

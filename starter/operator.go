@@ -1,0 +1,191 @@
+package starter
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/handoff-hq/handoff/config"
+	"github.com/handoff-hq/handoff/workflows"
+)
+
+// NotApplicableError is an operator action the action's state refuses.
+type NotApplicableError struct {
+	Reason string
+}
+
+func (e *NotApplicableError) Error() string { return "not applicable: " + e.Reason }
+
+// Resolve sends an operator's retry, skip or abort to a parked action.
+func (s *Starter) Resolve(ctx context.Context, workflowID, action string, req workflows.OperatorRequest) (workflows.OperatorResult, error) {
+	switch action {
+	case workflows.UpdateRetry, workflows.UpdateSkip, workflows.UpdateAbort:
+	default:
+		return workflows.OperatorResult{}, &ValidationError{Fields: []workflows.FieldError{{Field: "action", Detail: "must be retry, skip or abort"}}}
+	}
+	if req.Customer != nil {
+		if action != workflows.UpdateRetry {
+			return workflows.OperatorResult{}, &ValidationError{Fields: []workflows.FieldError{{Field: "customer", Detail: "corrections go with retry only"}}}
+		}
+		c := workflows.Order{Customer: *req.Customer}.Normalize().Customer
+		if fields := c.Validate(); len(fields) > 0 {
+			return workflows.OperatorResult{}, &ValidationError{Fields: fields}
+		}
+		req.Customer = &c
+	}
+	return s.update(ctx, workflowID, action, req)
+}
+
+// CancelOrder asks an order to stop and undo what it did.
+func (s *Starter) CancelOrder(ctx context.Context, orderID, reason string) (workflows.OperatorResult, error) {
+	return s.update(ctx, workflows.OrderWorkflowID(orderID), workflows.UpdateCancel, workflows.OperatorRequest{Reason: reason})
+}
+
+func (s *Starter) update(ctx context.Context, workflowID, name string, req workflows.OperatorRequest) (workflows.OperatorResult, error) {
+	handle, err := s.client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: workflowID, UpdateName: name, Args: []any{req},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	var result workflows.OperatorResult
+	if err == nil {
+		err = handle.Get(ctx, &result)
+	}
+	var appErr *temporal.ApplicationError
+	var notFound *serviceerror.NotFound
+	switch {
+	case err == nil:
+		return result, nil
+	case errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeNotApplicable:
+		return result, fmt.Errorf("%s %s: %w", name, workflowID, &NotApplicableError{Reason: appErr.Message()})
+	case errors.As(err, &notFound):
+		if desc, derr := s.client.DescribeWorkflow(ctx, workflowID, ""); derr == nil &&
+			desc.RawResponse.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+			return result, fmt.Errorf("%s %s: %w", name, workflowID, ErrActionFinished)
+		}
+		return result, fmt.Errorf("%s %s: %w", name, workflowID, ErrNotFound)
+	default:
+		return result, fmt.Errorf("%s %s: %w", name, workflowID, err)
+	}
+}
+
+// ActionFilter selects actions by their search attributes.
+type ActionFilter struct {
+	Status   string
+	Provider string
+	Step     string
+	PageSize int
+	// PageToken continues an earlier page.
+	PageToken string
+}
+
+// Action is one action as lists show it.
+type Action struct {
+	WorkflowID    string    `json:"workflow_id"`
+	BusinessKey   string    `json:"business_key"`
+	Status        string    `json:"status"`
+	Step          string    `json:"step,omitempty"`
+	ErrorCategory string    `json:"error_category,omitempty"`
+	Provider      string    `json:"provider,omitempty"`
+	Reason        string    `json:"reason,omitempty"`
+	StartedAt     time.Time `json:"started_at"`
+}
+
+// ActionPage is one page of actions.
+type ActionPage struct {
+	Actions       []Action `json:"actions"`
+	NextPageToken string   `json:"next_page_token,omitempty"`
+}
+
+var actionStatuses = map[string]bool{
+	workflows.StatusProcessing: true, workflows.StatusAwaitingPayment: true, workflows.StatusCompleted: true,
+	workflows.StatusNeedsAttention: true, workflows.StatusCancelling: true, workflows.StatusCancelled: true, workflows.StatusRejected: true,
+}
+
+// ListActions pages through actions with a visibility query built from the
+// filter. Visibility is eventually consistent: an action parked a moment
+// ago may appear a moment later.
+func (s *Starter) ListActions(ctx context.Context, f ActionFilter) (ActionPage, error) {
+	query, err := f.query()
+	if err != nil {
+		return ActionPage{}, err
+	}
+	token, err := base64.RawURLEncoding.DecodeString(f.PageToken)
+	if err != nil {
+		return ActionPage{}, &ValidationError{Fields: []workflows.FieldError{{Field: "page_token", Detail: "is not a token from an earlier page"}}}
+	}
+	size := f.PageSize
+	if size <= 0 || size > 100 {
+		size = 20
+	}
+	resp, err := s.client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query, PageSize: int32(size), NextPageToken: token})
+	if err != nil {
+		return ActionPage{}, fmt.Errorf("list actions: %w", err)
+	}
+	page := ActionPage{Actions: []Action{}, NextPageToken: base64.RawURLEncoding.EncodeToString(resp.GetNextPageToken())}
+	for _, e := range resp.GetExecutions() {
+		attrs := e.GetSearchAttributes().GetIndexedFields()
+		keyword := func(name string) string {
+			var v string
+			if p, ok := attrs[name]; ok {
+				_ = converter.GetDefaultDataConverter().FromPayload(p, &v) // absent or odd values read as empty
+			}
+			return v
+		}
+		var reason string
+		if p, ok := e.GetMemo().GetFields()[workflows.MemoReason]; ok {
+			_ = converter.GetDefaultDataConverter().FromPayload(p, &reason)
+		}
+		page.Actions = append(page.Actions, Action{
+			WorkflowID: e.GetExecution().GetWorkflowId(), BusinessKey: keyword(workflows.SearchBusinessKey.GetName()),
+			Status: keyword(workflows.SearchStatus.GetName()), Step: keyword(workflows.SearchStep.GetName()),
+			ErrorCategory: keyword(workflows.SearchErrorCategory.GetName()), Provider: keyword(workflows.SearchProvider.GetName()),
+			Reason: reason, StartedAt: e.GetStartTime().AsTime(),
+		})
+	}
+	return page, nil
+}
+
+// query builds the visibility query from validated values only.
+func (f ActionFilter) query() (string, error) {
+	var fields []workflows.FieldError
+	clauses := []string{`WorkflowType = "OrderWorkflow"`}
+	if f.Status != "" {
+		if !actionStatuses[f.Status] {
+			fields = append(fields, workflows.FieldError{Field: "status", Detail: "is not an action status"})
+		}
+		clauses = append(clauses, fmt.Sprintf("%s = %q", workflows.SearchStatus.GetName(), f.Status))
+		if f.Status == workflows.StatusNeedsAttention {
+			clauses = append(clauses, `ExecutionStatus = "Running"`)
+		}
+	}
+	if f.Provider != "" {
+		known := false
+		for _, s := range config.Systems {
+			known = known || s == f.Provider
+		}
+		if !known {
+			fields = append(fields, workflows.FieldError{Field: "provider", Detail: "must be one of " + strings.Join(config.Systems, ", ")})
+		}
+		clauses = append(clauses, fmt.Sprintf("%s = %q", workflows.SearchProvider.GetName(), f.Provider))
+	}
+	if f.Step != "" {
+		clauses = append(clauses, fmt.Sprintf("%s = %q", workflows.SearchStep.GetName(), f.Step))
+		if strings.ContainsAny(f.Step, `"\`) {
+			fields = append(fields, workflows.FieldError{Field: "step", Detail: "is not a step name"})
+		}
+	}
+	if len(fields) > 0 {
+		return "", &ValidationError{Fields: fields}
+	}
+	return strings.Join(clauses, " AND "), nil
+}
