@@ -19,6 +19,9 @@ type Operators interface {
 	Resolve(ctx context.Context, workflowID, action string, req workflows.OperatorRequest) (workflows.OperatorResult, error)
 	ListActions(ctx context.Context, f starter.ActionFilter) (starter.ActionPage, error)
 	CancelOrder(ctx context.Context, orderID, reason string) (workflows.OperatorResult, error)
+	PauseProvider(ctx context.Context, system, reason string) (starter.ProviderStatus, error)
+	ResumeProvider(ctx context.Context, system, reason string) (starter.ProviderStatus, error)
+	Provider(ctx context.Context, system string) (starter.ProviderStatus, error)
 }
 
 var (
@@ -119,6 +122,39 @@ func (s *Server) listActions(c echo.Context) error {
 		out.Actions = append(out.Actions, ListedAction{Action: a, Links: s.links(a.WorkflowID)})
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// controlProvider serves POST /v1/providers/{system}/pause and /resume.
+func (s *Server) controlProvider(c echo.Context) error {
+	var body operatorBody
+	if c.Request().ContentLength != 0 {
+		if err := decodeJSON(c, &body); err != nil {
+			return err
+		}
+	}
+	system := c.Param("system")
+	var st starter.ProviderStatus
+	var err error
+	switch c.Param("op") {
+	case "pause":
+		st, err = s.operators.PauseProvider(c.Request().Context(), system, body.Reason)
+	case "resume":
+		st, err = s.operators.ResumeProvider(c.Request().Context(), system, body.Reason)
+	default:
+		return problemNotFound.with("use /v1/providers/{system}/pause or /resume")
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, st)
+}
+
+func (s *Server) getProvider(c echo.Context) error {
+	st, err := s.operators.Provider(c.Request().Context(), c.Param("system"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, st)
 }
 
 // links points to an action in the API and in the Web UI.

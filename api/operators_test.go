@@ -38,6 +38,21 @@ func (f *fakeOperators) CancelOrder(_ context.Context, orderID, reason string) (
 	return workflows.OperatorResult{Status: workflows.StatusProcessing}, f.err
 }
 
+func (f *fakeOperators) PauseProvider(_ context.Context, system, reason string) (starter.ProviderStatus, error) {
+	f.resolved = append(f.resolved, "pause "+system+" "+reason)
+	return starter.ProviderStatus{System: system, Paused: true}, f.err
+}
+
+func (f *fakeOperators) ResumeProvider(_ context.Context, system, reason string) (starter.ProviderStatus, error) {
+	f.resolved = append(f.resolved, "resume "+system+" "+reason)
+	return starter.ProviderStatus{System: system}, f.err
+}
+
+func (f *fakeOperators) Provider(_ context.Context, system string) (starter.ProviderStatus, error) {
+	f.resolved = append(f.resolved, "get "+system)
+	return starter.ProviderStatus{System: system, Backlog: 3}, f.err
+}
+
 func newOperatorServer(t *testing.T, ops *fakeOperators) *Server {
 	t.Helper()
 	s, err := New(Options{Orders: &fakeOrders{}, Events: &fakeEvents{}, Operators: ops, APITokens: []string{token},
@@ -69,6 +84,12 @@ func TestOperatorEndpoints(t *testing.T) {
 		{"no action in path", "POST", "/v1/actions/retry", ``, operatorToken, nil, 404, ""},
 		{"cancel order", "POST", "/v1/orders/A-1/cancel", `{"reason":"not wanted"}`, token, nil, 202, "cancel A-1 not wanted"},
 		{"cancel needs the API token", "POST", "/v1/orders/A-1/cancel", ``, operatorToken, nil, 401, ""},
+		{"pause", "POST", "/v1/providers/payments/pause", `{"reason":"outage"}`, operatorToken, nil, 200, "pause payments outage"},
+		{"resume", "POST", "/v1/providers/payments/resume", ``, operatorToken, nil, 200, "resume payments "},
+		{"provider status", "GET", "/v1/providers/mail", ``, operatorToken, nil, 200, "get mail"},
+		{"unknown system", "POST", "/v1/providers/fax/pause", ``, operatorToken, nil, 404, ""},
+		{"unknown provider operation", "POST", "/v1/providers/mail/explode", ``, operatorToken, nil, 404, ""},
+		{"pause needs the operator token", "POST", "/v1/providers/payments/pause", ``, token, nil, 401, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

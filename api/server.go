@@ -112,11 +112,24 @@ func New(opts Options) (*Server, error) {
 	v1.POST("/orders/:order_id/cancel", s.cancelOrder, s.requireToken)
 	v1.GET("/actions", s.listActions, s.requireOperator)
 	v1.POST("/actions/*", s.resolveAction, s.requireOperator)
+	v1.GET("/providers/:system", s.getProvider, s.requireOperator, s.knownSystem)
+	v1.POST("/providers/:system/:op", s.controlProvider, s.requireOperator, s.knownSystem)
 	return s, nil
 }
 
 // ServeHTTP serves the API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// knownSystem refuses a provider path that names no system.
+func (s *Server) knownSystem(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		switch c.Param("system") {
+		case "payments", "accounting", "crm", "mail":
+			return next(c)
+		}
+		return problemNotFound.with("no such system: want payments, accounting, crm or mail")
+	}
+}
 
 func digests(tokens []string) [][sha256.Size]byte {
 	var out [][sha256.Size]byte

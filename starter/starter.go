@@ -56,12 +56,16 @@ type Options struct {
 	PaymentWebhookWait time.Duration
 	// OrphanWindow is how long events wait for an order not placed yet.
 	OrphanWindow time.Duration
+	// Namespace is the Temporal namespace, for task queue statistics;
+	// default "default".
+	Namespace string
 }
 
 // Starter starts and reads business actions.
 type Starter struct {
-	client client.Client
-	opts   Options
+	client    client.Client
+	opts      Options
+	namespace string
 }
 
 // New returns a Starter that uses the given Temporal client.
@@ -72,7 +76,11 @@ func New(c client.Client, opts Options) (*Starter, error) {
 	if opts.PaymentPollInterval <= 0 || opts.PaymentTimeout <= 0 {
 		return nil, errors.New("new starter: payment poll interval and timeout must be positive")
 	}
-	return &Starter{client: c, opts: opts}, nil
+	ns := opts.Namespace
+	if ns == "" {
+		ns = "default"
+	}
+	return &Starter{client: c, opts: opts, namespace: ns}, nil
 }
 
 // Placed is the answer to placing an order.

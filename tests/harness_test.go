@@ -26,6 +26,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/handoff-hq/handoff/activities"
 	"github.com/handoff-hq/handoff/api"
 	"github.com/handoff-hq/handoff/config"
 	"github.com/handoff-hq/handoff/providers/sandbox"
@@ -140,11 +141,7 @@ func start() error {
 		WebhookURL: "http://" + env.api.Listener.Addr().String() + "/webhooks", WebhookSecret: testWebhookSecret})
 	env.provider = httptest.NewServer(faulty(env.sandbox))
 
-	cfg := config.Config{}
-	for _, system := range config.Systems {
-		setProviderURL(&cfg, system, env.provider.URL+"/"+system)
-	}
-	cfg.SetSandboxClient("test-client", "test-secret-0123456789")
+	cfg := testConfig()
 	acts, err := worker.NewActivities(cfg)
 	if err != nil {
 		return err
@@ -153,6 +150,7 @@ func start() error {
 	if err != nil {
 		return err
 	}
+	ws.ControlInterval = 300 * time.Millisecond
 	if err := ws.Start(); err != nil {
 		return err
 	}
@@ -348,3 +346,22 @@ func chargeReads(chargeID string) int {
 }
 
 func decodeJSON(raw []byte, v any) error { return json.Unmarshal(raw, v) }
+
+// testConfig points every provider at the test sandbox, with its client.
+func testConfig() config.Config {
+	cfg := config.Config{}
+	for _, system := range config.Systems {
+		setProviderURL(&cfg, system, env.provider.URL+"/"+system)
+	}
+	cfg.SetSandboxClient("test-client", "test-secret-0123456789")
+	return cfg
+}
+
+func testActivities(t *testing.T) *activities.Activities {
+	t.Helper()
+	acts, err := worker.NewActivities(testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return acts
+}

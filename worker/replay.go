@@ -14,6 +14,7 @@ import (
 // replayer share it so that a replay checks exactly what runs.
 func registerWorkflows(r sdkworker.WorkflowRegistry) {
 	r.RegisterWorkflow(workflows.OrderWorkflow)
+	r.RegisterWorkflow(workflows.ProviderControlWorkflow)
 }
 
 // ReplayFiles replays recorded workflow histories (JSON, as written by

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
@@ -107,9 +108,27 @@ func systemActivities(acts *activities.Activities) map[string][]any {
 	}
 }
 
-// Workers are handoff's Temporal workers, started and stopped together.
+// Workers are handoff's Temporal workers: the workflow worker, and one
+// activity worker per provider queue that runs only while its provider is
+// not paused. A pause is read from the provider control workflow, so it
+// holds across restarts and across every worker process.
 type Workers struct {
-	all []sdkworker.Worker
+	client    client.Client
+	workflows sdkworker.Worker
+	providers []*providerWorker
+	// ControlInterval is how often the pause state is read; default 2 s.
+	ControlInterval time.Duration
+	log             *slog.Logger
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// providerWorker is the activity worker of one provider's queue.
+type providerWorker struct {
+	system  string
+	build   func() sdkworker.Worker
+	running sdkworker.Worker
 }
 
 // New builds the workflow worker and one activity worker per provider
@@ -121,39 +140,157 @@ func New(c client.Client, acts *activities.Activities, cfg config.Config) (*Work
 	}
 	wf := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{})
 	registerWorkflows(wf)
-	ws := &Workers{all: []sdkworker.Worker{wf}}
+	ws := &Workers{client: c, workflows: wf, ControlInterval: 2 * time.Second, log: slog.New(slog.DiscardHandler)}
 	byQueue := systemActivities(acts)
 	for _, system := range config.Systems {
 		p, _ := cfg.Provider(system)
-		w := sdkworker.New(c, workflows.ProviderTaskQueue(system), sdkworker.Options{
-			DisableWorkflowWorker:              true,
-			TaskQueueActivitiesPerSecond:       p.RateLimit,
-			MaxConcurrentActivityExecutionSize: p.Concurrency,
-		})
-		for _, fn := range byQueue[system] {
-			w.RegisterActivity(fn)
-		}
-		ws.all = append(ws.all, w)
+		fns := byQueue[system]
+		ws.providers = append(ws.providers, &providerWorker{system: system, build: func() sdkworker.Worker {
+			w := sdkworker.New(c, workflows.ProviderTaskQueue(system), sdkworker.Options{
+				DisableWorkflowWorker:              true,
+				TaskQueueActivitiesPerSecond:       p.RateLimit,
+				MaxConcurrentActivityExecutionSize: p.Concurrency,
+				// A pause lets the calls in flight finish.
+				WorkerStopTimeout: 30 * time.Second,
+			})
+			for _, fn := range fns {
+				w.RegisterActivity(fn)
+			}
+			return w
+		}})
 	}
 	return ws, nil
 }
 
-// Start starts every worker; on failure the ones already started are stopped.
+// SetLogger sets where pause changes are logged.
+func (ws *Workers) SetLogger(l *slog.Logger) { ws.log = l }
+
+// Start makes sure the provider control workflow exists, starts the
+// workflow worker and the workers of providers that are not paused, and
+// keeps following the pause state until Stop.
 func (ws *Workers) Start() error {
-	for i, w := range ws.all {
-		if err := w.Start(); err != nil {
-			for _, started := range ws.all[:i] {
-				started.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := EnsureProviderControl(ctx, ws.client); err != nil {
+		return err
+	}
+	// The control workflow answers queries through a workflow worker.
+	if err := ws.workflows.Start(); err != nil {
+		return fmt.Errorf("start workflow worker: %w", err)
+	}
+	paused, err := ReadPaused(ctx, ws.client)
+	if err != nil {
+		ws.workflows.Stop()
+		return err
+	}
+	for _, p := range ws.providers {
+		if _, isPaused := paused[p.system]; !isPaused {
+			if err := p.start(); err != nil {
+				ws.Stop()
+				return err
 			}
-			return fmt.Errorf("start worker: %w", err)
 		}
 	}
+	ws.stop, ws.done = make(chan struct{}), make(chan struct{})
+	go ws.follow()
 	return nil
+}
+
+func (p *providerWorker) start() error {
+	w := p.build()
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start %s worker: %w", p.system, err)
+	}
+	p.running = w
+	return nil
+}
+
+func (p *providerWorker) halt() {
+	if p.running != nil {
+		p.running.Stop()
+		p.running = nil
+	}
+}
+
+// follow applies pause changes until Stop.
+func (ws *Workers) follow() {
+	defer close(ws.done)
+	ticker := time.NewTicker(ws.ControlInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ws.stop:
+			return
+		case <-ticker.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		paused, err := ReadPaused(ctx, ws.client)
+		cancel()
+		if err != nil {
+			continue // keep the current state until the control workflow answers
+		}
+		for _, p := range ws.providers {
+			_, isPaused := paused[p.system]
+			switch {
+			case isPaused && p.running != nil:
+				ws.log.Warn("provider paused: its calls wait in the queue", "system", p.system, "reason", paused[p.system].Reason)
+				p.halt()
+			case !isPaused && p.running == nil:
+				if err := p.start(); err != nil {
+					ws.log.Error("resume provider worker", "system", p.system, "error", err)
+					continue
+				}
+				ws.log.Info("provider resumed", "system", p.system)
+			}
+		}
+	}
 }
 
 // Stop stops every worker, letting running activities finish.
 func (ws *Workers) Stop() {
-	for _, w := range ws.all {
-		w.Stop()
+	if ws.stop != nil {
+		close(ws.stop)
+		<-ws.done
+		ws.stop = nil
 	}
+	for _, p := range ws.providers {
+		p.halt()
+	}
+	ws.workflows.Stop()
+}
+
+// EnsureProviderControl starts the provider control workflow unless it runs.
+func EnsureProviderControl(ctx context.Context, c client.Client) error {
+	_, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: workflows.ProviderControlID, TaskQueue: workflows.TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+	}, workflows.ProviderControlWorkflow, workflows.ProviderControlState{})
+	if err != nil {
+		return fmt.Errorf("start provider control: %w", err)
+	}
+	return nil
+}
+
+// ReadPaused returns the paused providers.
+func ReadPaused(ctx context.Context, c client.Client) (map[string]workflows.ProviderPause, error) {
+	v, err := c.QueryWorkflow(ctx, workflows.ProviderControlID, "", workflows.QueryProviders)
+	if err != nil {
+		return nil, fmt.Errorf("read provider pauses: %w", err)
+	}
+	var state workflows.ProviderControlState
+	if err := v.Get(&state); err != nil {
+		return nil, fmt.Errorf("read provider pauses: %w", err)
+	}
+	return state.Paused, nil
+}
+
+// Running lists the providers whose worker is polling now.
+func (ws *Workers) Running() []string {
+	var out []string
+	for _, p := range ws.providers {
+		if p.running != nil {
+			out = append(out, p.system)
+		}
+	}
+	return out
 }

@@ -156,6 +156,7 @@ func starterOptions(cfg config.Config) starter.Options {
 	return starter.Options{
 		PaymentPollInterval: cfg.PaymentPollInterval, PaymentTimeout: cfg.PaymentTimeout,
 		PaymentWebhookWait: cfg.PaymentWebhookWait, OrphanWindow: cfg.OrphanEventWindow,
+		Namespace: cfg.Temporal.Namespace,
 	}
 }
 

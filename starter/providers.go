@@ -1,0 +1,99 @@
+package starter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	taskqueuepb "go.temporal.io/api/taskqueue/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/handoff-hq/handoff/workflows"
+)
+
+// ProviderStatus is a provider's pause state and the calls waiting for it.
+type ProviderStatus struct {
+	System      string     `json:"system"`
+	Paused      bool       `json:"paused"`
+	PausedSince *time.Time `json:"paused_since,omitempty"`
+	Reason      string     `json:"reason,omitempty"`
+	// Backlog is Temporal's approximate count of calls waiting in the
+	// provider's task queue; BacklogAgeSeconds is how long the oldest waits.
+	Backlog           int64   `json:"backlog"`
+	BacklogAgeSeconds float64 `json:"backlog_age_seconds"`
+}
+
+// PauseProvider stops every call to a provider until it is resumed; calls
+// wait in its task queue without using attempts.
+func (s *Starter) PauseProvider(ctx context.Context, system, reason string) (ProviderStatus, error) {
+	return s.controlProvider(ctx, workflows.UpdatePauseProvider, system, reason)
+}
+
+// ResumeProvider lets a paused provider's calls go again; they drain at the
+// provider's rate limit.
+func (s *Starter) ResumeProvider(ctx context.Context, system, reason string) (ProviderStatus, error) {
+	return s.controlProvider(ctx, workflows.UpdateResumeProvider, system, reason)
+}
+
+func (s *Starter) controlProvider(ctx context.Context, update, system, reason string) (ProviderStatus, error) {
+	start := s.client.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
+		ID: workflows.ProviderControlID, TaskQueue: workflows.TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+	}, workflows.ProviderControlWorkflow, workflows.ProviderControlState{})
+	handle, err := s.client.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: start,
+		UpdateOptions: client.UpdateWorkflowOptions{
+			UpdateName: update, Args: []any{workflows.ProviderRequest{System: system, Reason: reason}},
+			WaitForStage: client.WorkflowUpdateStageCompleted,
+		},
+	})
+	var state workflows.ProviderControlState
+	if err == nil {
+		err = handle.Get(ctx, &state)
+	}
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeNotApplicable {
+		return ProviderStatus{}, &ValidationError{Fields: []workflows.FieldError{{Field: "system", Detail: appErr.Message()}}}
+	}
+	if err != nil {
+		return ProviderStatus{}, fmt.Errorf("%s %s: %w", update, system, err)
+	}
+	return s.status(ctx, system, state)
+}
+
+// Provider reports a provider's pause state and backlog.
+func (s *Starter) Provider(ctx context.Context, system string) (ProviderStatus, error) {
+	v, err := s.client.QueryWorkflow(ctx, workflows.ProviderControlID, "", workflows.QueryProviders)
+	var state workflows.ProviderControlState
+	if err == nil {
+		err = v.Get(&state)
+	}
+	if err != nil {
+		return ProviderStatus{}, fmt.Errorf("read provider %s: %w", system, err)
+	}
+	return s.status(ctx, system, state)
+}
+
+func (s *Starter) status(ctx context.Context, system string, state workflows.ProviderControlState) (ProviderStatus, error) {
+	st := ProviderStatus{System: system}
+	if p, ok := state.Paused[system]; ok {
+		since := p.Since
+		st.Paused, st.PausedSince, st.Reason = true, &since, p.Reason
+	}
+	resp, err := s.client.WorkflowService().DescribeTaskQueue(ctx, &workflowservice.DescribeTaskQueueRequest{
+		Namespace:     s.namespace,
+		TaskQueue:     &taskqueuepb.TaskQueue{Name: workflows.ProviderTaskQueue(system), Kind: enumspb.TASK_QUEUE_KIND_NORMAL},
+		TaskQueueType: enumspb.TASK_QUEUE_TYPE_ACTIVITY,
+		ReportStats:   true,
+	})
+	if err != nil {
+		return st, fmt.Errorf("read %s backlog: %w", system, err)
+	}
+	st.Backlog = resp.GetStats().GetApproximateBacklogCount()
+	st.BacklogAgeSeconds = resp.GetStats().GetApproximateBacklogAge().AsDuration().Seconds()
+	return st, nil
+}

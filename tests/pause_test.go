@@ -1,0 +1,98 @@
+package tests
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/handoff-hq/handoff/starter"
+	"github.com/handoff-hq/handoff/worker"
+	"github.com/handoff-hq/handoff/workflows"
+)
+
+func providerStatus(t *testing.T, system string) starter.ProviderStatus {
+	t.Helper()
+	status, _, body := call(t, http.MethodGet, "/v1/providers/"+system, nil, testOperatorToken)
+	var st starter.ProviderStatus
+	if status != http.StatusOK || json.Unmarshal(body, &st) != nil {
+		t.Fatalf("GET /v1/providers/%s: %d %s", system, status, body)
+	}
+	return st
+}
+
+// TestPausedProviderGetsNoCallsAndDrainsOnResume pauses payments, places 20
+// orders, proves that they wait at the payment step while the provider
+// receives nothing, then resumes and sees every order complete once.
+func TestPausedProviderGetsNoCallsAndDrainsOnResume(t *testing.T) {
+	if status, body := operatorCall(t, "/v1/providers/payments/pause", map[string]string{"reason": "provider outage"}); status != http.StatusOK {
+		t.Fatalf("pause: %d %s", status, body)
+	}
+	resumed := false
+	defer func() {
+		if !resumed {
+			operatorCall(t, "/v1/providers/payments/resume", nil)
+		}
+	}()
+	// The workers read the pause within their control interval.
+	time.Sleep(time.Second)
+	before := len(env.sandbox.Calls("payments", "", ""))
+
+	const n = 20
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("pause-%02d", i)
+	}
+	placeOrders(t, ids...)
+	for _, id := range ids {
+		waitFor(t, id+" to wait at the charge step", func() bool {
+			status, _, body := call(t, http.MethodGet, "/v1/orders/"+id, nil, testToken)
+			var s workflows.OrderState
+			return status == http.StatusOK && json.Unmarshal(body, &s) == nil &&
+				s.Steps[0].Status == workflows.StepSucceeded && s.Steps[1].Status == workflows.StepRunning
+		})
+	}
+	waitFor(t, "the payments backlog to show", func() bool {
+		st := providerStatus(t, "payments")
+		return st.Paused && st.Backlog > 0
+	})
+	if after := len(env.sandbox.Calls("payments", "", "")); after != before {
+		t.Fatalf("the paused provider received %d calls, want none", after-before)
+	}
+	for _, id := range ids {
+		status, _, body := call(t, http.MethodGet, "/v1/orders/"+id, nil, testToken)
+		var s workflows.OrderState
+		if status != http.StatusOK || json.Unmarshal(body, &s) != nil || s.Steps[1].Attempts != 0 || s.Status == workflows.StatusNeedsAttention {
+			t.Errorf("order %s while paused: %s, want waiting with no attempt used", id, body)
+		}
+	}
+
+	// The pause is durable: a worker process started now, as after a
+	// restart, leaves payments alone too.
+	restarted, err := worker.New(env.client, testActivities(t), testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := restarted.Start(); err != nil {
+		t.Fatal(err)
+	}
+	running := restarted.Running()
+	restarted.Stop()
+	if slices.Contains(running, "payments") || len(running) != 3 {
+		t.Errorf("a worker started during the pause polls %v, want every provider but payments", running)
+	}
+
+	if status, body := operatorCall(t, "/v1/providers/payments/resume", nil); status != http.StatusOK {
+		t.Fatalf("resume: %d %s", status, body)
+	}
+	resumed = true
+	for _, id := range ids {
+		awaitOrder(t, id, workflows.StatusCompleted)
+		assertExactlyOnce(t, id)
+	}
+	if st := providerStatus(t, "payments"); st.Paused {
+		t.Errorf("status after resume = %+v, want not paused", st)
+	}
+}
