@@ -57,13 +57,13 @@ type OperatorResult struct {
 	Step   string
 }
 
-// doneSteps keeps what the steps produced, for the steps after them and
+// DoneSteps keeps what the steps produced, for the steps after them and
 // for compensation.
-type doneSteps struct {
-	contact activities.UpsertCustomerResult
-	charge  activities.CreateChargeResult
-	invoice activities.CreateInvoiceResult
-	paid    bool
+type DoneSteps struct {
+	Contact activities.UpsertCustomerResult
+	Charge  activities.CreateChargeResult
+	Invoice activities.CreateInvoiceResult
+	Paid    bool
 }
 
 func notApplicable(format string, args ...any) error {
@@ -184,10 +184,11 @@ func (o *orderRun) waitForOperator(ctx workflow.Context, step string) error {
 // running it twice changes nothing. The CRM contact and a sent e-mail stay.
 func (o *orderRun) compensate(ctx workflow.Context) error {
 	o.cancelRequested = false // compensation steps run to the end
+	o.compensating = true
 	if err := o.setStatus(ctx, StatusCancelling); err != nil {
 		return err
 	}
-	if id := o.done.invoice.InvoiceID; id != "" {
+	if id := o.done.Invoice.InvoiceID; id != "" {
 		o.addStep(StepVoidInvoice)
 		var out activities.VoidInvoiceResult
 		err := o.step(ctx, StepVoidInvoice, a.VoidInvoice, func() any {
@@ -197,7 +198,7 @@ func (o *orderRun) compensate(ctx workflow.Context) error {
 			return err
 		}
 	}
-	if id := o.done.charge.ChargeID; id != "" && o.chargePaid(ctx, id) {
+	if id := o.done.Charge.ChargeID; id != "" && o.chargePaid(ctx, id) {
 		o.addStep(StepRefund)
 		var out activities.RefundChargeResult
 		err := o.step(ctx, StepRefund, a.RefundCharge, func() any {
@@ -214,7 +215,7 @@ func (o *orderRun) compensate(ctx workflow.Context) error {
 // pending when the order is cancelled is waited for, since it may yet
 // succeed and would then need its refund.
 func (o *orderRun) chargePaid(ctx workflow.Context, chargeID string) bool {
-	if o.done.paid {
+	if o.done.Paid {
 		return true
 	}
 	for wait := time.Second; ; wait = min(wait*2, time.Minute) {

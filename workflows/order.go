@@ -28,6 +28,17 @@ type OrderInput struct {
 	// OrphanWindow for the order (the place_order update), then parks.
 	AwaitingOrder bool
 	OrphanWindow  time.Duration
+	// Resume carries an order's progress into a run that continued as new.
+	Resume *OrderCheckpoint
+}
+
+// OrderCheckpoint is what a continued order keeps from its earlier runs.
+type OrderCheckpoint struct {
+	State       OrderState
+	Done        DoneSteps
+	Payment     paymentTracker
+	Placed      bool
+	RequestHash string
 }
 
 // OrderResult is the order's final state.
@@ -64,6 +75,9 @@ var a *activities.Activities
 // permanently or runs out of attempts parks the order in needs_attention.
 func OrderWorkflow(ctx workflow.Context, in OrderInput) (OrderResult, error) {
 	o := newOrderRun(ctx, in)
+	if cp := in.Resume; cp != nil {
+		o.state, o.done, o.payment, o.placed, o.requestHash = cp.State, cp.Done, cp.Payment, cp.Placed, cp.RequestHash
+	}
 	if err := workflow.SetQueryHandler(ctx, QueryOrderState, func() (OrderState, error) { return o.state, nil }); err != nil {
 		return OrderResult{}, fmt.Errorf("register order query: %w", err)
 	}
@@ -72,13 +86,16 @@ func OrderWorkflow(ctx workflow.Context, in OrderInput) (OrderResult, error) {
 		return OrderResult{}, err
 	}
 	var err error
-	if in.AwaitingOrder {
+	if in.AwaitingOrder && !o.placed {
 		err = o.awaitOrder(ctx)
 	}
 	if err == nil {
 		err = o.run(ctx)
 	}
+	var can *workflow.ContinueAsNewError
 	switch {
+	case errors.As(err, &can):
+		return OrderResult{State: o.state, RequestHash: o.requestHash}, err
 	case errors.Is(err, errCancelled):
 		err = o.compensate(ctx)
 	case temporal.IsCanceledError(err):
@@ -106,12 +123,15 @@ type orderRun struct {
 	placed      bool
 	requestHash string
 
-	done doneSteps
+	done DoneSteps
 	// parkedStep is the step waiting for an operator, empty when none.
 	parkedStep string
 	// resolution is the operator's answer to the parked step.
 	resolution      string
 	cancelRequested bool
+	// activitiesThisRun counts activity executions since the run began.
+	activitiesThisRun int
+	compensating      bool
 }
 
 func newOrderRun(ctx workflow.Context, in OrderInput) *orderRun {
@@ -130,14 +150,14 @@ func newOrderRun(ctx workflow.Context, in OrderInput) *orderRun {
 }
 
 func (o *orderRun) run(ctx workflow.Context) error {
-	contact := &o.done.contact
+	contact := &o.done.Contact
 	err := o.step(ctx, StepCustomer, a.UpsertCustomer, func() any {
 		return activities.UpsertCustomerInput{Call: o.call(StepCustomer), Email: o.in.Order.Customer.Email, Name: o.in.Order.Customer.Name}
 	}, contact)
 	if err != nil {
 		return err
 	}
-	charge := &o.done.charge
+	charge := &o.done.Charge
 	err = o.step(ctx, StepCharge, a.CreateCharge, func() any {
 		return activities.CreateChargeInput{
 			Call: o.call(StepCharge), Amount: o.in.Order.Amount, Currency: o.in.Order.Currency,
@@ -148,18 +168,20 @@ func (o *orderRun) run(ctx workflow.Context) error {
 	if err != nil {
 		return err
 	}
-	var paid bool
-	// Orders placed before payment webhooks existed poll the charge.
-	if workflow.GetVersion(ctx, versionPaymentWebhooks, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
-		paid, err = o.awaitPayment(ctx, *charge)
-	} else if err = o.setStatus(ctx, StatusAwaitingPayment); err == nil {
-		paid, err = o.awaitPaymentEvents(ctx, charge.ChargeID)
+	if !o.done.Paid {
+		var paid bool
+		// Orders placed before payment webhooks existed poll the charge.
+		if workflow.GetVersion(ctx, versionPaymentWebhooks, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+			paid, err = o.awaitPayment(ctx, *charge)
+		} else if err = o.setStatus(ctx, StatusAwaitingPayment); err == nil {
+			paid, err = o.awaitPaymentEvents(ctx, charge.ChargeID)
+		}
+		o.done.Paid = paid
+		if err != nil || !paid {
+			return err
+		}
 	}
-	o.done.paid = paid
-	if err != nil || !paid {
-		return err
-	}
-	invoice := &o.done.invoice
+	invoice := &o.done.Invoice
 	err = o.step(ctx, StepInvoice, a.CreateInvoice, func() any {
 		return activities.CreateInvoiceInput{
 			Call: o.call(StepInvoice), Customer: contact.ContactID, Amount: o.in.Order.Amount,
@@ -204,7 +226,14 @@ func (o *orderRun) step(ctx workflow.Context, name string, activity any, input f
 		if o.cancelRequested {
 			return errCancelled
 		}
+		if o.stepDone(name) {
+			return nil // done in an earlier run; its result came with the checkpoint
+		}
+		if err := o.maybeContinueAsNew(ctx); err != nil {
+			return err
+		}
 		o.markStep(ctx, name, func(s *Step) { s.Status = StepRunning })
+		o.activitiesThisRun++
 		err := workflow.ExecuteActivity(o.activityContext(ctx, name), activity, input()).Get(ctx, result)
 		if err == nil {
 			out := result.StepOutcome()
@@ -405,4 +434,49 @@ func confirmationText(order Order, invoiceID string) string {
 
 func formatAmount(minor int64) string {
 	return fmt.Sprintf("%d.%02d", minor/100, minor%100)
+}
+
+// An order's history is bounded: past this many events, or this many
+// activity executions in one run, or when Temporal suggests it, the order
+// continues as new with its checkpoint at the next safe point.
+var (
+	continueAsNewAfterEvents     = 5000
+	continueAsNewAfterActivities = 500
+)
+
+// stepDone reports whether a step succeeded or was skipped, also in an
+// earlier run; payment steps are judged by o.done.Paid instead.
+func (o *orderRun) stepDone(name string) bool {
+	if name == StepPayment || name == StepRefund || name == StepVoidInvoice {
+		return false
+	}
+	for _, s := range o.state.Steps {
+		if s.Name == name {
+			return s.Status == StepSucceeded || s.Status == StepSkipped
+		}
+	}
+	return false
+}
+
+// maybeContinueAsNew continues the order as new, carrying its progress,
+// once its history is long (or Temporal suggests it) and no update is being
+// handled. It returns the ContinueAsNewError to end this run with.
+func (o *orderRun) maybeContinueAsNew(ctx workflow.Context) error {
+	if o.compensating {
+		return nil // a cancellation runs to its end in one run
+	}
+	info := workflow.GetInfo(ctx)
+	if info.GetCurrentHistoryLength() < continueAsNewAfterEvents && o.activitiesThisRun < continueAsNewAfterActivities &&
+		!info.GetContinueAsNewSuggested() {
+		return nil
+	}
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return err
+	}
+	next := o.in
+	next.Resume = &OrderCheckpoint{State: o.state, Done: o.done, Payment: o.payment, Placed: o.placed, RequestHash: o.requestHash}
+	if o.placed {
+		next.AwaitingOrder = false
+	}
+	return workflow.NewContinueAsNewError(ctx, OrderWorkflow, next)
 }
