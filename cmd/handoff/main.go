@@ -22,6 +22,9 @@ commands:
   sandbox   run the provider simulator
   start     place an order from a JSON file (- for standard input)
   replay    replay workflow histories (JSON files) against the current code
+  actions   list parked actions; retry, skip or abort one
+  orders    cancel an order (its charge is refunded, its invoice voided)
+  providers pause, resume or show a provider
 
 Configuration is read from HANDOFF_* environment variables; see the README.
 `
@@ -42,6 +45,7 @@ func main() {
 	commands := map[string]func(context.Context, *slog.Logger, []string) error{
 		"dev": runDev, "worker": runWorker, "api": runAPI, "sandbox": runSandbox,
 		"start": runStart, "replay": runReplay,
+		"actions": runActions, "orders": runOrders, "providers": runProviders,
 	}
 	cmd, ok := commands[os.Args[1]]
 	if !ok {
