@@ -116,7 +116,7 @@ type Workers struct {
 	client    client.Client
 	workflows sdkworker.Worker
 	providers []*providerWorker
-	// ControlInterval is how often the pause state is read; default 2 s.
+	// ControlInterval is how often the pause state is read; default 0.5 s.
 	ControlInterval time.Duration
 	log             *slog.Logger
 
@@ -140,7 +140,7 @@ func New(c client.Client, acts *activities.Activities, cfg config.Config) (*Work
 	}
 	wf := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{})
 	registerWorkflows(wf)
-	ws := &Workers{client: c, workflows: wf, ControlInterval: 2 * time.Second, log: slog.New(slog.DiscardHandler)}
+	ws := &Workers{client: c, workflows: wf, ControlInterval: 500 * time.Millisecond, log: slog.New(slog.DiscardHandler)}
 	byQueue := systemActivities(acts)
 	for _, system := range config.Systems {
 		p, _ := cfg.Provider(system)

@@ -111,6 +111,11 @@ func (o *orderRun) registerOperatorUpdates(ctx workflow.Context) error {
 			if !o.cancelRequested {
 				o.cancelRequested = true
 				o.logOperator(ctx, UpdateCancel, o.parkedStep, req.Reason)
+				// A step already running finishes first; the order says at
+				// once that it is being cancelled.
+				if err := o.setStatus(ctx, StatusCancelling); err != nil {
+					return OperatorResult{}, err
+				}
 			}
 			return OperatorResult{Status: o.state.Status}, nil
 		},
