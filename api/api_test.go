@@ -44,7 +44,7 @@ func (f *fakeOrders) Order(_ context.Context, id string) (workflows.OrderState, 
 
 func newTestServer(t *testing.T, orders *fakeOrders, ready error) *Server {
 	t.Helper()
-	s, err := New(Options{Orders: orders, Events: &fakeEvents{}, Operators: &fakeOperators{}, APITokens: []string{token}, WebUIURL: "http://ui", Namespace: "default",
+	s, err := New(Options{Orders: orders, Events: &fakeEvents{}, Operators: &fakeOperators{}, Reconciliations: &fakeReconciliations{}, APITokens: []string{token}, WebUIURL: "http://ui", Namespace: "default",
 		Ready: func(context.Context) error { return ready }})
 	if err != nil {
 		t.Fatal(err)

@@ -55,7 +55,7 @@ func (f *fakeOperators) Provider(_ context.Context, system string) (starter.Prov
 
 func newOperatorServer(t *testing.T, ops *fakeOperators) *Server {
 	t.Helper()
-	s, err := New(Options{Orders: &fakeOrders{}, Events: &fakeEvents{}, Operators: ops, APITokens: []string{token},
+	s, err := New(Options{Orders: &fakeOrders{}, Events: &fakeEvents{}, Operators: ops, Reconciliations: &fakeReconciliations{}, APITokens: []string{token},
 		OperatorTokens: []string{operatorToken}, WebUIURL: "http://ui", Namespace: "default",
 		Ready: func(context.Context) error { return nil }})
 	if err != nil {
@@ -148,5 +148,59 @@ func TestListActions(t *testing.T) {
 	newOperatorServer(t, ops).ServeHTTP(rec, req)
 	if rec.Code != 400 {
 		t.Errorf("page_size=1000: %d, want 400", rec.Code)
+	}
+}
+
+// fakeReconciliations answers reconciliation calls as scripted.
+type fakeReconciliations struct {
+	started int
+	err     error
+}
+
+func (f *fakeReconciliations) StartReconciliation(context.Context) (string, error) {
+	f.started++
+	return "reconcile-1", f.err
+}
+
+func (f *fakeReconciliations) Reconciliation(_ context.Context, id string) (workflows.ReconcileReport, error) {
+	if id == "reconcile-running" {
+		return workflows.ReconcileReport{ID: id}, starter.ErrRunning
+	}
+	return workflows.ReconcileReport{ID: id, Repaired: 2}, f.err
+}
+
+func (f *fakeReconciliations) LatestReconciliation(context.Context) (workflows.ReconcileReport, error) {
+	return workflows.ReconcileReport{ID: "reconcile-latest", Flagged: 1}, f.err
+}
+
+func TestReconciliationEndpoints(t *testing.T) {
+	rec := &fakeReconciliations{}
+	s, err := New(Options{Orders: &fakeOrders{}, Events: &fakeEvents{}, Operators: &fakeOperators{}, Reconciliations: rec,
+		APITokens: []string{token}, OperatorTokens: []string{operatorToken}, Ready: func(context.Context) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		method, path, auth string
+		want               int
+		contains           string
+	}{
+		{"POST", "/v1/reconciliations", operatorToken, 202, `"id":"reconcile-1"`},
+		{"GET", "/v1/reconciliations/latest", operatorToken, 200, `"id":"reconcile-latest"`},
+		{"GET", "/v1/reconciliations/reconcile-9", operatorToken, 200, `"repaired":2`},
+		{"GET", "/v1/reconciliations/reconcile-running", operatorToken, 202, `"status":"running"`},
+		{"POST", "/v1/reconciliations", token, 401, ""},
+	}
+	for _, tt := range tests {
+		req := httptest.NewRequest(tt.method, tt.path, nil)
+		req.Header.Set("Authorization", "Bearer "+tt.auth)
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, req)
+		if w.Code != tt.want || !strings.Contains(w.Body.String(), tt.contains) {
+			t.Errorf("%s %s = %d %s, want %d with %s", tt.method, tt.path, w.Code, w.Body, tt.want, tt.contains)
+		}
+	}
+	if rec.started != 1 {
+		t.Errorf("started %d reconciliations, want 1", rec.started)
 	}
 }

@@ -69,7 +69,7 @@ func problemFor(err error) *Problem {
 	case errors.Is(err, starter.ErrConflict):
 		return problemConflict.with("this order_id was already used for an order with other contents")
 	case errors.Is(err, starter.ErrNotFound):
-		return problemNotFound.with("no action with this id")
+		return problemNotFound.with("nothing with this id")
 	case errors.As(err, &unavailable), errors.As(err, &deadline), errors.As(err, &exhausted),
 		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return problemUnavailable.with("")

@@ -45,8 +45,10 @@ type Options struct {
 	Webhooks map[string]WebhookSource
 	// Ready reports whether the workflow engine is reachable.
 	Ready func(context.Context) error
-	// Operators serves the operator endpoints.
-	Operators Operators
+	// Operators serves the operator endpoints; Reconciliations the
+	// reconciliation endpoints.
+	Operators       Operators
+	Reconciliations Reconciliations
 	// APITokens are the bearer tokens accepted on /v1; OperatorTokens on
 	// the operator endpoints (none: those endpoints refuse everyone).
 	APITokens      []string
@@ -66,8 +68,9 @@ type Server struct {
 	echo      *echo.Echo
 	orders    Orders
 	events    Events
-	operators Operators
-	webhooks  map[string]WebhookSource
+	operators       Operators
+	reconciliations Reconciliations
+	webhooks        map[string]WebhookSource
 	opTokens  [][sha256.Size]byte
 	ready     func(context.Context) error
 	tokens    [][sha256.Size]byte
@@ -79,8 +82,8 @@ type Server struct {
 
 // New returns the API server; it refuses to run without tokens or services.
 func New(opts Options) (*Server, error) {
-	if opts.Orders == nil || opts.Ready == nil || opts.Events == nil || opts.Operators == nil {
-		return nil, errors.New("new api: orders, events, operators and readiness check are required")
+	if opts.Orders == nil || opts.Ready == nil || opts.Events == nil || opts.Operators == nil || opts.Reconciliations == nil {
+		return nil, errors.New("new api: orders, events, operators, reconciliations and readiness check are required")
 	}
 	if len(opts.APITokens) == 0 {
 		return nil, errors.New("new api: at least one API token is required")
@@ -92,7 +95,8 @@ func New(opts Options) (*Server, error) {
 		opts.Registry = prometheus.NewRegistry()
 	}
 	s := &Server{
-		echo: echo.New(), orders: opts.Orders, events: opts.Events, operators: opts.Operators, webhooks: opts.Webhooks,
+		echo: echo.New(), orders: opts.Orders, events: opts.Events, operators: opts.Operators,
+		reconciliations: opts.Reconciliations, webhooks: opts.Webhooks,
 		ready: opts.Ready, log: opts.Logger,
 		webUI: strings.TrimRight(opts.WebUIURL, "/"), ns: opts.Namespace,
 		metrics: newMetrics(opts.Registry),
@@ -112,6 +116,8 @@ func New(opts Options) (*Server, error) {
 	v1.POST("/orders/:order_id/cancel", s.cancelOrder, s.requireToken)
 	v1.GET("/actions", s.listActions, s.requireOperator)
 	v1.POST("/actions/*", s.resolveAction, s.requireOperator)
+	v1.POST("/reconciliations", s.startReconciliation, s.requireOperator)
+	v1.GET("/reconciliations/:id", s.getReconciliation, s.requireOperator)
 	v1.GET("/providers/:system", s.getProvider, s.requireOperator, s.knownSystem)
 	v1.POST("/providers/:system/:op", s.controlProvider, s.requireOperator, s.knownSystem)
 	return s, nil

@@ -38,7 +38,7 @@ const webhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 func newWebhookServer(t *testing.T, events *fakeEvents) *Server {
 	t.Helper()
-	s, err := New(Options{Orders: &fakeOrders{}, Events: events, Operators: &fakeOperators{}, APITokens: []string{token},
+	s, err := New(Options{Orders: &fakeOrders{}, Events: events, Operators: &fakeOperators{}, Reconciliations: &fakeReconciliations{}, APITokens: []string{token},
 		Ready:    func(context.Context) error { return nil },
 		Webhooks: map[string]WebhookSource{"payments": {Scheme: SchemeStandard, Secrets: []string{"whsec_b2xkLXNlY3JldC1mb3ItdGVzdHM=", webhookSecret}}}})
 	if err != nil {

@@ -57,6 +57,19 @@ type Config struct {
 	// OrphanEventWindow is how long provider events for an order not placed
 	// yet are kept before the order needs attention.
 	OrphanEventWindow time.Duration `split_words:"true" default:"24h"`
+
+	// Reconcile configures the scheduled reconciliation (HANDOFF_RECONCILE_*).
+	Reconcile Reconcile
+}
+
+// Reconcile configures reconciliation.
+type Reconcile struct {
+	// Interval is how often the schedule runs it.
+	Interval time.Duration `default:"1h"`
+	// PageSize is how many records one page compares.
+	PageSize int `split_words:"true" default:"500"`
+	// Grace leaves orders younger than it alone: they may be in flight.
+	Grace time.Duration `default:"10m"`
 }
 
 // Temporal says where the Temporal cluster is and how to authenticate to it.
@@ -270,6 +283,15 @@ func (c Config) Validate(opts ValidateOptions) error {
 	}
 	if c.PaymentWebhookWait <= 0 {
 		add("HANDOFF_PAYMENT_WEBHOOK_WAIT: must be positive")
+	}
+	if c.Reconcile.Interval < time.Minute {
+		add("HANDOFF_RECONCILE_INTERVAL: must be at least 1m")
+	}
+	if c.Reconcile.PageSize < 1 || c.Reconcile.PageSize > 1000 {
+		add("HANDOFF_RECONCILE_PAGE_SIZE: must be between 1 and 1000")
+	}
+	if c.Reconcile.Grace < 0 {
+		add("HANDOFF_RECONCILE_GRACE: must not be negative")
 	}
 	if c.OrphanEventWindow <= 0 {
 		add("HANDOFF_ORPHAN_EVENT_WINDOW: must be positive")

@@ -47,6 +47,8 @@ type Charge struct {
 	Amount         int64  `json:"amount"`
 	Currency       string `json:"currency"`
 	Customer       string `json:"customer"`
+	Email          string `json:"email,omitempty"`
+	Created        int64  `json:"created,omitempty"`
 	FailureCode    string `json:"failure_code,omitempty"`
 	FailureMessage string `json:"failure_message,omitempty"`
 }

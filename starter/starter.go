@@ -59,6 +59,8 @@ type Options struct {
 	// Namespace is the Temporal namespace, for task queue statistics;
 	// default "default".
 	Namespace string
+	// Reconcile configures reconciliations started on demand.
+	Reconcile workflows.ReconcileInput
 }
 
 // Starter starts and reads business actions.

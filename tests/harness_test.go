@@ -161,7 +161,7 @@ func start() error {
 		return err
 	}
 	srv, err := api.New(api.Options{
-		Orders: st, Events: st, Operators: st, APITokens: []string{testToken}, OperatorTokens: []string{testOperatorToken},
+		Orders: st, Events: st, Operators: st, Reconciliations: st, APITokens: []string{testToken}, OperatorTokens: []string{testOperatorToken},
 		Webhooks: map[string]api.WebhookSource{"payments": {Scheme: api.SchemeStandard, Secrets: []string{testWebhookSecret}}},
 		Ready: func(ctx context.Context) error {
 			_, err := env.client.CheckHealth(ctx, &client.CheckHealthRequest{})

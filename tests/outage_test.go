@@ -93,7 +93,7 @@ func TestWebhooksWaitOutATemporalOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := api.New(api.Options{Orders: st, Events: st, Operators: st, APITokens: []string{testToken},
+	srv, err := api.New(api.Options{Orders: st, Events: st, Operators: st, Reconciliations: st, APITokens: []string{testToken},
 		Ready:    func(context.Context) error { return nil },
 		Webhooks: map[string]api.WebhookSource{"payments": {Scheme: api.SchemeStandard, Secrets: []string{testWebhookSecret}}}})
 	if err != nil {

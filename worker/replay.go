@@ -15,6 +15,7 @@ import (
 func registerWorkflows(r sdkworker.WorkflowRegistry) {
 	r.RegisterWorkflow(workflows.OrderWorkflow)
 	r.RegisterWorkflow(workflows.ProviderControlWorkflow)
+	r.RegisterWorkflow(workflows.ReconcileWorkflow)
 }
 
 // ReplayFiles replays recorded workflow histories (JSON, as written by

@@ -140,6 +140,9 @@ func New(c client.Client, acts *activities.Activities, cfg config.Config) (*Work
 	}
 	wf := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{})
 	registerWorkflows(wf)
+	// Reconciliation reads every provider; its comparing activity runs
+	// beside the workflows, its repairs on the providers' own queues.
+	wf.RegisterActivity(acts.ComparePage)
 	ws := &Workers{client: c, workflows: wf, ControlInterval: 500 * time.Millisecond, log: slog.New(slog.DiscardHandler)}
 	byQueue := systemActivities(acts)
 	for _, system := range config.Systems {

@@ -25,6 +25,7 @@ commands:
   actions   list parked actions; retry, skip or abort one
   orders    cancel an order (its charge is refunded, its invoice voided)
   providers pause, resume or show a provider
+  reconcile reconcile the providers now and print the report
 
 Configuration is read from HANDOFF_* environment variables; see the README.
 `
@@ -45,7 +46,7 @@ func main() {
 	commands := map[string]func(context.Context, *slog.Logger, []string) error{
 		"dev": runDev, "worker": runWorker, "api": runAPI, "sandbox": runSandbox,
 		"start": runStart, "replay": runReplay,
-		"actions": runActions, "orders": runOrders, "providers": runProviders,
+		"actions": runActions, "orders": runOrders, "providers": runProviders, "reconcile": runReconcile,
 	}
 	cmd, ok := commands[os.Args[1]]
 	if !ok {

@@ -16,6 +16,7 @@ import (
 	"github.com/handoff-hq/handoff/providers/sandbox"
 	"github.com/handoff-hq/handoff/starter"
 	"github.com/handoff-hq/handoff/worker"
+	"github.com/handoff-hq/handoff/workflows"
 )
 
 func loadConfig(opts config.ValidateOptions) (config.Config, error) {
@@ -76,6 +77,10 @@ func runWorkers(ctx context.Context, cfg config.Config, c client.Client) error {
 	if err != nil {
 		return err
 	}
+	err = worker.EnsureReconcileSchedule(ctx, c, worker.ReconcileScheduleOptions{Every: cfg.Reconcile.Interval, Input: reconcileInput(cfg)})
+	if err != nil {
+		return err
+	}
 	ws, err := worker.New(c, acts, cfg)
 	if err != nil {
 		return err
@@ -111,7 +116,7 @@ func serveAPI(ctx context.Context, cfg config.Config, c client.Client, ln net.Li
 		return err
 	}
 	srv, err := api.New(api.Options{
-		Orders: st, Events: st, Operators: st, Webhooks: webhookSources(cfg),
+		Orders: st, Events: st, Operators: st, Reconciliations: st, Webhooks: webhookSources(cfg),
 		APITokens: cfg.APITokens, OperatorTokens: cfg.OperatorTokens,
 		Ready: func(ctx context.Context) error {
 			_, err := c.CheckHealth(ctx, &client.CheckHealthRequest{})
@@ -156,8 +161,12 @@ func starterOptions(cfg config.Config) starter.Options {
 	return starter.Options{
 		PaymentPollInterval: cfg.PaymentPollInterval, PaymentTimeout: cfg.PaymentTimeout,
 		PaymentWebhookWait: cfg.PaymentWebhookWait, OrphanWindow: cfg.OrphanEventWindow,
-		Namespace: cfg.Temporal.Namespace,
+		Namespace: cfg.Temporal.Namespace, Reconcile: reconcileInput(cfg),
 	}
+}
+
+func reconcileInput(cfg config.Config) workflows.ReconcileInput {
+	return workflows.ReconcileInput{PageSize: cfg.Reconcile.PageSize, Grace: cfg.Reconcile.Grace}
 }
 
 // webhookSources says, per system, how its webhooks are signed.

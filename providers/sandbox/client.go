@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
 
 	"github.com/handoff-hq/handoff/providers"
 )
@@ -105,4 +106,65 @@ func find[T any](ctx context.Context, c *Client, call providers.Call, op, path, 
 		return zero, false, nil
 	}
 	return page.Data[0], true, nil
+}
+
+var (
+	_ providers.ChargeLister  = (*Client)(nil)
+	_ providers.InvoiceLister = (*Client)(nil)
+	_ providers.MessageFinder = (*Client)(nil)
+	_ providers.ContactFinder = (*Client)(nil)
+)
+
+// ListCharges returns one page of charges after the cursor.
+func (c *Client) ListCharges(ctx context.Context, call providers.Call, cursor string, limit int) ([]providers.Charge, string, error) {
+	return listPageOf[providers.Charge](ctx, c, call, "list_charges", "/charges", cursor, limit)
+}
+
+// FindChargesByRefs returns every charge with one of the references.
+func (c *Client) FindChargesByRefs(ctx context.Context, call providers.Call, refs []string) ([]providers.Charge, error) {
+	return findAll[providers.Charge](ctx, c, call, "find_charges", "/charges", "external_ref", refs)
+}
+
+// ListInvoices returns one page of invoices after the cursor.
+func (c *Client) ListInvoices(ctx context.Context, call providers.Call, cursor string, limit int) ([]providers.Invoice, string, error) {
+	return listPageOf[providers.Invoice](ctx, c, call, "list_invoices", "/invoices", cursor, limit)
+}
+
+// FindInvoicesByRefs returns every invoice with one of the references.
+func (c *Client) FindInvoicesByRefs(ctx context.Context, call providers.Call, refs []string) ([]providers.Invoice, error) {
+	return findAll[providers.Invoice](ctx, c, call, "find_invoices", "/invoices", "external_ref", refs)
+}
+
+// FindMessagesByRefs returns every e-mail with one of the references.
+func (c *Client) FindMessagesByRefs(ctx context.Context, call providers.Call, refs []string) ([]providers.Message, error) {
+	return findAll[providers.Message](ctx, c, call, "find_messages", "/messages", "external_ref", refs)
+}
+
+// FindContactsByIDs returns the contacts with the ids that exist.
+func (c *Client) FindContactsByIDs(ctx context.Context, call providers.Call, ids []string) ([]providers.Contact, error) {
+	return findAll[providers.Contact](ctx, c, call, "find_contacts", "/contacts", "id", ids)
+}
+
+func listPageOf[T any](ctx context.Context, c *Client, call providers.Call, op, path, cursor string, limit int) ([]T, string, error) {
+	q := url.Values{"limit": {strconv.Itoa(limit)}}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	var page listPage[T]
+	if err := c.http.Do(ctx, providers.Request{Operation: op, Method: http.MethodGet, Path: path + "?" + q.Encode(), Call: call}, &page); err != nil {
+		return nil, "", err
+	}
+	return page.Data, page.NextCursor, nil
+}
+
+func findAll[T any](ctx context.Context, c *Client, call providers.Call, op, path, param string, values []string) ([]T, error) {
+	if len(values) == 0 {
+		return nil, nil
+	}
+	var page listPage[T]
+	q := url.Values{param: values}
+	if err := c.http.Do(ctx, providers.Request{Operation: op, Method: http.MethodGet, Path: path + "?" + q.Encode(), Call: call}, &page); err != nil {
+		return nil, err
+	}
+	return page.Data, nil
 }

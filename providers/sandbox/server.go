@@ -138,6 +138,9 @@ func (s *Server) routes() {
 		s.auth.restore()
 		w.WriteHeader(http.StatusNoContent)
 	})
+	s.mux.HandleFunc("POST /_sandbox/seed", s.seed)
+	s.mux.HandleFunc("DELETE /_sandbox/records/{system}/{kind}/{id}", s.deleteRecord)
+	s.mux.HandleFunc("PATCH /_sandbox/records/accounting/invoices/{id}", s.patchInvoice)
 	s.mux.HandleFunc("GET /_sandbox/healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 }
 
@@ -332,10 +335,21 @@ func list[T any](s *Server, c *collection[T]) http.HandlerFunc {
 			}
 			limit = n
 		}
-		ref := q.Get("external_ref")
-		match := func(e *entry[T]) bool { return ref == "" || e.ref == ref }
+		refs, ids := q["external_ref"], q["id"]
+		if len(refs)+len(ids) > maxPageSize {
+			invalid("filter_too_long", "at most "+strconv.Itoa(maxPageSize)+" external_ref and id values").write(w)
+			return
+		}
 		s.mu.Lock()
-		items, next := c.page(q.Get("cursor"), limit, match)
+		var items []*T
+		var next string
+		if len(refs) > 0 || len(ids) > 0 {
+			// A batch lookup: every record with one of the references or
+			// ids, straight from the indexes.
+			items = c.lookup(refs, ids)
+		} else {
+			items, next = c.page(q.Get("cursor"), limit, func(*entry[T]) bool { return true })
+		}
 		page := listPage[T]{Object: "list", Data: make([]T, 0, len(items)), HasMore: next != "", NextCursor: next}
 		for _, v := range items {
 			page.Data = append(page.Data, *v)
@@ -392,7 +406,8 @@ func (s *Server) createCharge(w http.ResponseWriter, r *http.Request) {
 	}
 	id := s.charges.nextID()
 	ch := &providers.Charge{ID: id, ExternalRef: cr.ref, Status: providers.ChargePending,
-		Amount: req.Amount, Currency: strings.ToLower(req.Currency), Customer: req.Customer}
+		Amount: req.Amount, Currency: strings.ToLower(req.Currency), Customer: req.Customer,
+		Email: req.Email, Created: time.Now().Unix()}
 	s.charges.add(id, cr.ref, cr.key, ch)
 	s.chargeEvent(ch, 1)
 	s.settleLater(ch, strings.HasPrefix(strings.ToLower(req.Email), DeclineEmailPrefix))

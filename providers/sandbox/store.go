@@ -96,6 +96,60 @@ func (c *collection[T]) page(cursor string, limit int, match func(*entry[T]) boo
 	return out, ""
 }
 
+// lookup returns the records with any of the references or ids, in
+// creation order of the ids found.
+func (c *collection[T]) lookup(refs, ids []string) []*T {
+	var out []*T
+	seen := map[string]bool{}
+	add := func(id string) {
+		if e, ok := c.byID[id]; ok && !seen[id] {
+			seen[id] = true
+			out = append(out, e.value)
+		}
+	}
+	for _, ref := range refs {
+		for _, id := range c.byRef[ref] {
+			add(id)
+		}
+	}
+	for _, id := range ids {
+		add(id)
+	}
+	return out
+}
+
+// remove deletes a record, as someone editing the provider by hand would.
+func (c *collection[T]) remove(id string) bool {
+	e, ok := c.byID[id]
+	if !ok {
+		return false
+	}
+	delete(c.byID, id)
+	// The record's idempotency key goes with it, as a provider's keys
+	// expire: a later create under the key makes a new record.
+	if e.key != "" {
+		delete(c.byKey, e.key)
+		if c.keyCount[e.key]--; c.keyCount[e.key] <= 0 {
+			delete(c.keyCount, e.key)
+		}
+	}
+	i := sort.SearchStrings(c.ids, id)
+	if i < len(c.ids) && c.ids[i] == id {
+		c.ids = append(c.ids[:i], c.ids[i+1:]...)
+	}
+	refs := c.byRef[e.ref]
+	for j, rid := range refs {
+		if rid == id {
+			c.byRef[e.ref] = append(refs[:j], refs[j+1:]...)
+			break
+		}
+	}
+	if len(c.byRef[e.ref]) == 0 {
+		delete(c.byRef, e.ref)
+	}
+	return true
+}
+
 // collectionState is what GET /_sandbox/state reports for one collection.
 type collectionState struct {
 	Count            int            `json:"count"`

@@ -1,0 +1,247 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/handoff-hq/handoff/providers"
+)
+
+// Kinds of difference reconciliation finds. Safe ones are repaired with the
+// order's own idempotent activities; the rest are flagged for a person.
+const (
+	DiffInvoiceMissing       = "invoice_missing"
+	DiffEmailMissing         = "email_missing"
+	DiffAmountMismatch       = "amount_mismatch"
+	DiffDuplicateInvoices    = "duplicate_invoices"
+	DiffDuplicateEmails      = "duplicate_emails"
+	DiffCustomerMissing      = "customer_missing"
+	DiffInvoiceWithoutCharge = "invoice_without_charge"
+)
+
+// Reconciliation phases: charges against invoices, e-mails and contacts,
+// then invoices against charges.
+const (
+	PhaseCharges  = "charges"
+	PhaseInvoices = "invoices"
+)
+
+// Difference is one way two systems disagree about an order.
+type Difference struct {
+	Kind     string
+	Safe     bool
+	OrderKey string
+	Refs     []string
+	Reason   string
+	// What a repair needs: the paid charge's facts.
+	ChargeID string
+	Customer string
+	Email    string
+	Currency string
+	Amount   int64
+}
+
+// ComparePageInput is one page of one phase.
+type ComparePageInput struct {
+	Phase  string
+	Cursor string
+	Limit  int
+	// Before excludes charges created after it: orders still in flight are
+	// not differences yet.
+	Before time.Time
+}
+
+// ComparePageResult is what one page compared and found.
+type ComparePageResult struct {
+	Charges     int
+	Invoices    int
+	Messages    int
+	Contacts    int
+	Differences []Difference
+	NextCursor  string
+}
+
+var orderRefPattern = regexp.MustCompile(`^(order/[^/]+)/(charge|invoice|confirmation|customer)$`)
+
+// orderKey is "order/<id>" of a reference "order/<id>/<step>".
+func orderKey(ref string) (string, bool) {
+	m := orderRefPattern.FindStringSubmatch(ref)
+	if m == nil {
+		return "", false
+	}
+	return m[1], true
+}
+
+// ComparePage compares one page of records with the other systems, holding
+// no more than that page in memory.
+func (a *Activities) ComparePage(ctx context.Context, in ComparePageInput) (ComparePageResult, error) {
+	var res ComparePageResult
+	var err error
+	switch in.Phase {
+	case PhaseCharges:
+		res, err = a.compareCharges(ctx, in)
+	case PhaseInvoices:
+		res, err = a.compareInvoices(ctx, in)
+	default:
+		err = fmt.Errorf("unknown phase %q", in.Phase)
+	}
+	if err != nil {
+		return ComparePageResult{}, temporalError(ctx, "compare "+in.Phase, err)
+	}
+	return res, nil
+}
+
+var errCannotList = errors.New("the configured provider cannot be listed for reconciliation")
+
+func (a *Activities) listers() (providers.ChargeLister, providers.InvoiceLister, providers.MessageFinder, providers.ContactFinder, error) {
+	charges, ok1 := a.Payments.(providers.ChargeLister)
+	invoices, ok2 := a.Accounting.(providers.InvoiceLister)
+	messages, ok3 := a.Mailer.(providers.MessageFinder)
+	contacts, ok4 := a.CRM.(providers.ContactFinder)
+	if !ok1 || !ok2 || !ok3 || !ok4 {
+		return nil, nil, nil, nil, &providers.Error{Category: providers.Permanent, Type: providers.TypeUnsupported, Err: errCannotList}
+	}
+	return charges, invoices, messages, contacts, nil
+}
+
+func (a *Activities) compareCharges(ctx context.Context, in ComparePageInput) (ComparePageResult, error) {
+	chargeLister, invoiceLister, messageFinder, contactFinder, err := a.listers()
+	if err != nil {
+		return ComparePageResult{}, err
+	}
+	call := providers.Call{CorrelationID: "reconcile"}
+	charges, next, err := chargeLister.ListCharges(ctx, call, in.Cursor, in.Limit)
+	if err != nil {
+		return ComparePageResult{}, err
+	}
+	res := ComparePageResult{Charges: len(charges), NextCursor: next}
+	var paid []providers.Charge
+	var invoiceRefs, messageRefs, contactIDs []string
+	for _, ch := range charges {
+		key, ok := orderKey(ch.ExternalRef)
+		if !ok || ch.Status != providers.ChargeSucceeded || (ch.Created != 0 && time.Unix(ch.Created, 0).After(in.Before)) {
+			continue
+		}
+		paid = append(paid, ch)
+		invoiceRefs = append(invoiceRefs, key+"/invoice")
+		messageRefs = append(messageRefs, key+"/confirmation")
+		if ch.Customer != "" {
+			contactIDs = append(contactIDs, ch.Customer)
+		}
+	}
+	invoices, err := invoiceLister.FindInvoicesByRefs(ctx, call, invoiceRefs)
+	if err != nil {
+		return ComparePageResult{}, err
+	}
+	messages, err := messageFinder.FindMessagesByRefs(ctx, call, messageRefs)
+	if err != nil {
+		return ComparePageResult{}, err
+	}
+	contacts, err := contactFinder.FindContactsByIDs(ctx, call, contactIDs)
+	if err != nil {
+		return ComparePageResult{}, err
+	}
+	res.Invoices, res.Messages, res.Contacts = len(invoices), len(messages), len(contacts)
+	invoicesByRef := map[string][]providers.Invoice{}
+	for _, inv := range invoices {
+		invoicesByRef[inv.ExternalRef] = append(invoicesByRef[inv.ExternalRef], inv)
+	}
+	messagesByRef := map[string]int{}
+	for _, m := range messages {
+		messagesByRef[m.ExternalRef]++
+	}
+	contactExists := map[string]bool{}
+	for _, c := range contacts {
+		contactExists[c.ID] = true
+	}
+	for _, ch := range paid {
+		res.Differences = append(res.Differences, chargeDifferences(ch, invoicesByRef, messagesByRef, contactExists)...)
+	}
+	return res, nil
+}
+
+// chargeDifferences states the rules for one paid charge: exactly one
+// invoice with its amount and currency, one confirmation e-mail, and its
+// customer in the CRM.
+func chargeDifferences(ch providers.Charge, invoicesByRef map[string][]providers.Invoice, messagesByRef map[string]int, contactExists map[string]bool) []Difference {
+	key, _ := orderKey(ch.ExternalRef)
+	base := Difference{OrderKey: key, ChargeID: ch.ID, Customer: ch.Customer, Email: ch.Email, Currency: ch.Currency, Amount: ch.Amount}
+	var out []Difference
+	add := func(kind string, safe bool, reason string, refs ...string) {
+		d := base
+		d.Kind, d.Safe, d.Reason, d.Refs = kind, safe, reason, append([]string{ch.ExternalRef}, refs...)
+		out = append(out, d)
+	}
+	invs := invoicesByRef[key+"/invoice"]
+	switch {
+	case len(invs) == 0:
+		add(DiffInvoiceMissing, true, "a succeeded charge has no invoice")
+	case len(invs) > 1:
+		var ids []string
+		for _, inv := range invs {
+			ids = append(ids, inv.ID)
+		}
+		add(DiffDuplicateInvoices, false, fmt.Sprintf("%d invoices for one charge", len(invs)), ids...)
+	case invs[0].Status != "void" && (invs[0].Amount != ch.Amount || invs[0].Currency != ch.Currency):
+		add(DiffAmountMismatch, false, fmt.Sprintf("charge %d %s, invoice %d %s", ch.Amount, ch.Currency, invs[0].Amount, invs[0].Currency), invs[0].ID)
+	}
+	switch n := messagesByRef[key+"/confirmation"]; {
+	case n == 0 && ch.Email != "":
+		add(DiffEmailMissing, true, "a paid order has no confirmation e-mail")
+	case n == 0:
+		add(DiffEmailMissing, false, "a paid order has no confirmation e-mail, and the charge names no address to send one to")
+	case n > 1:
+		add(DiffDuplicateEmails, false, fmt.Sprintf("%d confirmation e-mails", n))
+	}
+	if ch.Customer != "" && !contactExists[ch.Customer] {
+		add(DiffCustomerMissing, false, "the charge's customer is not in the CRM", ch.Customer)
+	}
+	return out
+}
+
+func (a *Activities) compareInvoices(ctx context.Context, in ComparePageInput) (ComparePageResult, error) {
+	chargeLister, invoiceLister, _, _, err := a.listers()
+	if err != nil {
+		return ComparePageResult{}, err
+	}
+	call := providers.Call{CorrelationID: "reconcile"}
+	invoices, next, err := invoiceLister.ListInvoices(ctx, call, in.Cursor, in.Limit)
+	if err != nil {
+		return ComparePageResult{}, err
+	}
+	res := ComparePageResult{Invoices: len(invoices), NextCursor: next}
+	var chargeRefs []string
+	for _, inv := range invoices {
+		if key, ok := orderKey(inv.ExternalRef); ok {
+			chargeRefs = append(chargeRefs, key+"/charge")
+		}
+	}
+	charges, err := chargeLister.FindChargesByRefs(ctx, call, chargeRefs)
+	if err != nil {
+		return ComparePageResult{}, err
+	}
+	res.Charges = len(charges)
+	charged := map[string]bool{}
+	for _, ch := range charges {
+		if ch.Status == providers.ChargeSucceeded || ch.Status == providers.ChargeRefunded {
+			charged[ch.ExternalRef] = true
+		}
+	}
+	for _, inv := range invoices {
+		if inv.Status == "void" {
+			continue
+		}
+		key, ok := orderKey(inv.ExternalRef)
+		if ok && charged[key+"/charge"] {
+			continue
+		}
+		res.Differences = append(res.Differences, Difference{
+			Kind: DiffInvoiceWithoutCharge, OrderKey: key, Refs: []string{inv.ExternalRef, inv.ID},
+			Reason: "an invoice with no paid charge behind it", Amount: inv.Amount, Currency: inv.Currency,
+		})
+	}
+	return res, nil
+}

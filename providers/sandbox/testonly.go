@@ -1,0 +1,103 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/handoff-hq/handoff/providers"
+)
+
+// maxSeed bounds one seeding request.
+const maxSeed = 1_000_000
+
+// SeedRequest asks for finished orders' records, as if handoff had placed
+// them: per order a contact, a succeeded charge, an invoice and an e-mail,
+// under the references order/<prefix>-<n>/<step>.
+type SeedRequest struct {
+	Prefix string `json:"prefix"`
+	Orders int    `json:"orders"`
+	Amount int64  `json:"amount"`
+}
+
+// seed serves POST /_sandbox/seed (test-only): bulk records for
+// reconciliation tests and benchmarks, without webhooks.
+func (s *Server) seed(w http.ResponseWriter, r *http.Request) {
+	var req SeedRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequestBytes)).Decode(&req); err != nil || req.Prefix == "" || req.Orders < 1 || req.Orders > maxSeed {
+		invalid("seed_invalid", fmt.Sprintf("want {\"prefix\":…, \"orders\": 1 to %d}", maxSeed)).write(w)
+		return
+	}
+	if req.Amount <= 0 {
+		req.Amount = 1000
+	}
+	s.Seed(req)
+	writeJSON(w, http.StatusCreated, req)
+}
+
+// Seed adds finished orders' records; see SeedRequest.
+func (s *Server) Seed(req SeedRequest) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now().Add(-time.Hour).Unix()
+	for i := range req.Orders {
+		key := fmt.Sprintf("order/%s-%d", req.Prefix, i)
+		email := fmt.Sprintf("%s-%d@example.com", req.Prefix, i)
+		ct := &providers.Contact{ID: s.contacts.nextID(), Email: email, Name: "Seeded", ExternalRef: key + "/customer"}
+		s.contacts.add(ct.ID, ct.ExternalRef, "", ct)
+		ch := &providers.Charge{ID: s.charges.nextID(), ExternalRef: key + "/charge", Status: providers.ChargeSucceeded,
+			Amount: req.Amount, Currency: "eur", Customer: ct.ID, Email: email, Created: now}
+		s.charges.add(ch.ID, ch.ExternalRef, "", ch)
+		inv := &providers.Invoice{ID: s.invoices.nextID(), ExternalRef: key + "/invoice", Status: "open", Customer: ct.ID,
+			Amount: req.Amount, Currency: "eur", Charge: ch.ID, Lines: []providers.InvoiceLine{{SKU: "seeded", Quantity: 1, UnitAmount: req.Amount}}}
+		s.invoices.add(inv.ID, inv.ExternalRef, "", inv)
+		m := &providers.Message{ID: s.messages.nextID(), ExternalRef: key + "/confirmation", Status: "sent", To: email, Subject: "Your order"}
+		s.messages.add(m.ID, m.ExternalRef, "", m)
+	}
+}
+
+// deleteRecord serves DELETE /_sandbox/records/{system}/{kind}/{id}
+// (test-only): a record removed behind handoff's back.
+func (s *Server) deleteRecord(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := r.PathValue("id")
+	var ok bool
+	switch r.PathValue("system") + "/" + r.PathValue("kind") {
+	case "accounting/invoices":
+		ok = s.invoices.remove(id)
+	case "payments/charges":
+		ok = s.charges.remove(id)
+	case "mail/messages":
+		ok = s.messages.remove(id)
+	case "crm/contacts":
+		ok = s.contacts.remove(id)
+	}
+	if !ok {
+		(&apiError{status: http.StatusNotFound, typ: "invalid_request_error", code: "resource_missing", message: "no such record"}).write(w)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// patchInvoice serves PATCH /_sandbox/records/accounting/invoices/{id}
+// (test-only): an invoice amount edited by hand.
+func (s *Server) patchInvoice(w http.ResponseWriter, r *http.Request) {
+	var patch struct {
+		Amount int64 `json:"amount"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequestBytes)).Decode(&patch); err != nil || patch.Amount <= 0 {
+		invalid("patch_invalid", `want {"amount": positive}`).write(w)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	inv, ok := s.invoices.get(r.PathValue("id"))
+	if !ok {
+		(&apiError{status: http.StatusNotFound, typ: "invalid_request_error", code: "resource_missing", message: "no such invoice"}).write(w)
+		return
+	}
+	inv.Amount = patch.Amount
+	writeJSON(w, http.StatusOK, *inv)
+}

@@ -1,0 +1,212 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/handoff-hq/handoff/config"
+	"github.com/handoff-hq/handoff/providers"
+	"github.com/handoff-hq/handoff/providers/sandbox"
+	"github.com/handoff-hq/handoff/starter"
+	"github.com/handoff-hq/handoff/worker"
+	"github.com/handoff-hq/handoff/workflows"
+)
+
+// reconcileEnv is a namespace of its own with its own sandbox and workers,
+// so that the reconciliation sees exactly the records a test made.
+type reconcileEnv struct {
+	client  client.Client
+	sandbox *sandbox.Server
+	url     string
+	starter *starter.Starter
+}
+
+func newReconcileEnv(t *testing.T, namespace string) *reconcileEnv {
+	t.Helper()
+	ctx := context.Background()
+	_, err := env.client.WorkflowService().RegisterNamespace(ctx, &workflowservice.RegisterNamespaceRequest{
+		Namespace: namespace, WorkflowExecutionRetentionPeriod: durationpb.New(24 * time.Hour),
+	})
+	var exists *serviceerror.NamespaceAlreadyExists
+	if err != nil && !errors.As(err, &exists) {
+		t.Fatalf("register namespace: %v", err)
+	}
+	c, err := client.Dial(client.Options{HostPort: env.server.FrontendHostPort(), Namespace: namespace,
+		Logger: sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	if err := worker.RegisterSearchAttributes(ctx, c, namespace); err != nil {
+		t.Fatal(err)
+	}
+	sb := sandbox.NewServer(sandbox.Options{SettleDelay: 10 * time.Millisecond})
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+	cfg := config.Config{}
+	for _, system := range config.Systems {
+		setProviderURL(&cfg, system, srv.URL+"/"+system)
+	}
+	acts, err := worker.NewActivities(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := worker.New(c, acts, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ws.Stop)
+	st, err := starter.New(c, starter.Options{PaymentPollInterval: time.Second, PaymentTimeout: time.Hour, Namespace: namespace,
+		Reconcile: workflows.ReconcileInput{PageSize: 20, Grace: 0, PagesPerRun: 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &reconcileEnv{client: c, sandbox: sb, url: srv.URL, starter: st}
+}
+
+func (e *reconcileEnv) reconcile(t *testing.T) workflows.ReconcileReport {
+	t.Helper()
+	ctx := context.Background()
+	id, err := e.starter.StartReconciliation(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var report workflows.ReconcileReport
+	waitFor(t, "reconciliation "+id, func() bool {
+		report, err = e.starter.Reconciliation(ctx, id)
+		return !errors.Is(err, starter.ErrRunning)
+	})
+	if err != nil {
+		t.Fatalf("reconciliation %s: %v", id, err)
+	}
+	return report
+}
+
+func (e *reconcileEnv) invoice(t *testing.T, ref string) providers.Invoice {
+	t.Helper()
+	c := sandbox.NewClient("accounting", e.url+"/accounting", providers.HTTPOptions{})
+	inv, found, err := c.FindInvoice(context.Background(), providers.Call{}, ref)
+	if err != nil || !found {
+		t.Fatalf("find invoice %s: found=%v %v", ref, found, err)
+	}
+	return inv
+}
+
+func (e *reconcileEnv) send(t *testing.T, method, path, body string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, e.url+path, bytes.NewReader([]byte(body)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		t.Fatalf("%s %s: %d", method, path, resp.StatusCode)
+	}
+}
+
+// TestReconciliationRepairsWhatIsSafeAndFlagsTheRest seeds 60 finished
+// orders and drift — 25 invoices deleted, 5 amounts changed, 3 orphan
+// invoices — and checks that one run repairs exactly 25 and flags 8, and a
+// second run repairs nothing and flags the same 8.
+func TestReconciliationRepairsWhatIsSafeAndFlagsTheRest(t *testing.T) {
+	e := newReconcileEnv(t, "reconcile-drift")
+	e.send(t, http.MethodPost, "/_sandbox/seed", `{"prefix":"rc","orders":60,"amount":2500}`)
+	for i := range 25 {
+		inv := e.invoice(t, fmt.Sprintf("order/rc-%d/invoice", i))
+		e.send(t, http.MethodDelete, "/_sandbox/records/accounting/invoices/"+inv.ID, "")
+	}
+	for i := 30; i < 35; i++ {
+		inv := e.invoice(t, fmt.Sprintf("order/rc-%d/invoice", i))
+		e.send(t, http.MethodPatch, "/_sandbox/records/accounting/invoices/"+inv.ID, `{"amount":9999}`)
+	}
+	for i := range 3 {
+		e.send(t, http.MethodPost, "/accounting/invoices",
+			fmt.Sprintf(`{"external_ref":"order/ghost-%d/invoice","amount":100,"currency":"eur","lines":[{"sku":"x","quantity":1,"unit_amount":100}]}`, i))
+	}
+
+	first := e.reconcile(t)
+	raw, _ := json.Marshal(first)
+	t.Logf("first run: %s", raw)
+	if first.Repaired != 25 || first.Flagged != 8 {
+		t.Errorf("first run repaired %d, flagged %d; want 25 and 8", first.Repaired, first.Flagged)
+	}
+	want := map[string]int{"invoice_missing": 25, "amount_mismatch": 5, "invoice_without_charge": 3}
+	for kind, n := range want {
+		if first.Differences[kind] != n {
+			t.Errorf("differences[%s] = %d, want %d", kind, first.Differences[kind], n)
+		}
+	}
+	if first.Compared.Charges != 60 || first.Runs < 2 || first.DurationSeconds <= 0 || len(first.FlaggedItems) != 8 {
+		t.Errorf("report = compared %+v, %d runs, %.2fs, %d flagged items; want 60 charges over several runs",
+			first.Compared, first.Runs, first.DurationSeconds, len(first.FlaggedItems))
+	}
+
+	second := e.reconcile(t)
+	if second.Repaired != 0 || second.Flagged != 8 {
+		t.Errorf("second run repaired %d, flagged %d; want 0 and 8", second.Repaired, second.Flagged)
+	}
+	st := e.sandbox.State()["accounting"]["invoices"]
+	for i := range 60 {
+		if n := st.ByExternalRef[fmt.Sprintf("order/rc-%d/invoice", i)]; n != 1 {
+			t.Errorf("order rc-%d has %d invoices, want 1", i, n)
+		}
+	}
+	latest, err := e.starter.LatestReconciliation(context.Background())
+	if err != nil || latest.ID != second.ID {
+		t.Errorf("latest = %s (%v), want %s", latest.ID, err, second.ID)
+	}
+}
+
+// TestReconcileScheduleExistsOnce ensures the schedule as three worker
+// starts would, and finds one schedule with the last interval.
+func TestReconcileScheduleExistsOnce(t *testing.T) {
+	e := newReconcileEnv(t, "reconcile-schedule")
+	ctx := context.Background()
+	for _, every := range []time.Duration{time.Hour, time.Hour, 30 * time.Minute} {
+		if err := worker.EnsureReconcileSchedule(ctx, e.client, worker.ReconcileScheduleOptions{Every: every}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	iter, err := e.client.ScheduleClient().List(ctx, client.ScheduleListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := 0
+	for iter.HasNext() {
+		s, err := iter.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.ID == workflows.ReconcileScheduleID {
+			count++
+		}
+	}
+	desc, err := e.client.ScheduleClient().GetHandle(ctx, workflows.ReconcileScheduleID).Describe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if count != 1 {
+		t.Errorf("schedules = %d, want 1", count)
+	}
+	if iv := desc.Schedule.Spec.Intervals; len(iv) != 1 || iv[0].Every != 30*time.Minute {
+		t.Errorf("intervals = %+v, want one of 30m", iv)
+	}
+}

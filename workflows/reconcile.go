@@ -1,0 +1,208 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/handoff-hq/handoff/activities"
+	"github.com/handoff-hq/handoff/providers"
+)
+
+// ReconcileScheduleID names the schedule that runs reconciliation.
+const ReconcileScheduleID = "handoff-reconcile"
+
+// maxReportItems bounds the repaired and flagged items a report lists;
+// the counts stay exact.
+const maxReportItems = 1000
+
+// phaseDone marks a finished reconciliation.
+const phaseDone = "done"
+
+// ReconcileInput configures a reconciliation run.
+type ReconcileInput struct {
+	// PageSize is how many records one page compares; memory is bounded by it.
+	PageSize int
+	// Grace leaves orders younger than it alone: they may be in flight.
+	Grace time.Duration
+	// PagesPerRun bounds the history: the workflow continues as new after
+	// this many pages, carrying its progress.
+	PagesPerRun int
+	// Resume carries the progress of the runs before.
+	Resume *ReconcileProgress
+}
+
+// ReconcileProgress is where a reconciliation stands.
+type ReconcileProgress struct {
+	Phase  string
+	Cursor string
+	Before time.Time
+	Report ReconcileReport
+}
+
+// ReconcileReport is the result of one reconciliation.
+type ReconcileReport struct {
+	ID              string         `json:"id"`
+	StartedAt       time.Time      `json:"started_at"`
+	FinishedAt      time.Time      `json:"finished_at"`
+	DurationSeconds float64        `json:"duration_seconds"`
+	Compared        ComparedCounts `json:"compared"`
+	Differences     map[string]int `json:"differences"`
+	Repaired        int            `json:"repaired"`
+	Flagged         int            `json:"flagged"`
+	RepairedItems   []ReportItem   `json:"repaired_items"`
+	FlaggedItems    []ReportItem   `json:"flagged_items"`
+	// Truncated is set when more items were found than the report lists.
+	Truncated bool `json:"truncated,omitempty"`
+	Pages     int  `json:"pages"`
+	Runs      int  `json:"runs"`
+}
+
+// ComparedCounts counts the records compared, per kind.
+type ComparedCounts struct {
+	Charges  int `json:"charges"`
+	Invoices int `json:"invoices"`
+	Messages int `json:"messages"`
+	Contacts int `json:"contacts"`
+}
+
+// ReportItem is one repaired or flagged difference.
+type ReportItem struct {
+	Kind     string   `json:"kind"`
+	OrderKey string   `json:"order_key,omitempty"`
+	Refs     []string `json:"refs"`
+	Reason   string   `json:"reason"`
+}
+
+// ReconcileWorkflow compares the providers page by page: every succeeded
+// charge against its invoice, confirmation e-mail and CRM contact, then
+// every invoice against its charge. Safe differences (a missing invoice or
+// e-mail for a paid order) are repaired with the order's own idempotent
+// activities and keys, so repairing twice creates nothing twice; the rest
+// are flagged, never changed.
+func ReconcileWorkflow(ctx workflow.Context, in ReconcileInput) (ReconcileReport, error) {
+	if in.PageSize <= 0 {
+		in.PageSize = 500
+	}
+	if in.PagesPerRun <= 0 {
+		in.PagesPerRun = 50
+	}
+	p := in.Resume
+	if p == nil {
+		now := workflow.Now(ctx)
+		p = &ReconcileProgress{Phase: activities.PhaseCharges, Before: now.Add(-in.Grace), Report: ReconcileReport{
+			ID: workflow.GetInfo(ctx).WorkflowExecution.ID, StartedAt: now, Differences: map[string]int{},
+			RepairedItems: []ReportItem{}, FlaggedItems: []ReportItem{},
+		}}
+	}
+	p.Report.Runs++
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second, MaximumAttempts: 10},
+	})
+	for pages := 0; p.Phase != phaseDone; pages++ {
+		if pages == in.PagesPerRun {
+			next := in
+			next.Resume = p
+			return ReconcileReport{}, workflow.NewContinueAsNewError(ctx, ReconcileWorkflow, next)
+		}
+		var page activities.ComparePageResult
+		err := workflow.ExecuteActivity(actx, a.ComparePage, activities.ComparePageInput{
+			Phase: p.Phase, Cursor: p.Cursor, Limit: in.PageSize, Before: p.Before,
+		}).Get(ctx, &page)
+		if err != nil {
+			return p.Report, fmt.Errorf("reconcile %s page: %w", p.Phase, err)
+		}
+		p.Report.Pages++
+		p.Report.count(p.Phase, page)
+		for _, d := range page.Differences {
+			p.Report.Differences[d.Kind]++
+			p.settle(ctx, d)
+		}
+		p.Cursor = page.NextCursor
+		if p.Cursor == "" {
+			p.Phase = nextPhase(p.Phase)
+		}
+	}
+	r := p.Report
+	r.FinishedAt = workflow.Now(ctx)
+	r.DurationSeconds = r.FinishedAt.Sub(r.StartedAt).Seconds()
+	workflow.GetLogger(ctx).Info("reconciliation finished", "id", r.ID, "charges", r.Compared.Charges,
+		"invoices", r.Compared.Invoices, "repaired", r.Repaired, "flagged", r.Flagged, "seconds", r.DurationSeconds)
+	return r, nil
+}
+
+func nextPhase(phase string) string {
+	if phase == activities.PhaseCharges {
+		return activities.PhaseInvoices
+	}
+	return phaseDone
+}
+
+// count adds a page's compared records: the charges phase counts charges
+// and what it looked up; the invoices phase counts only its invoices.
+func (r *ReconcileReport) count(phase string, page activities.ComparePageResult) {
+	if phase == activities.PhaseCharges {
+		r.Compared.Charges += page.Charges
+		r.Compared.Messages += page.Messages
+		r.Compared.Contacts += page.Contacts
+		return
+	}
+	r.Compared.Invoices += page.Invoices
+}
+
+// settle repairs a safe difference or flags it; a repair that fails is
+// flagged with its error.
+func (p *ReconcileProgress) settle(ctx workflow.Context, d activities.Difference) {
+	item := ReportItem{Kind: d.Kind, OrderKey: d.OrderKey, Refs: d.Refs, Reason: d.Reason}
+	if d.Safe {
+		err := repair(ctx, d)
+		if err == nil {
+			p.Report.Repaired++
+			p.Report.addItem(&p.Report.RepairedItems, item)
+			return
+		}
+		item.Reason += "; repair failed: " + err.Error()
+	}
+	p.Report.Flagged++
+	p.Report.addItem(&p.Report.FlaggedItems, item)
+}
+
+func (r *ReconcileReport) addItem(list *[]ReportItem, item ReportItem) {
+	if len(*list) >= maxReportItems {
+		r.Truncated = true
+		return
+	}
+	*list = append(*list, item)
+}
+
+// repair makes the missing record with the activity and idempotency key the
+// order itself uses.
+func repair(ctx workflow.Context, d activities.Difference) error {
+	call := func(step string) providers.Call {
+		return providers.Call{IdempotencyKey: d.OrderKey + "/" + step, CorrelationID: "reconcile"}
+	}
+	opts := func(system string) workflow.Context {
+		return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			TaskQueue: ProviderTaskQueue(system), StartToCloseTimeout: 45 * time.Second,
+			RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second, MaximumAttempts: 5},
+		})
+	}
+	switch d.Kind {
+	case activities.DiffInvoiceMissing:
+		var out activities.CreateInvoiceResult
+		return workflow.ExecuteActivity(opts("accounting"), a.CreateInvoice, activities.CreateInvoiceInput{
+			Call: call(StepInvoice), Customer: d.Customer, Amount: d.Amount, Currency: d.Currency, ChargeID: d.ChargeID,
+			Lines: []providers.InvoiceLine{{SKU: "order", Quantity: 1, UnitAmount: d.Amount}},
+		}).Get(ctx, &out)
+	case activities.DiffEmailMissing:
+		var out activities.SendEmailResult
+		return workflow.ExecuteActivity(opts("mail"), a.SendEmail, activities.SendEmailInput{
+			Call: call(StepConfirmation), To: d.Email, Subject: "Your order " + d.OrderKey,
+			Text: fmt.Sprintf("Thank you for your order. We received your payment of %s %s.\n", formatAmount(d.Amount), d.Currency),
+		}).Get(ctx, &out)
+	}
+	return fmt.Errorf("no repair for %s", d.Kind)
+}
