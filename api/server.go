@@ -65,19 +65,19 @@ type Options struct {
 
 // Server is the HTTP API.
 type Server struct {
-	echo      *echo.Echo
-	orders    Orders
-	events    Events
+	echo            *echo.Echo
+	orders          Orders
+	events          Events
 	operators       Operators
 	reconciliations Reconciliations
 	webhooks        map[string]WebhookSource
-	opTokens  [][sha256.Size]byte
-	ready     func(context.Context) error
-	tokens    [][sha256.Size]byte
-	log       *slog.Logger
-	webUI     string
-	ns        string
-	metrics   *metrics
+	opTokens        [][sha256.Size]byte
+	ready           func(context.Context) error
+	tokens          [][sha256.Size]byte
+	log             *slog.Logger
+	webUI           string
+	ns              string
+	metrics         *metrics
 }
 
 // New returns the API server; it refuses to run without tokens or services.
