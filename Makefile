@@ -18,7 +18,7 @@ STRIPE_MOCK_VERSION := v0.203.0
 STATICCHECK_VERSION := v0.8.2
 WORKFLOWCHECK_VERSION := v0.6.0
 
-.PHONY: run test lint build temporal histories bench-webhooks fuzz clean
+.PHONY: run test lint build temporal histories bench-webhooks bench-reconcile fuzz clean
 
 run: build temporal
 	./bin/handoff dev
@@ -65,6 +65,11 @@ histories: temporal
 # once and at 2 s per call, side by side (see README, "Webhooks").
 bench-webhooks: temporal bin/stripe-mock
 	$(GO) test -count=1 ./tests/ -run 'TestWebhookAckLatencyDoesNotDependOnProviderLatency' -v | grep -E 'acknowledgement|^(ok|FAIL|---)'
+
+# Reconciliation of 10 000 and 100 000 orders: records per second and the
+# worker's peak heap for each (see README, "Reconciliation").
+bench-reconcile: temporal
+	$(GO) test -count=1 ./tests/ -run 'TestReconciliationMemoryIsBoundedByThePage' -v -timeout 20m | grep -E 'reconciliation, worker|^(ok|FAIL|---)'
 
 # A short run of every webhook fuzz target (go test -fuzz takes one at a time).
 fuzz:

@@ -33,7 +33,18 @@ type reconcileEnv struct {
 	sandbox *sandbox.Server
 	url     string
 	starter *starter.Starter
+	workers *worker.Workers
 }
+
+func (e *reconcileEnv) stopWorkers(t *testing.T) {
+	t.Helper()
+	if e.workers != nil {
+		e.workers.Stop()
+		e.workers = nil
+	}
+}
+
+func errorsIsRunning(err error) bool { return errors.Is(err, starter.ErrRunning) }
 
 func newReconcileEnv(t *testing.T, namespace string) *reconcileEnv {
 	t.Helper()
@@ -72,13 +83,15 @@ func newReconcileEnv(t *testing.T, namespace string) *reconcileEnv {
 	if err := ws.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(ws.Stop)
+	e := &reconcileEnv{client: c, sandbox: sb, url: srv.URL, workers: ws}
+	t.Cleanup(func() { e.stopWorkers(t) })
 	st, err := starter.New(c, starter.Options{PaymentPollInterval: time.Second, PaymentTimeout: time.Hour, Namespace: namespace,
 		Reconcile: workflows.ReconcileInput{PageSize: 20, Grace: 0, PagesPerRun: 3}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &reconcileEnv{client: c, sandbox: sb, url: srv.URL, starter: st}
+	e.starter = st
+	return e
 }
 
 func (e *reconcileEnv) reconcile(t *testing.T) workflows.ReconcileReport {

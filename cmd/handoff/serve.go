@@ -77,10 +77,9 @@ func runWorkers(ctx context.Context, cfg config.Config, c client.Client) error {
 	if err != nil {
 		return err
 	}
-	err = worker.EnsureReconcileSchedule(ctx, c, worker.ReconcileScheduleOptions{Every: cfg.Reconcile.Interval, Input: reconcileInput(cfg)})
-	if err != nil {
-		return err
-	}
+	// The schedule is made beside the workers, not before them: a cluster
+	// that is slow to answer about schedules must not hold up the work.
+	go ensureSchedule(ctx, c, cfg)
 	ws, err := worker.New(c, acts, cfg)
 	if err != nil {
 		return err
@@ -181,4 +180,27 @@ func webhookSources(cfg config.Config) map[string]api.WebhookSource {
 		out[system] = api.WebhookSource{Scheme: scheme, Secrets: p.WebhookSecrets}
 	}
 	return out
+}
+
+// ensureSchedule creates or updates the reconciliation schedule, trying
+// again for a while if the cluster does not answer.
+func ensureSchedule(ctx context.Context, c client.Client, cfg config.Config) {
+	opts := worker.ReconcileScheduleOptions{Every: cfg.Reconcile.Interval, Input: reconcileInput(cfg)}
+	for attempt := 1; ; attempt++ {
+		tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := worker.EnsureReconcileSchedule(tctx, c, opts)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		if attempt == 10 {
+			slog.Default().Error("reconciliation schedule not ensured; reconcile on demand until a worker restarts", "error", err)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Duration(attempt) * 3 * time.Second):
+		}
+	}
 }
