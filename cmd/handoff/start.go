@@ -12,9 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/handoff-hq/handoff/config"
 	"github.com/handoff-hq/handoff/starter"
-	"github.com/handoff-hq/handoff/worker"
 	"github.com/handoff-hq/handoff/workflows"
 )
 
@@ -31,19 +29,11 @@ func runStart(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := loadConfig(config.ValidateOptions{})
+	st, closeClient, err := operatorStarter(ctx, log)
 	if err != nil {
 		return err
 	}
-	c, err := worker.Dial(ctx, cfg.Temporal, log)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	st, err := starter.New(c, starterOptions(cfg))
-	if err != nil {
-		return err
-	}
+	defer closeClient()
 	placed, err := st.PlaceOrder(ctx, order, uuid.NewString())
 	var invalid *starter.ValidationError
 	if errors.As(err, &invalid) {
