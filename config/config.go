@@ -38,6 +38,9 @@ type Config struct {
 	APITokens []string `split_words:"true"`
 	// OperatorTokens are the bearer tokens accepted on operator endpoints.
 	OperatorTokens []string `split_words:"true"`
+	// MetricsAddr is where `handoff worker` serves its Prometheus metrics
+	// (the API serves its own on /metrics).
+	MetricsAddr string `split_words:"true" default:":9090"`
 	// Sandbox configures the provider simulator.
 	Sandbox Sandbox
 

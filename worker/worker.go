@@ -27,10 +27,16 @@ import (
 
 // Dial connects to the Temporal cluster the configuration names.
 func Dial(ctx context.Context, cfg config.Temporal, logger *slog.Logger) (client.Client, error) {
+	return DialWithMetrics(ctx, cfg, logger, nil)
+}
+
+// DialWithMetrics is Dial with the SDK's metrics reported through metrics.
+func DialWithMetrics(ctx context.Context, cfg config.Temporal, logger *slog.Logger, metrics client.MetricsHandler) (client.Client, error) {
 	opts := client.Options{
-		HostPort:  cfg.Address,
-		Namespace: cfg.Namespace,
-		Logger:    sdklog.NewStructuredLogger(logger),
+		HostPort:       cfg.Address,
+		Namespace:      cfg.Namespace,
+		Logger:         sdklog.NewStructuredLogger(logger),
+		MetricsHandler: metrics,
 	}
 	if cfg.TLSEnabled() {
 		tlsCfg, err := tlsConfig(cfg)

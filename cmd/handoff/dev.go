@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/handoff-hq/handoff/config"
 	"github.com/handoff-hq/handoff/worker"
 )
@@ -84,10 +86,13 @@ func runDev(ctx context.Context, log *slog.Logger, args []string) error {
 		}})
 	}
 
-	c, err := worker.Dial(ctx, cfg.Temporal, log)
+	// One registry: /metrics shows handoff's own series and the SDK's.
+	reg := prometheus.NewRegistry()
+	c, closeMetrics, err := dialWithMetrics(ctx, cfg, reg, log)
 	if err != nil {
 		return err
 	}
+	defer closeMetrics()
 	defer c.Close()
 	if err := worker.RegisterSearchAttributes(ctx, c, cfg.Temporal.Namespace); err != nil {
 		return err
@@ -96,7 +101,7 @@ func runDev(ctx context.Context, log *slog.Logger, args []string) error {
 	parts = append(parts,
 		part{"sandbox", func(ctx context.Context) error { return serveSandbox(ctx, cfg, sandboxLn, log) }},
 		part{"worker", func(ctx context.Context) error { return runWorkers(ctx, cfg, c) }},
-		part{"api", func(ctx context.Context) error { return serveAPI(ctx, cfg, c, apiLn, log) }},
+		part{"api", func(ctx context.Context) error { return serveAPI(ctx, cfg, c, apiLn, reg, log) }},
 	)
 	err = runParts(ctx, parts, func() { printBanner(cfg, creds, temporalNote) })
 	fmt.Println("handoff stopped.")

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.temporal.io/sdk/client"
 
 	"github.com/handoff-hq/handoff/api"
@@ -61,15 +63,41 @@ func runWorker(ctx context.Context, log *slog.Logger, _ []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := worker.Dial(ctx, cfg.Temporal, log)
+	reg := prometheus.NewRegistry()
+	c, closeMetrics, err := dialWithMetrics(ctx, cfg, reg, log)
 	if err != nil {
 		return err
 	}
+	defer closeMetrics()
 	defer c.Close()
 	if err := worker.RegisterSearchAttributes(ctx, c, cfg.Temporal.Namespace); err != nil {
 		return err
 	}
+	// A worker has no API: it serves its metrics on a port of its own.
+	ln, err := listen(cfg.MetricsAddr)
+	if err != nil {
+		return err
+	}
+	go func() {
+		if err := serveHTTP(ctx, ln, promhttp.HandlerFor(reg, promhttp.HandlerOpts{})); err != nil {
+			log.Error("serve worker metrics", "error", err)
+		}
+	}()
 	return runWorkers(ctx, cfg, c)
+}
+
+// dialWithMetrics connects to Temporal with the SDK's metrics reported to reg.
+func dialWithMetrics(ctx context.Context, cfg config.Config, reg *prometheus.Registry, log *slog.Logger) (client.Client, func(), error) {
+	metrics, closeMetrics, err := worker.SDKMetrics(reg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := worker.DialWithMetrics(ctx, cfg.Temporal, log, metrics)
+	if err != nil {
+		closeMetrics()
+		return nil, nil, err
+	}
+	return c, closeMetrics, nil
 }
 
 func runWorkers(ctx context.Context, cfg config.Config, c client.Client) error {
@@ -97,19 +125,21 @@ func runAPI(ctx context.Context, log *slog.Logger, _ []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := worker.Dial(ctx, cfg.Temporal, log)
+	reg := prometheus.NewRegistry()
+	c, closeMetrics, err := dialWithMetrics(ctx, cfg, reg, log)
 	if err != nil {
 		return err
 	}
+	defer closeMetrics()
 	defer c.Close()
 	ln, err := listen(cfg.APIAddr)
 	if err != nil {
 		return err
 	}
-	return serveAPI(ctx, cfg, c, ln, log)
+	return serveAPI(ctx, cfg, c, ln, reg, log)
 }
 
-func serveAPI(ctx context.Context, cfg config.Config, c client.Client, ln net.Listener, log *slog.Logger) error {
+func serveAPI(ctx context.Context, cfg config.Config, c client.Client, ln net.Listener, reg *prometheus.Registry, log *slog.Logger) error {
 	st, err := starter.New(c, starterOptions(cfg))
 	if err != nil {
 		return err
@@ -122,7 +152,7 @@ func serveAPI(ctx context.Context, cfg config.Config, c client.Client, ln net.Li
 			return err
 		},
 		WebUIURL: cfg.Temporal.UI.URL, Namespace: cfg.Temporal.Namespace,
-		Logger: log.With("component", "api"),
+		Logger: log.With("component", "api"), Registry: reg,
 	})
 	if err != nil {
 		return err
