@@ -230,11 +230,13 @@ func TestDevRunsTheWholeSystemAndStopsCleanly(t *testing.T) {
 		t.Fatalf("place order: %d %s", status, body)
 	}
 	awaitDevOrder(t, apiURL, token, "dev-1", workflows.StatusCompleted)
-	// /metrics carries handoff's series and the Temporal SDK's.
-	if status, body := devRequest(t, http.MethodGet, apiURL+"/metrics", "", nil); status != http.StatusOK ||
-		!strings.Contains(string(body), "handoff_orders_placed_total") || !strings.Contains(string(body), "temporal_activity_execution_latency") {
-		t.Errorf("GET /metrics = %d without handoff's and the SDK's series", status)
-	}
+	// /metrics carries handoff's series and the Temporal SDK's (reported
+	// every second).
+	waitFor(t, "handoff's and the SDK's series on /metrics", func() bool {
+		status, body := devRequest(t, http.MethodGet, apiURL+"/metrics", "", nil)
+		return status == http.StatusOK && strings.Contains(string(body), "handoff_orders_placed_total") &&
+			strings.Contains(string(body), "temporal_activity_execution_latency")
+	})
 	p.stop(t)
 	if left := processesMentioning(t, dataDir); len(left) > 0 {
 		t.Fatalf("processes left after SIGTERM:\n%s", strings.Join(left, "\n"))
@@ -247,11 +249,13 @@ func TestDevRunsTheWholeSystemAndStopsCleanly(t *testing.T) {
 		t.Errorf("token changed across restarts")
 	}
 	awaitDevOrder(t, apiURL, token, "dev-1", workflows.StatusCompleted)
-	// /metrics carries handoff's series and the Temporal SDK's.
-	if status, body := devRequest(t, http.MethodGet, apiURL+"/metrics", "", nil); status != http.StatusOK ||
-		!strings.Contains(string(body), "handoff_orders_placed_total") || !strings.Contains(string(body), "temporal_activity_execution_latency") {
-		t.Errorf("GET /metrics = %d without handoff's and the SDK's series", status)
-	}
+	// /metrics carries handoff's series and the Temporal SDK's (reported
+	// every second).
+	waitFor(t, "handoff's and the SDK's series on /metrics", func() bool {
+		status, body := devRequest(t, http.MethodGet, apiURL+"/metrics", "", nil)
+		return status == http.StatusOK && strings.Contains(string(body), "handoff_orders_placed_total") &&
+			strings.Contains(string(body), "temporal_activity_execution_latency")
+	})
 	p.stop(t)
 	if left := processesMentioning(t, dataDir); len(left) > 0 {
 		t.Fatalf("processes left after the second SIGTERM:\n%s", strings.Join(left, "\n"))
