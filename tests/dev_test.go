@@ -232,11 +232,16 @@ func TestDevRunsTheWholeSystemAndStopsCleanly(t *testing.T) {
 	awaitDevOrder(t, apiURL, token, "dev-1", workflows.StatusCompleted)
 	// /metrics carries handoff's series and the Temporal SDK's (reported
 	// every second).
-	waitFor(t, "handoff's and the SDK's series on /metrics", func() bool {
-		status, body := devRequest(t, http.MethodGet, apiURL+"/metrics", "", nil)
-		return status == http.StatusOK && strings.Contains(string(body), "handoff_orders_placed_total") &&
-			strings.Contains(string(body), "temporal_activity_execution_latency")
-	})
+	var metrics string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		_, body := devRequest(t, http.MethodGet, apiURL+"/metrics", "", nil)
+		if metrics = string(body); strings.Contains(metrics, "handoff_orders_placed_total") && strings.Contains(metrics, "temporal_activity_execution_latency") {
+			break
+		}
+	}
+	if !strings.Contains(metrics, "handoff_orders_placed_total") || !strings.Contains(metrics, "temporal_activity_execution_latency") {
+		t.Errorf("/metrics lacks handoff's or the SDK's series; it starts:\n%.600s", metrics)
+	}
 	p.stop(t)
 	if left := processesMentioning(t, dataDir); len(left) > 0 {
 		t.Fatalf("processes left after SIGTERM:\n%s", strings.Join(left, "\n"))
@@ -249,13 +254,6 @@ func TestDevRunsTheWholeSystemAndStopsCleanly(t *testing.T) {
 		t.Errorf("token changed across restarts")
 	}
 	awaitDevOrder(t, apiURL, token, "dev-1", workflows.StatusCompleted)
-	// /metrics carries handoff's series and the Temporal SDK's (reported
-	// every second).
-	waitFor(t, "handoff's and the SDK's series on /metrics", func() bool {
-		status, body := devRequest(t, http.MethodGet, apiURL+"/metrics", "", nil)
-		return status == http.StatusOK && strings.Contains(string(body), "handoff_orders_placed_total") &&
-			strings.Contains(string(body), "temporal_activity_execution_latency")
-	})
 	p.stop(t)
 	if left := processesMentioning(t, dataDir); len(left) > 0 {
 		t.Fatalf("processes left after the second SIGTERM:\n%s", strings.Join(left, "\n"))
