@@ -235,3 +235,27 @@ func (a *Activities) VoidInvoice(ctx context.Context, in VoidInvoiceInput) (Void
 	}
 	return VoidInvoiceResult{Outcome: outcome(ctx, inv.ID), Status: inv.Status}, nil
 }
+
+// FindChargeInput names the charge by the call's idempotency key, which is
+// its external reference.
+type FindChargeInput struct {
+	Call providers.Call
+}
+
+// FindChargeResult is the charge, if one exists.
+type FindChargeResult struct {
+	Outcome
+	Found    bool
+	ChargeID string
+	Status   string
+}
+
+// FindCharge looks the order's charge up by its external reference, for a
+// cancelled order that may have charged without knowing it.
+func (a *Activities) FindCharge(ctx context.Context, in FindChargeInput) (FindChargeResult, error) {
+	ch, found, err := a.Payments.FindCharge(ctx, in.Call, in.Call.IdempotencyKey)
+	if err != nil {
+		return FindChargeResult{}, temporalError(ctx, "look up charge", err)
+	}
+	return FindChargeResult{Outcome: outcome(ctx, ch.ID), Found: found, ChargeID: ch.ID, Status: ch.Status}, nil
+}

@@ -108,7 +108,7 @@ func RegisterSearchAttributes(ctx context.Context, c client.Client, namespace st
 func systemActivities(acts *activities.Activities) map[string][]any {
 	return map[string][]any{
 		"crm":        {acts.UpsertCustomer},
-		"payments":   {acts.CreateCharge, acts.GetCharge, acts.RefundCharge},
+		"payments":   {acts.CreateCharge, acts.GetCharge, acts.RefundCharge, acts.FindCharge},
 		"accounting": {acts.CreateInvoice, acts.VoidInvoice},
 		"mail":       {acts.SendEmail},
 	}

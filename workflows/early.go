@@ -40,37 +40,16 @@ type PlaceOrderResult struct {
 // window parks the workflow for an operator, so the events are not lost.
 func (o *orderRun) awaitOrder(ctx workflow.Context) error {
 	o.state.Status = ""
-	err := workflow.SetUpdateHandlerWithOptions(ctx, UpdatePlaceOrder,
-		func(ctx workflow.Context, req PlaceOrderRequest) (PlaceOrderResult, error) {
-			if o.placed {
-				return PlaceOrderResult{Replayed: true, CorrelationID: o.in.CorrelationID}, nil
-			}
-			o.placeOrder(ctx, req)
-			return PlaceOrderResult{CorrelationID: o.in.CorrelationID}, nil
-		},
-		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req PlaceOrderRequest) error {
-			if req.Input.Order.OrderID != o.in.Order.OrderID {
-				return errors.New("the order id does not match the workflow")
-			}
-			if o.placed && req.RequestHash != o.requestHash {
-				return temporal.NewApplicationError("order id already used with a different request", ErrTypeConflict)
-			}
-			return nil
-		}},
-	)
-	if err != nil {
-		return err
-	}
 	window := o.in.OrphanWindow
 	if window <= 0 {
 		window = defaultOrphanWindow
 	}
 	for !o.placed {
-		placed, err := workflow.AwaitWithTimeout(ctx, window, func() bool { return o.placed || o.cancelRequested })
+		placed, err := workflow.AwaitWithTimeout(ctx, window, func() bool { return o.placed || o.stopping() })
 		if err != nil {
 			return err
 		}
-		if o.cancelRequested {
+		if o.stopping() {
 			return errCancelled
 		}
 		if !placed {
@@ -81,7 +60,39 @@ func (o *orderRun) awaitOrder(ctx workflow.Context) error {
 			}
 		}
 	}
-	return workflow.UpsertTypedSearchAttributes(ctx, SearchStatus.ValueSet(StatusProcessing))
+	o.state.Status = ""
+	return o.setStatus(ctx, StatusProcessing)
+}
+
+// registerPlaceOrder installs the place_order update. Every order has it,
+// so that an order placed into a workflow an early event started answers
+// repeats idempotently in every run, also after continue-as-new.
+func (o *orderRun) registerPlaceOrder(ctx workflow.Context) error {
+	return workflow.SetUpdateHandlerWithOptions(ctx, UpdatePlaceOrder,
+		func(ctx workflow.Context, req PlaceOrderRequest) (PlaceOrderResult, error) {
+			if o.placed {
+				return PlaceOrderResult{Replayed: true, CorrelationID: o.in.CorrelationID}, nil
+			}
+			o.placeOrder(ctx, req)
+			if o.parkedStep != "" {
+				// Parked as an orphan: the order came after all, so go on.
+				o.resolution = UpdateRetry
+			}
+			return PlaceOrderResult{CorrelationID: o.in.CorrelationID}, nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req PlaceOrderRequest) error {
+			if req.Input.Order.OrderID != o.in.Order.OrderID {
+				return errors.New("the order id does not match the workflow")
+			}
+			if !o.placed && !o.in.AwaitingOrder {
+				return notApplicable("this order was placed directly; place_order does not apply")
+			}
+			if o.placed && req.RequestHash != o.requestHash {
+				return temporal.NewApplicationError("order id already used with a different request", ErrTypeConflict)
+			}
+			return nil
+		}},
+	)
 }
 
 // placeOrder takes the placed order's input; the events already received stay.

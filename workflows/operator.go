@@ -79,6 +79,12 @@ func (o *orderRun) registerOperatorUpdates(ctx workflow.Context) error {
 			if o.parkedStep == "" {
 				return notApplicable("%s applies to an action waiting for an operator; this one is %s", what, o.statusText())
 			}
+			if o.resolution != "" {
+				return notApplicable("the %s step already has an operator's answer (%s)", o.parkedStep, o.resolution)
+			}
+			if what == UpdateAbort && o.compensating {
+				return notApplicable("the order is being cancelled; retry the %s step to finish undoing it", o.parkedStep)
+			}
 			if what == UpdateSkip && !skippable[o.parkedStep] {
 				return notApplicable("the %s step cannot be skipped; retry or abort it", o.parkedStep)
 			}
@@ -108,7 +114,7 @@ func (o *orderRun) registerOperatorUpdates(ctx workflow.Context) error {
 	}
 	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateCancel,
 		func(ctx workflow.Context, req OperatorRequest) (OperatorResult, error) {
-			if !o.cancelRequested {
+			if !o.cancelRequested && !o.compensating {
 				o.cancelRequested = true
 				o.logOperator(ctx, UpdateCancel, o.parkedStep, req.Reason)
 				// A step already running finishes first; the order says at
@@ -127,6 +133,12 @@ func (o *orderRun) registerOperatorUpdates(ctx workflow.Context) error {
 			return nil
 		}},
 	)
+}
+
+// stopping reports whether the order is to stop and compensate; once it
+// compensates, nothing stops the compensation.
+func (o *orderRun) stopping() bool {
+	return o.cancelRequested && !o.compensating
 }
 
 func (o *orderRun) statusText() string {
@@ -156,12 +168,12 @@ func (o *orderRun) logOperator(ctx workflow.Context, what, step, reason string) 
 func (o *orderRun) waitForOperator(ctx workflow.Context, step string) error {
 	o.parkedStep = step
 	defer func() { o.parkedStep = "" }()
-	if err := workflow.Await(ctx, func() bool { return o.resolution != "" || o.cancelRequested }); err != nil {
+	if err := workflow.Await(ctx, func() bool { return o.resolution != "" || o.stopping() }); err != nil {
 		return err
 	}
 	resolution := o.resolution
 	o.resolution = ""
-	if o.cancelRequested || resolution == UpdateAbort {
+	if o.stopping() || resolution == UpdateAbort {
 		return errCancelled
 	}
 	status := StatusProcessing
@@ -188,7 +200,7 @@ func (o *orderRun) waitForOperator(ctx workflow.Context, step string) error {
 // the invoice and refunds the charge, each with its own idempotency key, so
 // running it twice changes nothing. The CRM contact and a sent e-mail stay.
 func (o *orderRun) compensate(ctx workflow.Context) error {
-	o.cancelRequested = false // compensation steps run to the end
+	// Compensation steps run to the end: a further cancel changes nothing.
 	o.compensating = true
 	if err := o.setStatus(ctx, StatusCancelling); err != nil {
 		return err
@@ -203,7 +215,23 @@ func (o *orderRun) compensate(ctx workflow.Context) error {
 			return err
 		}
 	}
-	if id := o.done.Charge.ChargeID; id != "" && o.chargePaid(ctx, id) {
+	id := o.done.Charge.ChargeID
+	if id == "" && o.chargeAttempted() {
+		// The charge step was tried but its answer never came back: the
+		// provider may hold a charge all the same.
+		o.addStep(StepRefund)
+		var found activities.FindChargeResult
+		err := o.step(ctx, StepRefund, a.FindCharge, func() any {
+			return activities.FindChargeInput{Call: o.call(StepCharge)}
+		}, &found)
+		if err != nil {
+			return err
+		}
+		if found.Found {
+			id = found.ChargeID
+		}
+	}
+	if id != "" && o.chargePaid(ctx, id) {
 		o.addStep(StepRefund)
 		var out activities.RefundChargeResult
 		err := o.step(ctx, StepRefund, a.RefundCharge, func() any {
@@ -224,7 +252,9 @@ func (o *orderRun) chargePaid(ctx workflow.Context, chargeID string) bool {
 		return true
 	}
 	for wait := time.Second; ; wait = min(wait*2, time.Minute) {
-		if o.payment.settled() {
+		// Only events in the provider's own order decide; the provider's
+		// record decides the rest.
+		if o.payment.settled() && o.payment.Ordered && o.payment.ChargeID == chargeID {
 			return o.payment.Status == providers.ChargeSucceeded
 		}
 		var got activities.GetChargeResult
@@ -237,6 +267,16 @@ func (o *orderRun) chargePaid(ctx workflow.Context, chargeID string) bool {
 			return false
 		}
 	}
+}
+
+// chargeAttempted reports whether the charge step ran at least once.
+func (o *orderRun) chargeAttempted() bool {
+	for _, s := range o.state.Steps {
+		if s.Name == StepCharge {
+			return s.Status != StepPending
+		}
+	}
+	return false
 }
 
 func (o *orderRun) addStep(name string) {

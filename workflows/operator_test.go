@@ -173,3 +173,86 @@ func TestCancelWhileAwaitingPaymentWaitsForTheChargeAndRefunds(t *testing.T) {
 		t.Errorf("calls = %v, want a refund and no invoice or e-mail", fakes.calls)
 	}
 }
+
+// TestAnOrderPlacedAfterItsEventsWereParkedGoesOn places an order into a
+// workflow parked as an orphan: the order proceeds instead of staying stuck.
+func TestAnOrderPlacedAfterItsEventsWereParkedGoesOn(t *testing.T) {
+	fakes := newFakeProviders()
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestWorkflowEnvironment()
+	acts, _ := activities.New(fakes, fakes, fakes, fakes)
+	env.RegisterActivity(acts)
+	env.SetStartWorkflowOptions(startOptions("order/T-1"))
+	var updateErr error
+	env.RegisterDelayedCallback(func() {
+		in := OrderInput{Order: testOrder(), CorrelationID: "corr-late", PaymentTimeout: time.Hour, PaymentWebhookWait: time.Minute}
+		env.UpdateWorkflow(UpdatePlaceOrder, "p1", &testsuite.TestUpdateCallback{
+			OnAccept: func() {}, OnReject: func(err error) { updateErr = err }, OnComplete: func(_ any, err error) { updateErr = errors.Join(updateErr, err) },
+		}, PlaceOrderRequest{Input: in, RequestHash: "h1"})
+	}, 2*time.Hour)
+	env.ExecuteWorkflow(OrderWorkflow, OrderInput{Order: Order{OrderID: "T-1"}, AwaitingOrder: true, OrphanWindow: time.Hour})
+	if updateErr != nil {
+		t.Fatalf("place_order: %v", updateErr)
+	}
+	var result OrderResult
+	if err := env.GetWorkflowResult(&result); err != nil {
+		t.Fatal(err)
+	}
+	if result.State.Status != StatusCompleted || result.RequestHash != "h1" || fakes.count("create_charge") != 1 {
+		t.Errorf("state = %+v, charges %d; want completed once", result.State, fakes.count("create_charge"))
+	}
+}
+
+// TestASecondCancelDuringCompensationStillRefunds cancels twice; the refund
+// still happens once.
+func TestASecondCancelDuringCompensationStillRefunds(t *testing.T) {
+	fakes := newFakeProviders()
+	fakes.failing["send_message"] = []error{&providers.Error{Category: providers.Permanent, Type: providers.TypeForbidden, Status: 403}}
+	fakes.failing["void_invoice"] = []error{&providers.Error{Category: providers.Permanent, Type: providers.TypeForbidden, Status: 403}}
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestWorkflowEnvironment()
+	acts, _ := activities.New(fakes, fakes, fakes, fakes)
+	env.RegisterActivity(acts)
+	env.SetStartWorkflowOptions(startOptions("order/T-1"))
+	send := func(name string, at time.Duration) {
+		env.RegisterDelayedCallback(func() {
+			env.UpdateWorkflow(name, name+at.String(), &testsuite.TestUpdateCallback{OnAccept: func() {}, OnReject: func(error) {}, OnComplete: func(any, error) {}}, OperatorRequest{})
+		}, at)
+	}
+	send(UpdateCancel, 2*time.Hour) // parked on the e-mail: compensation starts, void parks
+	send(UpdateCancel, 3*time.Hour) // a retried cancel while the void is parked
+	send(UpdateAbort, 4*time.Hour)  // refused: compensation cannot be aborted
+	send(UpdateRetry, 5*time.Hour)  // the void is retried and succeeds
+	env.ExecuteWorkflow(OrderWorkflow, OrderInput{Order: testOrder(), PaymentTimeout: time.Hour, PaymentWebhookWait: time.Minute})
+	var result OrderResult
+	if err := env.GetWorkflowResult(&result); err != nil {
+		t.Fatal(err)
+	}
+	if result.State.Status != StatusCancelled || fakes.count("create_refund") != 1 || fakes.count("void_invoice") != 2 {
+		t.Errorf("status %s, calls %v; want cancelled with one refund after the void's retry", result.State.Status, fakes.calls)
+	}
+}
+
+// TestAbortAfterAnUnansweredChargeFindsAndRefundsIt parks the charge step
+// after every attempt timed out while the provider did charge: the abort
+// looks the charge up by its reference and refunds it.
+func TestAbortAfterAnUnansweredChargeFindsAndRefundsIt(t *testing.T) {
+	fakes := newFakeProviders()
+	lost := &providers.Error{Category: providers.Ambiguous, Type: providers.TypeAmbiguous, Message: "read timeout"}
+	for range MaxStepAttempts {
+		fakes.failing["create_charge"] = append(fakes.failing["create_charge"], lost)
+	}
+	// The lookups before each attempt find nothing, as the provider's
+	// search lags; the compensation's lookup finds the charge.
+	for range MaxStepAttempts {
+		fakes.failing["find_charge"] = append(fakes.failing["find_charge"], nil)
+	}
+	fakes.hideCharges = MaxStepAttempts
+	state, err := operatorRun(t, fakes, 10*time.Hour, UpdateAbort, OperatorRequest{Reason: "provider outage"})
+	if err != nil {
+		t.Fatalf("abort: %v", err)
+	}
+	if state.Status != StatusCancelled || fakes.count("create_refund") != 1 {
+		t.Errorf("status %s, calls %v; want cancelled with the found charge refunded", state.Status, fakes.calls)
+	}
+}

@@ -34,11 +34,12 @@ type OrderInput struct {
 
 // OrderCheckpoint is what a continued order keeps from its earlier runs.
 type OrderCheckpoint struct {
-	State       OrderState
-	Done        DoneSteps
-	Payment     paymentTracker
-	Placed      bool
-	RequestHash string
+	State           OrderState
+	Done            DoneSteps
+	Payment         paymentTracker
+	Placed          bool
+	RequestHash     string
+	CancelRequested bool
 }
 
 // OrderResult is the order's final state.
@@ -77,12 +78,16 @@ func OrderWorkflow(ctx workflow.Context, in OrderInput) (OrderResult, error) {
 	o := newOrderRun(ctx, in)
 	if cp := in.Resume; cp != nil {
 		o.state, o.done, o.payment, o.placed, o.requestHash = cp.State, cp.Done, cp.Payment, cp.Placed, cp.RequestHash
+		o.cancelRequested = cp.CancelRequested
 	}
 	if err := workflow.SetQueryHandler(ctx, QueryOrderState, func() (OrderState, error) { return o.state, nil }); err != nil {
 		return OrderResult{}, fmt.Errorf("register order query: %w", err)
 	}
 	o.receivePaymentEvents(ctx)
 	if err := o.registerOperatorUpdates(ctx); err != nil {
+		return OrderResult{}, err
+	}
+	if err := o.registerPlaceOrder(ctx); err != nil {
 		return OrderResult{}, err
 	}
 	var err error
@@ -223,7 +228,7 @@ type stepResult interface {
 // cancelled, or the workflow's cancellation.
 func (o *orderRun) step(ctx workflow.Context, name string, activity any, input func() any, result stepResult) error {
 	for {
-		if o.cancelRequested {
+		if o.stopping() {
 			return errCancelled
 		}
 		if o.stepDone(name) {
@@ -321,10 +326,10 @@ func (o *orderRun) awaitPayment(ctx workflow.Context, charge activities.CreateCh
 			deadline = workflow.Now(ctx).Add(o.in.PaymentTimeout)
 		}
 		o.markStep(ctx, StepPayment, func(s *Step) { s.Status = StepWaiting })
-		if _, err := workflow.AwaitWithTimeout(ctx, interval, func() bool { return o.cancelRequested }); err != nil {
+		if _, err := workflow.AwaitWithTimeout(ctx, interval, o.stopping); err != nil {
 			return false, err
 		}
-		if o.cancelRequested {
+		if o.stopping() {
 			return false, errCancelled
 		}
 		interval = min(interval*3/2, maxPaymentPollInterval)
@@ -473,8 +478,18 @@ func (o *orderRun) maybeContinueAsNew(ctx workflow.Context) error {
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 		return err
 	}
+	// Events already received but not yet applied travel with the checkpoint.
+	ch := workflow.GetSignalChannel(ctx, SignalPaymentEvent)
+	for {
+		var e PaymentSignal
+		if !ch.ReceiveAsync(&e) {
+			break
+		}
+		o.payment.apply(e)
+	}
 	next := o.in
-	next.Resume = &OrderCheckpoint{State: o.state, Done: o.done, Payment: o.payment, Placed: o.placed, RequestHash: o.requestHash}
+	next.Resume = &OrderCheckpoint{State: o.state, Done: o.done, Payment: o.payment, Placed: o.placed,
+		RequestHash: o.requestHash, CancelRequested: o.cancelRequested}
 	if o.placed {
 		next.AwaitingOrder = false
 	}

@@ -27,6 +27,8 @@ type fakeProviders struct {
 	// chargeStatus is what GetCharge reports; pending turns into it on the
 	// second look.
 	chargeStatus string
+	// hideCharges makes that many FindCharge calls find nothing.
+	hideCharges int
 }
 
 func newFakeProviders() *fakeProviders {
@@ -96,6 +98,10 @@ func (f *fakeProviders) FindCharge(_ context.Context, call providers.Call, ref s
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.hideCharges > 0 {
+		f.hideCharges--
+		return providers.Charge{}, false, nil
+	}
 	ch, ok := f.charges[ref]
 	return ch, ok, nil
 }

@@ -143,12 +143,12 @@ func (o *orderRun) awaitPaymentEvents(ctx workflow.Context, charge string) (bool
 	for {
 		o.markStep(ctx, StepPayment, func(s *Step) { s.Status = StepWaiting })
 		decided, err := workflow.AwaitWithTimeout(ctx, wait, func() bool {
-			return o.payment.settled() || o.payment.Undecided || o.cancelRequested
+			return o.payment.settled() || o.payment.Undecided || o.stopping()
 		})
 		if err != nil {
 			return false, err
 		}
-		if o.cancelRequested {
+		if o.stopping() {
 			return false, errCancelled
 		}
 		if decided && o.payment.settled() && o.payment.Ordered {
