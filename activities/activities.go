@@ -23,6 +23,8 @@ type Activities struct {
 	Payments   providers.Payments
 	Accounting providers.Accounting
 	Mailer     providers.Mailer
+	// Orders, when set, lets reconciliation see where orders stand.
+	Orders OrderLookup
 }
 
 // New returns Activities for the given providers; it refuses a missing one.

@@ -20,7 +20,47 @@ const (
 	DiffDuplicateEmails      = "duplicate_emails"
 	DiffCustomerMissing      = "customer_missing"
 	DiffInvoiceWithoutCharge = "invoice_without_charge"
+	DiffInvoiceVoided        = "invoice_void_for_paid_charge"
+	DiffInvoiceForRefund     = "invoice_for_refunded_charge"
 )
+
+// OrderLookup tells reconciliation where orders' workflows stand, so that it
+// repairs only orders that finished (or that handoff never ran).
+type OrderLookup interface {
+	OrderStandings(ctx context.Context, keys []string) (map[string]OrderStanding, error)
+}
+
+// OrderStanding is where one order's workflow stands.
+type OrderStanding struct {
+	Exists  bool
+	Running bool
+	Status  string
+	// Skipped lists the steps an operator skipped.
+	Skipped []string
+}
+
+// OrderStandingsInput names orders by key ("order/<id>").
+type OrderStandingsInput struct {
+	Keys []string
+}
+
+// OrderStandingsResult is the standing of each order asked about.
+type OrderStandingsResult struct {
+	Standings map[string]OrderStanding
+}
+
+// OrderStandings reports where orders' workflows stand. Without an
+// OrderLookup every order counts as unknown to handoff.
+func (a *Activities) OrderStandings(ctx context.Context, in OrderStandingsInput) (OrderStandingsResult, error) {
+	if a.Orders == nil {
+		return OrderStandingsResult{Standings: map[string]OrderStanding{}}, nil
+	}
+	s, err := a.Orders.OrderStandings(ctx, in.Keys)
+	if err != nil {
+		return OrderStandingsResult{}, temporalError(ctx, "read order standings", err)
+	}
+	return OrderStandingsResult{Standings: s}, nil
+}
 
 // Reconciliation phases: charges against invoices, e-mails and contacts,
 // then invoices against charges.
@@ -179,6 +219,8 @@ func chargeDifferences(ch providers.Charge, invoicesByRef map[string][]providers
 	switch {
 	case len(invs) == 0:
 		add(DiffInvoiceMissing, true, "a succeeded charge has no invoice")
+	case len(invs) == 1 && invs[0].Status == "void":
+		add(DiffInvoiceVoided, false, "a succeeded charge's only invoice is void: a refund may be missing", invs[0].ID)
 	case len(invs) > 1:
 		var ids []string
 		for _, inv := range invs {
@@ -224,18 +266,23 @@ func (a *Activities) compareInvoices(ctx context.Context, in ComparePageInput) (
 		return ComparePageResult{}, err
 	}
 	res.Charges = len(charges)
-	charged := map[string]bool{}
+	chargeStatus := map[string]string{}
 	for _, ch := range charges {
-		if ch.Status == providers.ChargeSucceeded || ch.Status == providers.ChargeRefunded {
-			charged[ch.ExternalRef] = true
-		}
+		chargeStatus[ch.ExternalRef] = ch.Status
 	}
 	for _, inv := range invoices {
 		if inv.Status == "void" {
 			continue
 		}
-		key, ok := orderKey(inv.ExternalRef)
-		if ok && charged[key+"/charge"] {
+		key, _ := orderKey(inv.ExternalRef) // no key: no charge can be behind it
+		switch chargeStatus[key+"/charge"] {
+		case providers.ChargeSucceeded:
+			continue
+		case providers.ChargeRefunded:
+			res.Differences = append(res.Differences, Difference{
+				Kind: DiffInvoiceForRefund, OrderKey: key, Refs: []string{inv.ExternalRef, inv.ID},
+				Reason: "an open invoice for a refunded charge", Amount: inv.Amount, Currency: inv.Currency,
+			})
 			continue
 		}
 		res.Differences = append(res.Differences, Difference{

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,7 +86,7 @@ func newReconcileEnv(t *testing.T, namespace string) *reconcileEnv {
 	}
 	e := &reconcileEnv{client: c, sandbox: sb, url: srv.URL, workers: ws}
 	t.Cleanup(func() { e.stopWorkers(t) })
-	st, err := starter.New(c, starter.Options{PaymentPollInterval: time.Second, PaymentTimeout: time.Hour, Namespace: namespace,
+	st, err := starter.New(c, starter.Options{PaymentPollInterval: time.Second, PaymentTimeout: time.Hour, PaymentWebhookWait: 200 * time.Millisecond, Namespace: namespace,
 		Reconcile: workflows.ReconcileInput{PageSize: 20, Grace: 0, PagesPerRun: 3}})
 	if err != nil {
 		t.Fatal(err)
@@ -222,4 +223,43 @@ func TestReconcileScheduleExistsOnce(t *testing.T) {
 	if iv := desc.Schedule.Spec.Intervals; len(iv) != 1 || iv[0].Every != 30*time.Minute {
 		t.Errorf("intervals = %+v, want one of 30m", iv)
 	}
+}
+
+// TestReconciliationLeavesRunningAndSkippedOrdersAlone: an order parked on
+// its invoice is still in flight, and one whose invoice an operator skipped
+// is flagged, not invoiced behind the operator's back.
+func TestReconciliationLeavesRunningAndSkippedOrdersAlone(t *testing.T) {
+	e := newReconcileEnv(t, "reconcile-standing")
+	ctx := context.Background()
+	e.send(t, http.MethodPost, "/_sandbox/faults", `{"system":"accounting","operation":"create_invoice","mode":"status","status":422}`)
+	for _, id := range []string{"parked-1", "skipped-1"} {
+		if _, err := e.starter.PlaceOrder(ctx, order(id), "reconcile-test"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, id+" to park", func() bool {
+			s, err := e.starter.Order(ctx, id)
+			return err == nil && s.Status == workflows.StatusNeedsAttention
+		})
+	}
+	e.send(t, http.MethodDelete, "/_sandbox/faults", "")
+	if _, err := e.starter.Resolve(ctx, workflows.OrderWorkflowID("skipped-1"), workflows.UpdateSkip, workflows.OperatorRequest{Reason: "invoiced by hand"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "skipped-1 to complete", func() bool {
+		s, err := e.starter.Order(ctx, "skipped-1")
+		return err == nil && s.Status == workflows.StatusCompleted
+	})
+
+	report := e.reconcile(t)
+	// parked-1 lacks its invoice and its e-mail, both in flight.
+	if report.Repaired != 0 || report.InFlight != 2 || report.Flagged != 1 {
+		t.Fatalf("report: repaired %d, in flight %d, flagged %d (%+v); want 0, 2 and 1", report.Repaired, report.InFlight, report.Flagged, report.FlaggedItems)
+	}
+	if item := report.FlaggedItems[0]; item.OrderKey != workflows.OrderWorkflowID("skipped-1") || !strings.Contains(item.Reason, "skipped") {
+		t.Errorf("flagged = %+v, want skipped-1 flagged because its invoice was skipped", item)
+	}
+	if n := e.sandbox.State()["accounting"]["invoices"].Count; n != 0 {
+		t.Errorf("invoices = %d, want none made behind the orders' backs", n)
+	}
+	_ = e.client.TerminateWorkflow(ctx, workflows.OrderWorkflowID("parked-1"), "", "test finished")
 }

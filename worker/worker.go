@@ -146,9 +146,13 @@ func New(c client.Client, acts *activities.Activities, cfg config.Config) (*Work
 	}
 	wf := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{})
 	registerWorkflows(wf)
-	// Reconciliation reads every provider; its comparing activity runs
+	// Reconciliation reads every provider; its comparing activities run
 	// beside the workflows, its repairs on the providers' own queues.
+	if acts.Orders == nil {
+		acts.Orders = orderLookup{client: c}
+	}
 	wf.RegisterActivity(acts.ComparePage)
+	wf.RegisterActivity(acts.OrderStandings)
 	ws := &Workers{client: c, workflows: wf, ControlInterval: 500 * time.Millisecond, log: slog.New(slog.DiscardHandler)}
 	byQueue := systemActivities(acts)
 	for _, system := range config.Systems {

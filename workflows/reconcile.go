@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -58,6 +59,30 @@ type ReconcileReport struct {
 	Truncated bool `json:"truncated,omitempty"`
 	Pages     int  `json:"pages"`
 	Runs      int  `json:"runs"`
+	// InFlight counts differences left alone because their order runs.
+	InFlight int `json:"in_flight"`
+}
+
+// orderStandings asks where the orders of the safe differences stand: only
+// those may be repaired, and only when their order is not running.
+func orderStandings(ctx, actx workflow.Context, diffs []activities.Difference) (map[string]activities.OrderStanding, error) {
+	var keys []string
+	for _, d := range diffs {
+		if d.Safe {
+			keys = append(keys, d.OrderKey)
+		}
+	}
+	if len(keys) == 0 {
+		return map[string]activities.OrderStanding{}, nil
+	}
+	var res activities.OrderStandingsResult
+	if err := workflow.ExecuteActivity(actx, a.OrderStandings, activities.OrderStandingsInput{Keys: keys}).Get(ctx, &res); err != nil {
+		return nil, err
+	}
+	if res.Standings == nil {
+		res.Standings = map[string]activities.OrderStanding{}
+	}
+	return res.Standings, nil
 }
 
 // ComparedCounts counts the records compared, per kind.
@@ -117,9 +142,18 @@ func ReconcileWorkflow(ctx workflow.Context, in ReconcileInput) (ReconcileReport
 		}
 		p.Report.Pages++
 		p.Report.count(p.Phase, page)
+		standings, err := orderStandings(ctx, actx, page.Differences)
+		if err != nil {
+			return p.Report, fmt.Errorf("reconcile %s page: %w", p.Phase, err)
+		}
 		for _, d := range page.Differences {
+			if d.Safe && standings[d.OrderKey].Running {
+				// Still in flight: the order itself will get there.
+				p.Report.InFlight++
+				continue
+			}
 			p.Report.Differences[d.Kind]++
-			p.settle(ctx, d)
+			p.settle(ctx, d, standings[d.OrderKey])
 		}
 		p.Cursor = page.NextCursor
 		if p.Cursor == "" {
@@ -154,9 +188,19 @@ func (r *ReconcileReport) count(phase string, page activities.ComparePageResult)
 }
 
 // settle repairs a safe difference or flags it; a repair that fails is
-// flagged with its error.
-func (p *ReconcileProgress) settle(ctx workflow.Context, d activities.Difference) {
+// flagged with its error. A safe difference is repaired only for an order
+// that completed without an operator skipping that step, or that handoff
+// never ran; any other order's difference is flagged.
+func (p *ReconcileProgress) settle(ctx workflow.Context, d activities.Difference, standing activities.OrderStanding) {
 	item := ReportItem{Kind: d.Kind, OrderKey: d.OrderKey, Refs: d.Refs, Reason: d.Reason}
+	if d.Safe && standing.Exists && standing.Status != StatusCompleted {
+		d.Safe = false
+		item.Reason += "; not repaired: the order is " + standing.Status
+	}
+	if d.Safe && slices.Contains(standing.Skipped, repairStep(d.Kind)) {
+		d.Safe = false
+		item.Reason += "; not repaired: an operator skipped the " + repairStep(d.Kind) + " step"
+	}
 	if d.Safe {
 		err := repair(ctx, d)
 		if err == nil {
@@ -176,6 +220,14 @@ func (r *ReconcileReport) addItem(list *[]ReportItem, item ReportItem) {
 		return
 	}
 	*list = append(*list, item)
+}
+
+// repairStep is the order step a repair stands in for.
+func repairStep(kind string) string {
+	if kind == activities.DiffEmailMissing {
+		return StepConfirmation
+	}
+	return StepInvoice
 }
 
 // repair makes the missing record with the activity and idempotency key the
