@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -171,6 +172,17 @@ func TestReconciliationRepairsWhatIsSafeAndFlagsTheRest(t *testing.T) {
 	if first.Compared.Charges != 60 || first.Runs < 2 || first.DurationSeconds <= 0 || len(first.FlaggedItems) != 8 {
 		t.Errorf("report = compared %+v, %d runs, %.2fs, %d flagged items; want 60 charges over several runs",
 			first.Compared, first.Runs, first.DurationSeconds, len(first.FlaggedItems))
+	}
+
+	// Its history (the last run after continue-as-new) is a replay case.
+	dir := t.TempDir()
+	if *update {
+		dir = historiesDir
+	}
+	path := filepath.Join(dir, "reconcile_drift.json")
+	writeHistoryFrom(t, e.client, first.ID, path)
+	if err := worker.ReplayFiles(slog.New(slog.DiscardHandler), path); err != nil {
+		t.Errorf("replay the reconciliation: %v", err)
 	}
 
 	second := e.reconcile(t)

@@ -12,6 +12,7 @@ import (
 
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/temporalproto"
+	"go.temporal.io/sdk/client"
 
 	"github.com/handoff-hq/handoff/providers/sandbox"
 	"github.com/handoff-hq/handoff/worker"
@@ -125,11 +126,17 @@ func TestReplayCommittedHistories(t *testing.T) {
 
 func writeHistory(t *testing.T, workflowID, path string) {
 	t.Helper()
+	writeHistoryFrom(t, env.client, workflowID, path)
+}
+
+// writeHistoryFrom writes the latest run's history of a workflow.
+func writeHistoryFrom(t *testing.T, c client.Client, workflowID, path string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// A still-running history is recorded up to its last completed task.
 	var events []*historypb.HistoryEvent
-	iter := env.client.GetWorkflowHistory(ctx, workflowID, "", false, 0)
+	iter := c.GetWorkflowHistory(ctx, workflowID, "", false, 0)
 	for iter.HasNext() {
 		e, err := iter.Next()
 		if err != nil {
