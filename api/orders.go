@@ -31,6 +31,7 @@ func (s *Server) placeOrder(c echo.Context) error {
 	if err := decodeJSON(c, &order); err != nil {
 		return err
 	}
+	c.Set(businessKey, order.OrderID)
 	placed, err := s.orders.PlaceOrder(c.Request().Context(), order, correlationID(c))
 	s.metrics.countPlaced(err, placed.Replayed)
 	if err != nil {

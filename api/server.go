@@ -24,6 +24,9 @@ import (
 	"github.com/handoff-hq/handoff/workflows"
 )
 
+// businessKey is the request context key of the action's business key.
+const businessKey = "business_key"
+
 // HeaderCorrelationID carries the correlation id in and out of the API.
 const HeaderCorrelationID = "X-Correlation-ID"
 
@@ -204,8 +207,12 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		elapsed := time.Since(start)
 		s.metrics.requests.WithLabelValues(c.Request().Method, route, strconv.Itoa(status)).Inc()
 		s.metrics.latency.WithLabelValues(c.Request().Method, route).Observe(elapsed.Seconds())
+		key, _ := c.Get(businessKey).(string)
+		if key == "" {
+			key = c.Param("order_id")
+		}
 		s.log.Info("request", "method", c.Request().Method, "route", route, "status", status,
-			"duration_ms", elapsed.Milliseconds(), "correlation_id", id, "order_id", c.Param("order_id"))
+			"duration_ms", elapsed.Milliseconds(), "correlation_id", id, "business_key", key)
 		return nil
 	}
 }
