@@ -26,8 +26,9 @@ import (
 
 // devProcess is a running `handoff dev`, as `make run` starts it.
 type devProcess struct {
-	cmd    *exec.Cmd
-	mu     sync.Mutex
+	cmd     *exec.Cmd
+	stopped bool
+	mu      sync.Mutex
 	output bytes.Buffer
 	ready  chan struct{}
 	exited chan error
@@ -94,9 +95,21 @@ func startDev(t *testing.T, bin, dataDir string, env []string) *devProcess {
 		}
 		p.exited <- cmd.Wait()
 	}()
+	// A test that fails half-way still stops what it started.
+	t.Cleanup(func() {
+		if !p.stopped {
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-p.exited:
+			case <-time.After(30 * time.Second):
+				_ = p.cmd.Process.Kill()
+			}
+		}
+	})
 	select {
 	case <-p.ready:
 	case err := <-p.exited:
+		p.stopped = true
 		t.Fatalf("handoff dev exited before it was ready: %v\n%s", err, p.Output())
 	case <-time.After(90 * time.Second):
 		_ = cmd.Process.Kill()
@@ -116,6 +129,7 @@ func (w *lockedWriter) Write(b []byte) (int, error) {
 // stop sends SIGTERM and waits for a clean exit.
 func (p *devProcess) stop(t *testing.T) {
 	t.Helper()
+	p.stopped = true
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatalf("SIGTERM: %v", err)
 	}
