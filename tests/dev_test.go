@@ -29,9 +29,9 @@ type devProcess struct {
 	cmd     *exec.Cmd
 	stopped bool
 	mu      sync.Mutex
-	output bytes.Buffer
-	ready  chan struct{}
-	exited chan error
+	output  bytes.Buffer
+	ready   chan struct{}
+	exited  chan error
 }
 
 func (p *devProcess) Output() string {
