@@ -89,23 +89,36 @@ type CreateChargeResult struct {
 }
 
 // CreateCharge creates the charge, or adopts the one an earlier attempt made.
-// It always looks first: an attempt that timed out may have charged, and an
-// operator's retry starts counting attempts afresh.
 func (a *Activities) CreateCharge(ctx context.Context, in CreateChargeInput) (CreateChargeResult, error) {
-	ch, found, err := a.Payments.FindCharge(ctx, in.Call, in.Call.IdempotencyKey)
-	if err != nil {
-		return CreateChargeResult{}, temporalError(ctx, "look up charge", err)
-	}
-	if found {
-		return CreateChargeResult{Outcome: outcome(ctx, ch.ID), ChargeID: ch.ID, Status: ch.Status}, nil
-	}
-	ch, err = a.Payments.CreateCharge(ctx, in.Call, providers.ChargeRequest{
-		Amount: in.Amount, Currency: in.Currency, Customer: in.Customer, Email: in.Email, Description: in.Description,
+	ch, err := adoptOrCreate(ctx, in.Call, "charge", a.Payments.FindCharge, func() (providers.Charge, error) {
+		return a.Payments.CreateCharge(ctx, in.Call, providers.ChargeRequest{
+			Amount: in.Amount, Currency: in.Currency, Customer: in.Customer, Email: in.Email, Description: in.Description,
+		})
 	})
 	if err != nil {
-		return CreateChargeResult{}, temporalError(ctx, "create charge", err)
+		return CreateChargeResult{}, err
 	}
 	return CreateChargeResult{Outcome: outcome(ctx, ch.ID), ChargeID: ch.ID, Status: ch.Status}, nil
+}
+
+// adoptOrCreate is every create's one path: look the record up by the
+// call's external reference (its idempotency key) and adopt it when found,
+// else create it. An attempt that timed out may have created it, and an
+// operator's retry or a reconciliation starts counting attempts afresh.
+func adoptOrCreate[T any](ctx context.Context, call providers.Call, what string,
+	find func(context.Context, providers.Call, string) (T, bool, error), create func() (T, error)) (T, error) {
+	rec, found, err := find(ctx, call, call.IdempotencyKey)
+	if err != nil {
+		return rec, temporalError(ctx, "look up "+what, err)
+	}
+	if found {
+		return rec, nil
+	}
+	rec, err = create()
+	if err != nil {
+		return rec, temporalError(ctx, "create "+what, err)
+	}
+	return rec, nil
 }
 
 // GetChargeInput names the charge to read.
@@ -149,18 +162,13 @@ type CreateInvoiceResult struct {
 
 // CreateInvoice creates the invoice, or adopts the one an earlier attempt made.
 func (a *Activities) CreateInvoice(ctx context.Context, in CreateInvoiceInput) (CreateInvoiceResult, error) {
-	inv, found, err := a.Accounting.FindInvoice(ctx, in.Call, in.Call.IdempotencyKey)
-	if err != nil {
-		return CreateInvoiceResult{}, temporalError(ctx, "look up invoice", err)
-	}
-	if found {
-		return CreateInvoiceResult{Outcome: outcome(ctx, inv.ID), InvoiceID: inv.ID}, nil
-	}
-	inv, err = a.Accounting.CreateInvoice(ctx, in.Call, providers.InvoiceRequest{
-		Customer: in.Customer, Amount: in.Amount, Currency: in.Currency, Charge: in.ChargeID, Lines: in.Lines,
+	inv, err := adoptOrCreate(ctx, in.Call, "invoice", a.Accounting.FindInvoice, func() (providers.Invoice, error) {
+		return a.Accounting.CreateInvoice(ctx, in.Call, providers.InvoiceRequest{
+			Customer: in.Customer, Amount: in.Amount, Currency: in.Currency, Charge: in.ChargeID, Lines: in.Lines,
+		})
 	})
 	if err != nil {
-		return CreateInvoiceResult{}, temporalError(ctx, "create invoice", err)
+		return CreateInvoiceResult{}, err
 	}
 	return CreateInvoiceResult{Outcome: outcome(ctx, inv.ID), InvoiceID: inv.ID}, nil
 }
@@ -181,16 +189,11 @@ type SendEmailResult struct {
 
 // SendEmail sends the e-mail, or adopts the one an earlier attempt sent.
 func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmailResult, error) {
-	m, found, err := a.Mailer.FindMessage(ctx, in.Call, in.Call.IdempotencyKey)
+	m, err := adoptOrCreate(ctx, in.Call, "e-mail", a.Mailer.FindMessage, func() (providers.Message, error) {
+		return a.Mailer.SendMessage(ctx, in.Call, providers.MessageRequest{To: in.To, Subject: in.Subject, Text: in.Text})
+	})
 	if err != nil {
-		return SendEmailResult{}, temporalError(ctx, "look up message", err)
-	}
-	if found {
-		return SendEmailResult{Outcome: outcome(ctx, m.ID), MessageID: m.ID}, nil
-	}
-	m, err = a.Mailer.SendMessage(ctx, in.Call, providers.MessageRequest{To: in.To, Subject: in.Subject, Text: in.Text})
-	if err != nil {
-		return SendEmailResult{}, temporalError(ctx, "send e-mail", err)
+		return SendEmailResult{}, err
 	}
 	return SendEmailResult{Outcome: outcome(ctx, m.ID), MessageID: m.ID}, nil
 }

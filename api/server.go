@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/handoff-hq/handoff/config"
 	"github.com/handoff-hq/handoff/starter"
 	"github.com/handoff-hq/handoff/workflows"
 )
@@ -132,11 +134,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.Serv
 // knownSystem refuses a provider path that names no system.
 func (s *Server) knownSystem(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		switch c.Param("system") {
-		case "payments", "accounting", "crm", "mail":
+		if slices.Contains(config.Systems, c.Param("system")) {
 			return next(c)
 		}
-		return problemNotFound.with("no such system: want payments, accounting, crm or mail")
+		return problemNotFound.with("no such system: want one of " + strings.Join(config.Systems, ", "))
 	}
 }
 

@@ -29,10 +29,6 @@ var (
 // signal; the workflow itself ignores duplicates and stale events.
 func (s *Starter) DeliverPaymentEvent(ctx context.Context, e webhooks.PaymentEvent) error {
 	id := workflows.OrderWorkflowID(e.OrderID)
-	sig := workflows.PaymentSignal{
-		EventID: e.EventID, Type: e.Type, ChargeID: e.ChargeID, Status: e.Status, Version: e.Version, Ordered: e.Ordered,
-		OccurredAt: e.OccurredAt, FailureCode: e.FailureCode, FailureMessage: e.FailureMessage,
-	}
 	// An event for an order not placed yet starts the order's workflow,
 	// which keeps the event until the order arrives.
 	opts := client.StartWorkflowOptions{
@@ -45,7 +41,7 @@ func (s *Starter) DeliverPaymentEvent(ctx context.Context, e webhooks.PaymentEve
 	in := workflows.OrderInput{
 		Order: workflows.Order{OrderID: e.OrderID}, AwaitingOrder: true, OrphanWindow: s.opts.OrphanWindow,
 	}
-	_, err := s.client.SignalWithStartWorkflow(ctx, id, workflows.SignalPaymentEvent, sig, opts, workflows.OrderWorkflow, in)
+	_, err := s.client.SignalWithStartWorkflow(ctx, id, workflows.SignalPaymentEvent, e, opts, workflows.OrderWorkflow, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	switch {
 	case err == nil:

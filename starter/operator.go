@@ -68,8 +68,7 @@ func (s *Starter) update(ctx context.Context, workflowID, name string, req workf
 	case errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeNotApplicable:
 		return result, fmt.Errorf("%s %s: %w", name, workflowID, &NotApplicableError{Reason: appErr.Message()})
 	case errors.As(err, &notFound):
-		if desc, derr := s.client.DescribeWorkflow(ctx, workflowID, ""); derr == nil &&
-			desc.RawResponse.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		if info, derr := s.describe(ctx, workflowID); derr == nil && info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 			return result, fmt.Errorf("%s %s: %w", name, workflowID, ErrActionFinished)
 		}
 		return result, fmt.Errorf("%s %s: %w", name, workflowID, ErrNotFound)

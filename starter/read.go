@@ -2,11 +2,9 @@ package starter
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
 
 	"github.com/handoff-hq/handoff/workflows"
 )
@@ -16,15 +14,10 @@ import (
 // worker; one that ended otherwise is reported from its execution status.
 func (s *Starter) Order(ctx context.Context, orderID string) (workflows.OrderState, error) {
 	id := workflows.OrderWorkflowID(orderID)
-	desc, err := s.client.DescribeWorkflow(ctx, id, "")
-	var notFound *serviceerror.NotFound
-	if errors.As(err, &notFound) {
-		return workflows.OrderState{}, fmt.Errorf("read order %s: %w", orderID, ErrNotFound)
-	}
+	info, err := s.describe(ctx, id)
 	if err != nil {
 		return workflows.OrderState{}, fmt.Errorf("read order %s: %w", orderID, err)
 	}
-	info := desc.RawResponse.GetWorkflowExecutionInfo()
 	switch info.GetStatus() {
 	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
 		var state workflows.OrderState
@@ -49,7 +42,7 @@ func (s *Starter) Order(ctx context.Context, orderID string) (workflows.OrderSta
 	default:
 		// Cancelled, terminated, timed out or failed: the workflow's own
 		// state ended with it; report what the engine knows.
-		memo, _ := s.memo(ctx, id) // the correlation id is a courtesy here
+		memo := memoOf(info)
 		status := workflows.StatusNeedsAttention
 		if info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED {
 			status = workflows.StatusCancelled

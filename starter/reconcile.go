@@ -7,7 +7,6 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
@@ -32,18 +31,14 @@ func (s *Starter) StartReconciliation(ctx context.Context) (string, error) {
 
 // Reconciliation returns a finished reconciliation's report, or ErrRunning.
 func (s *Starter) Reconciliation(ctx context.Context, id string) (workflows.ReconcileReport, error) {
-	desc, err := s.client.DescribeWorkflow(ctx, id, "")
-	var notFound *serviceerror.NotFound
-	if errors.As(err, &notFound) {
-		return workflows.ReconcileReport{}, fmt.Errorf("read reconciliation %s: %w", id, ErrNotFound)
-	}
+	info, err := s.describe(ctx, id)
 	if err != nil {
 		return workflows.ReconcileReport{}, fmt.Errorf("read reconciliation %s: %w", id, err)
 	}
-	if desc.RawResponse.GetWorkflowExecutionInfo().GetType().GetName() != "ReconcileWorkflow" {
+	if info.GetType().GetName() != "ReconcileWorkflow" {
 		return workflows.ReconcileReport{}, fmt.Errorf("read reconciliation %s: %w", id, ErrNotFound)
 	}
-	if desc.RawResponse.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+	if info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		return workflows.ReconcileReport{ID: id}, fmt.Errorf("read reconciliation %s: %w", id, ErrRunning)
 	}
 	var report workflows.ReconcileReport

@@ -16,6 +16,7 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
@@ -141,12 +142,13 @@ func (s *Starter) PlaceOrder(ctx context.Context, order workflows.Order, correla
 
 // replay answers a request whose business key already has a workflow.
 func (s *Starter) replay(ctx context.Context, placed Placed, hash string, in workflows.OrderInput) (Placed, error) {
-	memo, err := s.memo(ctx, placed.WorkflowID)
+	info, err := s.describe(ctx, placed.WorkflowID)
 	if err != nil {
 		return Placed{}, fmt.Errorf("place order %s: read existing order: %w", placed.OrderID, err)
 	}
+	memo := memoOf(info)
 	if memo[MemoAwaitingOrder] == "true" {
-		return s.placeInto(ctx, placed, hash, in)
+		return s.placeInto(ctx, placed, hash, in, info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING)
 	}
 	stored, ok := memo[MemoRequestHash]
 	if !ok {
@@ -160,20 +162,29 @@ func (s *Starter) replay(ctx context.Context, placed Placed, hash string, in wor
 	return placed, nil
 }
 
-// memo reads the string memo fields of a workflow's latest run.
-func (s *Starter) memo(ctx context.Context, workflowID string) (map[string]string, error) {
-	desc, err := s.client.DescribeWorkflow(ctx, workflowID, "")
-	if err != nil {
-		return nil, err
-	}
+// memoOf reads the string memo fields of a workflow run.
+func memoOf(info *workflowpb.WorkflowExecutionInfo) map[string]string {
 	out := map[string]string{}
-	for k, p := range desc.RawResponse.GetWorkflowExecutionInfo().GetMemo().GetFields() {
+	for k, p := range info.GetMemo().GetFields() {
 		var v string
 		if err := converter.GetDefaultDataConverter().FromPayload(p, &v); err == nil {
 			out[k] = v
 		}
 	}
-	return out, nil
+	return out
+}
+
+// describe reads a workflow's latest run; ErrNotFound when there is none.
+func (s *Starter) describe(ctx context.Context, workflowID string) (*workflowpb.WorkflowExecutionInfo, error) {
+	desc, err := s.client.DescribeWorkflow(ctx, workflowID, "")
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return desc.RawResponse.GetWorkflowExecutionInfo(), nil
 }
 
 // RequestHash identifies a normalized order's content.
@@ -189,12 +200,8 @@ func RequestHash(order workflows.Order) (string, error) {
 // placeInto places an order into the workflow an early event started: the
 // place_order update, or, once that workflow has finished, the request hash
 // in its result.
-func (s *Starter) placeInto(ctx context.Context, placed Placed, hash string, in workflows.OrderInput) (Placed, error) {
-	desc, err := s.client.DescribeWorkflow(ctx, placed.WorkflowID, "")
-	if err != nil {
-		return Placed{}, fmt.Errorf("place order %s: %w", placed.OrderID, err)
-	}
-	if desc.RawResponse.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+func (s *Starter) placeInto(ctx context.Context, placed Placed, hash string, in workflows.OrderInput, running bool) (Placed, error) {
+	if !running {
 		var result workflows.OrderResult
 		if err := s.client.GetWorkflow(ctx, placed.WorkflowID, "").Get(ctx, &result); err != nil || result.RequestHash != hash {
 			return Placed{}, fmt.Errorf("place order %s: %w", placed.OrderID, ErrConflict)

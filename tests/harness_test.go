@@ -349,12 +349,36 @@ func decodeJSON(raw []byte, v any) error { return json.Unmarshal(raw, v) }
 
 // testConfig points every provider at the test sandbox, with its client.
 func testConfig() config.Config {
-	cfg := config.Config{}
-	for _, system := range config.Systems {
-		setProviderURL(&cfg, system, env.provider.URL+"/"+system)
-	}
+	cfg := providerConfig(env.provider.URL)
 	cfg.SetSandboxClient("test-client", "test-secret-0123456789")
 	return cfg
+}
+
+// providerConfig points every provider at the sandbox served at url.
+func providerConfig(url string) config.Config {
+	cfg := config.Config{}
+	for _, system := range config.Systems {
+		setProviderURL(&cfg, system, url+"/"+system)
+	}
+	return cfg
+}
+
+// startWorkers runs handoff's workers on c against cfg's providers; the
+// caller stops them.
+func startWorkers(t *testing.T, c client.Client, cfg config.Config) *worker.Workers {
+	t.Helper()
+	acts, err := worker.NewActivities(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := worker.New(c, acts, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return ws
 }
 
 func testActivities(t *testing.T) *activities.Activities {

@@ -17,10 +17,8 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/handoff-hq/handoff/api"
-	"github.com/handoff-hq/handoff/config"
 	"github.com/handoff-hq/handoff/providers/sandbox"
 	"github.com/handoff-hq/handoff/starter"
-	"github.com/handoff-hq/handoff/worker"
 	"github.com/handoff-hq/handoff/workflows"
 )
 
@@ -73,22 +71,7 @@ func TestWebhooksWaitOutATemporalOutage(t *testing.T) {
 	providerServer := httptest.NewServer(sb)
 	defer providerServer.Close()
 
-	cfg := config.Config{}
-	for _, system := range config.Systems {
-		setProviderURL(&cfg, system, providerServer.URL+"/"+system)
-	}
-	acts, err := worker.NewActivities(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ws, err := worker.New(c, acts, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ws.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Stop()
+	defer startWorkers(t, c, providerConfig(providerServer.URL)).Stop()
 	st, err := starter.New(c, starter.Options{PaymentPollInterval: time.Second, PaymentTimeout: time.Hour, PaymentWebhookWait: 10 * time.Minute})
 	if err != nil {
 		t.Fatal(err)

@@ -20,7 +20,6 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	"github.com/handoff-hq/handoff/config"
 	"github.com/handoff-hq/handoff/providers"
 	"github.com/handoff-hq/handoff/providers/sandbox"
 	"github.com/handoff-hq/handoff/starter"
@@ -70,22 +69,7 @@ func newReconcileEnv(t *testing.T, namespace string) *reconcileEnv {
 	sb := sandbox.NewServer(sandbox.Options{SettleDelay: 10 * time.Millisecond})
 	srv := httptest.NewServer(sb)
 	t.Cleanup(srv.Close)
-	cfg := config.Config{}
-	for _, system := range config.Systems {
-		setProviderURL(&cfg, system, srv.URL+"/"+system)
-	}
-	acts, err := worker.NewActivities(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ws, err := worker.New(c, acts, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ws.Start(); err != nil {
-		t.Fatal(err)
-	}
-	e := &reconcileEnv{client: c, sandbox: sb, url: srv.URL, workers: ws}
+	e := &reconcileEnv{client: c, sandbox: sb, url: srv.URL, workers: startWorkers(t, c, providerConfig(srv.URL))}
 	t.Cleanup(func() { e.stopWorkers(t) })
 	st, err := starter.New(c, starter.Options{PaymentPollInterval: time.Second, PaymentTimeout: time.Hour, PaymentWebhookWait: 200 * time.Millisecond, Namespace: namespace,
 		Reconcile: workflows.ReconcileInput{PageSize: 20, Grace: 0, PagesPerRun: 3}})

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,12 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/client"
-	sdklog "go.temporal.io/sdk/log"
-
-	"github.com/handoff-hq/handoff/config"
 	"github.com/handoff-hq/handoff/starter"
-	"github.com/handoff-hq/handoff/worker"
 	"github.com/handoff-hq/handoff/workflows"
 )
 
@@ -48,32 +42,11 @@ func TestReconciliationMemoryIsBoundedByThePage(t *testing.T) {
 	})
 
 	e := newReconcileEnv(t, "reconcile-scale")
-	// Workers of this namespace that read the separate sandbox.
-	cfg := config.Config{}
-	for _, system := range config.Systems {
-		setProviderURL(&cfg, system, url+"/"+system)
-	}
-	acts, err := worker.NewActivities(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.Dial(client.Options{HostPort: env.server.FrontendHostPort(), Namespace: "reconcile-scale",
-		Logger: sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	// The environment's own workers read its in-process sandbox; stop
-	// them by replacing the namespace's workers with ones for this sandbox.
+	// The environment's own workers read its in-process sandbox; this test
+	// replaces them with workers that read the sandbox process.
 	e.stopWorkers(t)
-	ws, err := worker.New(c, acts, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ws.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Stop()
+	c := e.client
+	defer startWorkers(t, c, providerConfig(url)).Stop()
 	st, err := starter.New(c, starter.Options{PaymentPollInterval: time.Second, PaymentTimeout: time.Hour, Namespace: "reconcile-scale",
 		Reconcile: workflows.ReconcileInput{PageSize: 500, Grace: 0, PagesPerRun: 50}})
 	if err != nil {

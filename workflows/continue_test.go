@@ -6,10 +6,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/converter"
-	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
-
-	"github.com/handoff-hq/handoff/activities"
 )
 
 // TestLongOrdersContinueAsNewWithTheirProgress makes every history "long":
@@ -25,11 +22,7 @@ func TestLongOrdersContinueAsNewWithTheirProgress(t *testing.T) {
 	runs := 0
 	var result OrderResult
 	for ; runs < 20; runs++ {
-		var suite testsuite.WorkflowTestSuite
-		env := suite.NewTestWorkflowEnvironment()
-		acts, _ := activities.New(fakes, fakes, fakes, fakes)
-		env.RegisterActivity(acts)
-		env.SetStartWorkflowOptions(startOptions("order/T-1"))
+		env := newOrderEnv(fakes)
 		env.ExecuteWorkflow(OrderWorkflow, in)
 		err := env.GetWorkflowError()
 		var can *workflow.ContinueAsNewError

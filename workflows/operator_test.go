@@ -9,7 +9,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
-	"github.com/handoff-hq/handoff/activities"
 	"github.com/handoff-hq/handoff/providers"
 )
 
@@ -21,11 +20,7 @@ var invoice422 = &providers.Error{System: "accounting", Operation: "create_invoi
 // update's outcome.
 func operatorRun(t *testing.T, fakes *fakeProviders, at time.Duration, update string, req OperatorRequest) (OrderState, error) {
 	t.Helper()
-	var suite testsuite.WorkflowTestSuite
-	env := suite.NewTestWorkflowEnvironment()
-	acts, _ := activities.New(fakes, fakes, fakes, fakes)
-	env.RegisterActivity(acts)
-	env.SetStartWorkflowOptions(startOptions("order/T-1"))
+	env := newOrderEnv(fakes)
 	var updateErr error
 	env.RegisterDelayedCallback(func() {
 		env.UpdateWorkflow(update, "u1", &testsuite.TestUpdateCallback{
@@ -134,11 +129,7 @@ func TestUpdatesThatDoNotApplyAreRejectedWithAReason(t *testing.T) {
 			}
 			// The update is sent at 30 s, while the order waits an hour for
 			// its payment webhook or is already parked; then it is cancelled.
-			var suite testsuite.WorkflowTestSuite
-			env := suite.NewTestWorkflowEnvironment()
-			acts, _ := activities.New(fakes, fakes, fakes, fakes)
-			env.RegisterActivity(acts)
-			env.SetStartWorkflowOptions(startOptions("order/T-1"))
+			env := newOrderEnv(fakes)
 			var rejected error
 			env.RegisterDelayedCallback(func() {
 				env.UpdateWorkflow(tt.update, "u1", &testsuite.TestUpdateCallback{
@@ -178,11 +169,7 @@ func TestCancelWhileAwaitingPaymentWaitsForTheChargeAndRefunds(t *testing.T) {
 // workflow parked as an orphan: the order proceeds instead of staying stuck.
 func TestAnOrderPlacedAfterItsEventsWereParkedGoesOn(t *testing.T) {
 	fakes := newFakeProviders()
-	var suite testsuite.WorkflowTestSuite
-	env := suite.NewTestWorkflowEnvironment()
-	acts, _ := activities.New(fakes, fakes, fakes, fakes)
-	env.RegisterActivity(acts)
-	env.SetStartWorkflowOptions(startOptions("order/T-1"))
+	env := newOrderEnv(fakes)
 	var updateErr error
 	env.RegisterDelayedCallback(func() {
 		in := OrderInput{Order: testOrder(), CorrelationID: "corr-late", PaymentTimeout: time.Hour, PaymentWebhookWait: time.Minute}
@@ -209,11 +196,7 @@ func TestASecondCancelDuringCompensationStillRefunds(t *testing.T) {
 	fakes := newFakeProviders()
 	fakes.failing["send_message"] = []error{&providers.Error{Category: providers.Permanent, Type: providers.TypeForbidden, Status: 403}}
 	fakes.failing["void_invoice"] = []error{&providers.Error{Category: providers.Permanent, Type: providers.TypeForbidden, Status: 403}}
-	var suite testsuite.WorkflowTestSuite
-	env := suite.NewTestWorkflowEnvironment()
-	acts, _ := activities.New(fakes, fakes, fakes, fakes)
-	env.RegisterActivity(acts)
-	env.SetStartWorkflowOptions(startOptions("order/T-1"))
+	env := newOrderEnv(fakes)
 	send := func(name string, at time.Duration) {
 		env.RegisterDelayedCallback(func() {
 			env.UpdateWorkflow(name, name+at.String(), &testsuite.TestUpdateCallback{OnAccept: func() {}, OnReject: func(error) {}, OnComplete: func(any, error) {}}, OperatorRequest{})

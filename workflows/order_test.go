@@ -305,6 +305,17 @@ func TestDescribeFailureReadsTheActivityDetails(t *testing.T) {
 	}
 }
 
+// newOrderEnv is a test environment for order/T-1 with the activities on
+// the fakes.
+func newOrderEnv(fakes *fakeProviders) *testsuite.TestWorkflowEnvironment {
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestWorkflowEnvironment()
+	acts, _ := activities.New(fakes, fakes, fakes, fakes) // never nil providers
+	env.RegisterActivity(acts)
+	env.SetStartWorkflowOptions(startOptions("order/T-1"))
+	return env
+}
+
 func startOptions(id string) client.StartWorkflowOptions {
 	return client.StartWorkflowOptions{ID: id, TaskQueue: TaskQueue}
 }

@@ -7,28 +7,16 @@ import (
 
 	"github.com/handoff-hq/handoff/activities"
 	"github.com/handoff-hq/handoff/providers"
+	"github.com/handoff-hq/handoff/webhooks"
 )
 
 // SignalPaymentEvent carries a provider's payment webhook into the order's
 // workflow.
 const SignalPaymentEvent = "payment_event"
 
-// PaymentSignal is a verified payment event, as the webhook endpoint sends it.
-type PaymentSignal struct {
-	EventID  string
-	Type     string
-	ChargeID string
-	// Status is pending, succeeded or failed.
-	Status string
-	// Version orders the events of one charge; equal versions cannot be ordered.
-	Version int64
-	// Ordered is true when Version is the provider's sequence; an outcome
-	// from an event ordered only by timestamp is confirmed with the provider.
-	Ordered        bool
-	OccurredAt     time.Time
-	FailureCode    string
-	FailureMessage string
-}
+// PaymentSignal is a verified payment event, as the webhook endpoint
+// decoded it; the signal carries it unchanged.
+type PaymentSignal = webhooks.PaymentEvent
 
 // maxRememberedEvents bounds the event ids an order remembers for
 // de-duplication; a provider's redeliveries of one event arrive long before

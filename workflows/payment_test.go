@@ -4,9 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/testsuite"
-
-	"github.com/handoff-hq/handoff/activities"
 	"github.com/handoff-hq/handoff/providers"
 )
 
@@ -67,11 +64,7 @@ func TestPaymentTrackerRemembersBoundedEventIDs(t *testing.T) {
 func TestTimestampOrderedEventsAreConfirmedWithTheProvider(t *testing.T) {
 	fakes := newFakeProviders()
 	fakes.chargeStatus = providers.ChargeFailed
-	var suite testsuite.WorkflowTestSuite
-	env := suite.NewTestWorkflowEnvironment()
-	acts, _ := activities.New(fakes, fakes, fakes, fakes)
-	env.RegisterActivity(acts)
-	env.SetStartWorkflowOptions(startOptions("order/T-1"))
+	env := newOrderEnv(fakes)
 	env.RegisterDelayedCallback(func() {
 		env.SignalWorkflow(SignalPaymentEvent, PaymentSignal{EventID: "evt_1", ChargeID: "ch_1", Status: "succeeded", Version: 1700000000})
 		env.SignalWorkflow(SignalPaymentEvent, PaymentSignal{EventID: "evt_2", ChargeID: "ch_1", Status: "failed", Version: 1700000000})
@@ -93,11 +86,7 @@ func TestTimestampOrderedEventsAreConfirmedWithTheProvider(t *testing.T) {
 // signal before the wait ends: the provider is never asked.
 func TestPaymentWebhookDecidesWithoutAskingTheProvider(t *testing.T) {
 	fakes := newFakeProviders()
-	var suite testsuite.WorkflowTestSuite
-	env := suite.NewTestWorkflowEnvironment()
-	acts, _ := activities.New(fakes, fakes, fakes, fakes)
-	env.RegisterActivity(acts)
-	env.SetStartWorkflowOptions(startOptions("order/T-1"))
+	env := newOrderEnv(fakes)
 	env.RegisterDelayedCallback(func() {
 		env.SignalWorkflow(SignalPaymentEvent, PaymentSignal{EventID: "e1", ChargeID: "ch_1", Status: "succeeded", Version: 2, Ordered: true})
 		env.SignalWorkflow(SignalPaymentEvent, PaymentSignal{EventID: "e1", ChargeID: "ch_1", Status: "succeeded", Version: 2, Ordered: true})

@@ -1,9 +1,13 @@
 package workflows
 
 import (
+	"slices"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/handoff-hq/handoff/config"
 )
 
 // ProviderControlID is the workflow ID of the one provider control workflow
@@ -21,9 +25,6 @@ const (
 // controlUpdatesPerRun bounds the control workflow's history; it continues
 // as new after this many changes.
 const controlUpdatesPerRun = 200
-
-// knownSystems are the systems a pause can name.
-var knownSystems = map[string]bool{"payments": true, "accounting": true, "crm": true, "mail": true}
 
 // ProviderControlState is which providers are paused.
 type ProviderControlState struct {
@@ -54,8 +55,8 @@ func ProviderControlWorkflow(ctx workflow.Context, state ProviderControlState) e
 	}
 	changes := 0
 	validate := func(_ workflow.Context, req ProviderRequest) error {
-		if !knownSystems[req.System] {
-			return notApplicable("unknown system %q: want payments, accounting, crm or mail", req.System)
+		if !slices.Contains(config.Systems, req.System) {
+			return notApplicable("unknown system %q: want one of %s", req.System, strings.Join(config.Systems, ", "))
 		}
 		return nil
 	}

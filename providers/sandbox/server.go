@@ -54,10 +54,12 @@ type Options struct {
 type Server struct {
 	mu       sync.Mutex
 	contacts *collection[providers.Contact]
-	charges  *collection[providers.Charge]
-	invoices *collection[providers.Invoice]
-	messages *collection[providers.Message]
-	refunds  *collection[providers.Refund]
+	// contactByEmail indexes contacts by lower-cased e-mail for upserts.
+	contactByEmail map[string]string
+	charges        *collection[providers.Charge]
+	invoices       *collection[providers.Invoice]
+	messages       *collection[providers.Message]
+	refunds        *collection[providers.Refund]
 
 	settleDelay time.Duration
 	log         *slog.Logger
@@ -85,14 +87,15 @@ func NewServer(opts Options) *Server {
 	// outlived a sandbox get "not found" instead of another order's record.
 	instance := randomTag()
 	s := &Server{
-		contacts:    newCollection[providers.Contact]("ct_" + instance),
-		charges:     newCollection[providers.Charge]("ch_" + instance),
-		invoices:    newCollection[providers.Invoice]("in_" + instance),
-		messages:    newCollection[providers.Message]("msg_" + instance),
-		refunds:     newCollection[providers.Refund]("re_" + instance),
-		settleDelay: opts.SettleDelay,
-		log:         opts.Logger,
-		mux:         http.NewServeMux(),
+		contacts:       newCollection[providers.Contact]("ct_" + instance),
+		contactByEmail: map[string]string{},
+		charges:        newCollection[providers.Charge]("ch_" + instance),
+		invoices:       newCollection[providers.Invoice]("in_" + instance),
+		messages:       newCollection[providers.Message]("msg_" + instance),
+		refunds:        newCollection[providers.Refund]("re_" + instance),
+		settleDelay:    opts.SettleDelay,
+		log:            opts.Logger,
+		mux:            http.NewServeMux(),
 		auth: &authority{clientID: opts.ClientID, secret: opts.ClientSecret, ttl: opts.TokenTTL,
 			tokens: map[string]time.Time{}},
 		webhooks: newSender(strings.TrimRight(opts.WebhookURL, "/"), opts.WebhookSecret, instance, opts.Logger),
@@ -235,6 +238,8 @@ type createRequest struct {
 	body []byte
 	key  string
 	ref  string
+	// hash identifies the parameters, for the idempotency key's check.
+	hash string
 }
 
 // readCreate reads a create call's body and names its external reference:
@@ -255,7 +260,7 @@ func readCreate(w http.ResponseWriter, r *http.Request, into any) (createRequest
 		return createRequest{}, invalid("body_invalid", "request body is not valid JSON: "+err.Error())
 	}
 	_ = json.Unmarshal(body, &ref) // already known to be valid JSON
-	cr := createRequest{body: body, key: r.Header.Get(providers.HeaderIdempotencyKey), ref: ref.ExternalRef}
+	cr := createRequest{body: body, key: r.Header.Get(providers.HeaderIdempotencyKey), ref: ref.ExternalRef, hash: paramsHash(body)}
 	if cr.ref == "" {
 		cr.ref = cr.key
 	}
@@ -273,7 +278,7 @@ func replay(w http.ResponseWriter, answers map[string]*idempotentAnswer, cr crea
 	if !ok {
 		return false
 	}
-	if prev.paramsHash != paramsHash(cr.body) {
+	if prev.paramsHash != cr.hash {
 		(&apiError{status: http.StatusConflict, typ: "idempotency_error", code: "idempotency_key_reused",
 			message: "Keys for idempotent requests can only be used with the same parameters they were first used with."}).write(w)
 		return true
@@ -292,7 +297,7 @@ func remember(w http.ResponseWriter, answers map[string]*idempotentAnswer, cr cr
 		return
 	}
 	if cr.key != "" {
-		answers[cr.key] = &idempotentAnswer{paramsHash: paramsHash(cr.body), status: status, body: b}
+		answers[cr.key] = &idempotentAnswer{paramsHash: cr.hash, status: status, body: b}
 	}
 	writeRaw(w, status, b)
 }
@@ -376,24 +381,25 @@ func (s *Server) upsertContact(w http.ResponseWriter, r *http.Request) {
 	if replay(w, s.contacts.byKey, cr) {
 		return
 	}
-	for _, e := range s.contacts.byID {
-		if strings.EqualFold(e.value.Email, req.Email) {
-			e.value.Name = req.Name
-			remember(w, s.contacts.byKey, cr, http.StatusOK, *e.value)
-			return
-		}
+	if c, ok := s.contacts.get(s.contactByEmail[strings.ToLower(req.Email)]); ok {
+		c.Name = req.Name
+		remember(w, s.contacts.byKey, cr, http.StatusOK, *c)
+		return
 	}
-	id := s.contacts.nextID()
-	c := &providers.Contact{ID: id, Email: req.Email, Name: req.Name, ExternalRef: cr.ref}
-	s.contacts.add(id, cr.ref, cr.key, c)
+	c := s.addContact(req.Email, req.Name, cr.ref, cr.key)
 	remember(w, s.contacts.byKey, cr, http.StatusOK, *c)
 }
 
-func (s *Server) createCharge(w http.ResponseWriter, r *http.Request) {
-	var req providers.ChargeRequest
+// create serves every create call the same way: read and validate the
+// body, answer a repeated idempotency key from memory, or build the new
+// record (under s.mu), store it under its key and reference, and remember
+// the answer. A build that refuses answers its error, which is not
+// remembered.
+func create[T any, R any](s *Server, w http.ResponseWriter, r *http.Request, c *collection[T], validate func(*R) *apiError, build func(id string, cr createRequest, req *R) (*T, *apiError)) {
+	var req R
 	cr, aerr := readCreate(w, r, &req)
-	if aerr == nil {
-		aerr = validateMoney(req.Amount, req.Currency)
+	if aerr == nil && validate != nil {
+		aerr = validate(&req)
 	}
 	if aerr != nil {
 		aerr.write(w)
@@ -401,17 +407,29 @@ func (s *Server) createCharge(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if replay(w, s.charges.byKey, cr) {
+	if replay(w, c.byKey, cr) {
 		return
 	}
-	id := s.charges.nextID()
-	ch := &providers.Charge{ID: id, ExternalRef: cr.ref, Status: providers.ChargePending,
-		Amount: req.Amount, Currency: strings.ToLower(req.Currency), Customer: req.Customer,
-		Email: req.Email, Created: time.Now().Unix()}
-	s.charges.add(id, cr.ref, cr.key, ch)
-	s.chargeEvent(ch, 1)
-	s.settleLater(ch, strings.HasPrefix(strings.ToLower(req.Email), DeclineEmailPrefix))
-	remember(w, s.charges.byKey, cr, http.StatusOK, *ch)
+	id := c.nextID()
+	rec, aerr := build(id, cr, &req)
+	if aerr != nil {
+		aerr.write(w)
+		return
+	}
+	c.add(id, cr.ref, cr.key, rec)
+	remember(w, c.byKey, cr, http.StatusOK, *rec)
+}
+
+func (s *Server) createCharge(w http.ResponseWriter, r *http.Request) {
+	create(s, w, r, s.charges, func(req *providers.ChargeRequest) *apiError { return validateMoney(req.Amount, req.Currency) },
+		func(id string, cr createRequest, req *providers.ChargeRequest) (*providers.Charge, *apiError) {
+			ch := &providers.Charge{ID: id, ExternalRef: cr.ref, Status: providers.ChargePending,
+				Amount: req.Amount, Currency: strings.ToLower(req.Currency), Customer: req.Customer,
+				Email: req.Email, Created: time.Now().Unix()}
+			s.chargeEvent(ch, 1)
+			s.settleLater(ch, strings.HasPrefix(strings.ToLower(req.Email), DeclineEmailPrefix))
+			return ch, nil
+		})
 }
 
 // settleLater moves a pending charge to succeeded (or failed) after the
@@ -432,49 +450,29 @@ func (s *Server) settleLater(ch *providers.Charge, decline bool) {
 }
 
 func (s *Server) createInvoice(w http.ResponseWriter, r *http.Request) {
-	var req providers.InvoiceRequest
-	cr, aerr := readCreate(w, r, &req)
-	if aerr == nil {
-		aerr = validateMoney(req.Amount, req.Currency)
-	}
-	if aerr == nil && len(req.Lines) == 0 {
-		aerr = invalid("lines_missing", "an invoice needs at least one line")
-	}
-	if aerr != nil {
-		aerr.write(w)
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if replay(w, s.invoices.byKey, cr) {
-		return
-	}
-	id := s.invoices.nextID()
-	inv := &providers.Invoice{ID: id, ExternalRef: cr.ref, Status: "open", Customer: req.Customer,
-		Amount: req.Amount, Currency: strings.ToLower(req.Currency), Charge: req.Charge, Lines: req.Lines}
-	s.invoices.add(id, cr.ref, cr.key, inv)
-	remember(w, s.invoices.byKey, cr, http.StatusOK, *inv)
+	create(s, w, r, s.invoices, func(req *providers.InvoiceRequest) *apiError {
+		if aerr := validateMoney(req.Amount, req.Currency); aerr != nil {
+			return aerr
+		}
+		if len(req.Lines) == 0 {
+			return invalid("lines_missing", "an invoice needs at least one line")
+		}
+		return nil
+	}, func(id string, cr createRequest, req *providers.InvoiceRequest) (*providers.Invoice, *apiError) {
+		return &providers.Invoice{ID: id, ExternalRef: cr.ref, Status: "open", Customer: req.Customer,
+			Amount: req.Amount, Currency: strings.ToLower(req.Currency), Charge: req.Charge, Lines: req.Lines}, nil
+	})
 }
 
 func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) {
-	var req providers.MessageRequest
-	cr, aerr := readCreate(w, r, &req)
-	if aerr == nil && !strings.Contains(req.To, "@") {
-		aerr = invalid("to_invalid", "to must be an e-mail address")
-	}
-	if aerr != nil {
-		aerr.write(w)
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if replay(w, s.messages.byKey, cr) {
-		return
-	}
-	id := s.messages.nextID()
-	m := &providers.Message{ID: id, ExternalRef: cr.ref, Status: "sent", To: req.To, Subject: req.Subject}
-	s.messages.add(id, cr.ref, cr.key, m)
-	remember(w, s.messages.byKey, cr, http.StatusOK, *m)
+	create(s, w, r, s.messages, func(req *providers.MessageRequest) *apiError {
+		if !strings.Contains(req.To, "@") {
+			return invalid("to_invalid", "to must be an e-mail address")
+		}
+		return nil
+	}, func(id string, cr createRequest, req *providers.MessageRequest) (*providers.Message, *apiError) {
+		return &providers.Message{ID: id, ExternalRef: cr.ref, Status: "sent", To: req.To, Subject: req.Subject}, nil
+	})
 }
 
 func validateMoney(amount int64, currency string) *apiError {
@@ -514,31 +512,17 @@ func (s *Server) State() State {
 // createRefund refunds a whole succeeded charge, once per charge: a second
 // refund of the same charge under another key is refused, as providers do.
 func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
-	var req providers.RefundRequest
-	cr, aerr := readCreate(w, r, &req)
-	if aerr != nil {
-		aerr.write(w)
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if replay(w, s.refunds.byKey, cr) {
-		return
-	}
-	ch, ok := s.charges.get(req.Charge)
-	switch {
-	case !ok:
-		(&apiError{status: http.StatusNotFound, typ: "invalid_request_error", code: "resource_missing", message: "no such charge: " + req.Charge}).write(w)
-		return
-	case ch.Status != providers.ChargeSucceeded:
-		invalid("charge_not_refundable", "only a succeeded charge can be refunded; this one is "+ch.Status).write(w)
-		return
-	}
-	id := s.refunds.nextID()
-	ref := &providers.Refund{ID: id, ExternalRef: cr.ref, Charge: ch.ID, Amount: ch.Amount, Status: "succeeded"}
-	s.refunds.add(id, cr.ref, cr.key, ref)
-	ch.Status = providers.ChargeRefunded
-	remember(w, s.refunds.byKey, cr, http.StatusOK, *ref)
+	create(s, w, r, s.refunds, nil, func(id string, cr createRequest, req *providers.RefundRequest) (*providers.Refund, *apiError) {
+		ch, ok := s.charges.get(req.Charge)
+		switch {
+		case !ok:
+			return nil, &apiError{status: http.StatusNotFound, typ: "invalid_request_error", code: "resource_missing", message: "no such charge: " + req.Charge}
+		case ch.Status != providers.ChargeSucceeded:
+			return nil, invalid("charge_not_refundable", "only a succeeded charge can be refunded; this one is "+ch.Status)
+		}
+		ch.Status = providers.ChargeRefunded
+		return &providers.Refund{ID: id, ExternalRef: cr.ref, Charge: ch.ID, Amount: ch.Amount, Status: "succeeded"}, nil
+	})
 }
 
 // voidInvoice voids an invoice; voiding it again answers the void invoice.
@@ -552,4 +536,12 @@ func (s *Server) voidInvoice(w http.ResponseWriter, r *http.Request) {
 	}
 	inv.Status = "void"
 	writeJSON(w, http.StatusOK, *inv)
+}
+
+// addContact stores a new contact and indexes its e-mail. The caller holds s.mu.
+func (s *Server) addContact(email, name, ref, key string) *providers.Contact {
+	c := &providers.Contact{ID: s.contacts.nextID(), Email: email, Name: name, ExternalRef: ref}
+	s.contacts.add(c.ID, ref, key, c)
+	s.contactByEmail[strings.ToLower(email)] = c.ID
+	return c
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/handoff-hq/handoff/providers"
@@ -44,8 +45,7 @@ func (s *Server) Seed(req SeedRequest) {
 	for i := range req.Orders {
 		key := fmt.Sprintf("order/%s-%d", req.Prefix, i)
 		email := fmt.Sprintf("%s-%d@example.com", req.Prefix, i)
-		ct := &providers.Contact{ID: s.contacts.nextID(), Email: email, Name: "Seeded", ExternalRef: key + "/customer"}
-		s.contacts.add(ct.ID, ct.ExternalRef, "", ct)
+		ct := s.addContact(email, "Seeded", key+"/customer", "")
 		ch := &providers.Charge{ID: s.charges.nextID(), ExternalRef: key + "/charge", Status: providers.ChargeSucceeded,
 			Amount: req.Amount, Currency: "eur", Customer: ct.ID, Email: email, Created: now}
 		s.charges.add(ch.ID, ch.ExternalRef, "", ch)
@@ -72,6 +72,9 @@ func (s *Server) deleteRecord(w http.ResponseWriter, r *http.Request) {
 	case "mail/messages":
 		ok = s.messages.remove(id)
 	case "crm/contacts":
+		if c, found := s.contacts.get(id); found {
+			delete(s.contactByEmail, strings.ToLower(c.Email))
+		}
 		ok = s.contacts.remove(id)
 	}
 	if !ok {

@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/handoff-hq/handoff/providers"
+	"github.com/handoff-hq/handoff/webhooks"
 )
 
 // DefaultURL is Stripe's API.
@@ -27,8 +28,9 @@ const DefaultURL = "https://api.stripe.com"
 const APIVersion = "2024-06-20"
 
 // MetadataExternalRef is the metadata key holding handoff's external
-// reference ("<workflow id>/<step>") on every PaymentIntent it creates.
-const MetadataExternalRef = "handoff_external_ref"
+// reference ("<workflow id>/<step>") on every PaymentIntent it creates; the
+// webhook decoder reads the same key.
+const MetadataExternalRef = webhooks.StripeExternalRefKey
 
 // Client is a Payments provider on Stripe.
 type Client struct {
