@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/handoff-hq/handoff/redact"
 )
 
 // Category says what a failed provider call means for the next attempt.
@@ -31,6 +33,9 @@ const (
 	TypeUnsupported  = "Unsupported"
 	TypeTemporary    = "ProviderUnavailable"
 	TypeAmbiguous    = "AmbiguousOutcome"
+	// TypePaused is a call that was not sent because an operator paused
+	// the provider; it is temporary.
+	TypePaused = "ProviderPaused"
 )
 
 // Error is a classified failure of one provider call.
@@ -50,15 +55,17 @@ type Error struct {
 	Err        error
 }
 
+// Error describes the failure with personal data masked (see redact), since
+// the text is stored on the order and logged.
 func (e *Error) Error() string {
 	msg := e.Message
 	if msg == "" && e.Err != nil {
 		msg = e.Err.Error()
 	}
 	if e.Status != 0 {
-		return fmt.Sprintf("%s %s: %s (%d %s): %s", e.System, e.Operation, e.Category, e.Status, e.Type, msg)
+		return redact.Text(fmt.Sprintf("%s %s: %s (%d %s): %s", e.System, e.Operation, e.Category, e.Status, e.Type, msg))
 	}
-	return fmt.Sprintf("%s %s: %s (%s): %s", e.System, e.Operation, e.Category, e.Type, msg)
+	return redact.Text(fmt.Sprintf("%s %s: %s (%s): %s", e.System, e.Operation, e.Category, e.Type, msg))
 }
 
 func (e *Error) Unwrap() error { return e.Err }

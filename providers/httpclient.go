@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/handoff-hq/handoff/redact"
 )
 
 // MaxResponseBytes bounds how much of a provider's answer is read.
@@ -226,7 +228,8 @@ func (c *HTTPClient) statusError(r Request, resp *http.Response, body []byte) er
 	var pe providerError
 	_ = json.Unmarshal(body, &pe) // a body that is not the usual shape still has a status
 	category, typ := Classify(resp.StatusCode, pe.Error.Type)
-	msg := pe.Error.Message
+	// The provider's message may name the customer (Stripe's do).
+	msg := redact.Text(pe.Error.Message)
 	if msg == "" {
 		msg = http.StatusText(resp.StatusCode)
 	}

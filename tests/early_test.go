@@ -19,7 +19,7 @@ import (
 func chargeAhead(t *testing.T, orderID string) providers.Charge {
 	t.Helper()
 	c := sandbox.NewClient("payments", env.provider.URL+"/payments", providers.HTTPOptions{})
-	c.HTTP().SetAuth(providers.NewClientCredentials("payments", env.provider.URL+"/oauth/token", "test-client", "test-secret-0123456789", c.HTTP().Transport()))
+	c.HTTP().SetAuth(providers.NewClientCredentials("payments", env.provider.URL+"/oauth/token", "test-client", "test-secret-0123456789", c.HTTP().Transport(), 0))
 	o := order(orderID)
 	ch, err := c.CreateCharge(context.Background(), providers.Call{IdempotencyKey: workflows.OrderWorkflowID(orderID) + "/charge"},
 		providers.ChargeRequest{Amount: o.Amount, Currency: o.Currency, Email: o.Customer.Email})

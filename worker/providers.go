@@ -40,7 +40,7 @@ func httpOptions(p config.Provider) providers.HTTPOptions {
 func authenticator(system string, p config.Provider, c *providers.HTTPClient) providers.Authenticator {
 	switch {
 	case p.ClientID != "":
-		return providers.NewClientCredentials(system, p.TokenURL, p.ClientID, p.ClientSecret, c.Transport())
+		return providers.NewClientCredentials(system, p.TokenURL, p.ClientID, p.ClientSecret, c.Transport(), p.Timeout)
 	case p.APIKey != "":
 		return providers.APIKey{System: system, Key: p.APIKey}
 	}

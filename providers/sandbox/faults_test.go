@@ -139,7 +139,7 @@ func newAuthSandbox(t *testing.T, ttl time.Duration) (*Server, string) {
 
 func authClient(url string) *Client {
 	c := NewClient("payments", url+"/payments", providers.HTTPOptions{})
-	c.HTTP().SetAuth(providers.NewClientCredentials("payments", url+"/oauth/token", "client", "secret-0123456789", c.HTTP().Transport()))
+	c.HTTP().SetAuth(providers.NewClientCredentials("payments", url+"/oauth/token", "client", "secret-0123456789", c.HTTP().Transport(), 0))
 	return c
 }
 
