@@ -210,14 +210,47 @@ type RefundChargeResult struct {
 	RefundID string
 }
 
-// RefundCharge refunds a charge in full; its idempotency key makes it
-// happen once, however often it is retried.
+// RefundCharge refunds a charge in full, or adopts a refund of it that
+// exists already: one an earlier attempt made, or one a person made at the
+// provider. Its idempotency key makes it happen once, however often it is
+// retried, and the look-up first keeps a provider that forgot the key from
+// answering a second refund with a permanent error.
 func (a *Activities) RefundCharge(ctx context.Context, in RefundChargeInput) (RefundChargeResult, error) {
-	re, err := a.Payments.RefundCharge(ctx, in.Call, providers.RefundRequest{Charge: in.ChargeID})
+	find := func(ctx context.Context, call providers.Call, _ string) (providers.Refund, bool, error) {
+		return a.Payments.FindRefund(ctx, call, in.ChargeID)
+	}
+	re, err := adoptOrCreate(ctx, in.Call, "refund", find, func() (providers.Refund, error) {
+		return a.Payments.RefundCharge(ctx, in.Call, providers.RefundRequest{Charge: in.ChargeID})
+	})
 	if err != nil {
-		return RefundChargeResult{}, temporalError(ctx, "refund charge", err)
+		return RefundChargeResult{}, err
 	}
 	return RefundChargeResult{Outcome: outcome(ctx, re.ID), RefundID: re.ID}, nil
+}
+
+// CancelChargeInput names the charge to cancel.
+type CancelChargeInput struct {
+	Call     providers.Call
+	ChargeID string
+}
+
+// CancelChargeResult is the charge as it stands after the cancellation:
+// canceled, or settled when it settled first, or still pending when the
+// provider cannot cancel it yet.
+type CancelChargeResult struct {
+	Outcome
+	Status      string
+	FailureCode string
+}
+
+// CancelCharge cancels a charge that has not settled, so that an order that
+// is being undone cannot take money any more.
+func (a *Activities) CancelCharge(ctx context.Context, in CancelChargeInput) (CancelChargeResult, error) {
+	ch, err := a.Payments.CancelCharge(ctx, in.Call, in.ChargeID)
+	if err != nil {
+		return CancelChargeResult{}, temporalError(ctx, "cancel charge", err)
+	}
+	return CancelChargeResult{Outcome: outcome(ctx, ch.ID), Status: ch.Status, FailureCode: ch.FailureCode}, nil
 }
 
 // VoidInvoiceInput names the invoice to void.

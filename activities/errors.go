@@ -22,6 +22,10 @@ const (
 	backoffBase     = 2 * time.Second
 	backoffCap      = 30 * time.Second
 	retryAfterLimit = 10 * time.Minute
+	// pausedRetry is when a call refused by a provider pause is tried
+	// again; by then the worker has stopped polling the paused queue, so
+	// the retry waits there without using further attempts.
+	pausedRetry = 5 * time.Second
 )
 
 // FailureDetails travels with every activity failure, so that the workflow
@@ -47,9 +51,13 @@ func temporalError(ctx context.Context, op string, err error) error {
 		details.Status, details.Code = pe.Status, pe.Code
 	}
 	opts := temporal.ApplicationErrorOptions{Cause: err, Details: []any{details}}
-	if providers.CategoryOf(err) == providers.Permanent {
+	switch {
+	case providers.CategoryOf(err) == providers.Permanent:
 		opts.NonRetryable = true
-	} else {
+	case typ == providers.TypePaused:
+		// An operator's pause, not a failure of the provider.
+		opts.NextRetryDelay, opts.Category = pausedRetry, temporal.ApplicationErrorCategoryBenign
+	default:
 		opts.NextRetryDelay = retryDelay(attempt, time.Duration(retryAfter)*time.Second, randomFloat)
 	}
 	return temporal.NewApplicationErrorWithOptions(op, typ, opts)
@@ -69,3 +77,18 @@ func retryDelay(attempt int32, retryAfter time.Duration, random func() float64) 
 
 // randomFloat is the jitter's source; retries need spread, not secrecy.
 var randomFloat = rand.Float64
+
+// Paused is the error of an activity that was not run because one of the
+// providers it calls is paused (or the pause state could not be read). It is
+// retried after a pause, by when the worker no longer polls the paused
+// provider's queue, and is benign: nothing failed.
+func Paused(ctx context.Context, systems []string, err error) error {
+	system := ""
+	if len(systems) == 1 {
+		system = systems[0]
+	}
+	return temporalError(ctx, "provider paused", &providers.Error{
+		System: system, Operation: activity.GetInfo(ctx).ActivityType.Name,
+		Category: providers.Temporary, Type: providers.TypePaused, Err: err,
+	})
+}

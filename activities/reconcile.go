@@ -90,8 +90,10 @@ type ComparePageInput struct {
 	Cursor string
 	Limit  int
 	// Before excludes charges created after it: orders still in flight are
-	// not differences yet.
+	// not differences yet. After excludes records created before it: the
+	// look-back window.
 	Before time.Time
+	After  time.Time
 }
 
 // ComparePageResult is what one page compared and found.
@@ -102,6 +104,17 @@ type ComparePageResult struct {
 	Contacts    int
 	Differences []Difference
 	NextCursor  string
+}
+
+// window reports whether a record created at the given unix second lies
+// in the page's window; a record that does not say when it was created is
+// compared.
+func (in ComparePageInput) window(created int64) bool {
+	if created == 0 {
+		return true
+	}
+	t := time.Unix(created, 0)
+	return !t.After(in.Before) && (in.After.IsZero() || !t.Before(in.After))
 }
 
 var orderRefPattern = regexp.MustCompile(`^(order/[^/]+)/(charge|invoice|confirmation|customer)$`)
@@ -162,7 +175,7 @@ func (a *Activities) compareCharges(ctx context.Context, in ComparePageInput) (C
 	var invoiceRefs, messageRefs, contactIDs []string
 	for _, ch := range charges {
 		key, ok := orderKey(ch.ExternalRef)
-		if !ok || ch.Status != providers.ChargeSucceeded || (ch.Created != 0 && time.Unix(ch.Created, 0).After(in.Before)) {
+		if !ok || ch.Status != providers.ChargeSucceeded || !in.window(ch.Created) {
 			continue
 		}
 		paid = append(paid, ch)
@@ -271,7 +284,7 @@ func (a *Activities) compareInvoices(ctx context.Context, in ComparePageInput) (
 		chargeStatus[ch.ExternalRef] = ch.Status
 	}
 	for _, inv := range invoices {
-		if inv.Status == "void" {
+		if inv.Status == "void" || !in.window(inv.Created) {
 			continue
 		}
 		key, _ := orderKey(inv.ExternalRef) // no key: no charge can be behind it

@@ -35,11 +35,11 @@ func (f *fakeOrders) PlaceOrder(_ context.Context, o workflows.Order, correlatio
 	return starter.Placed{OrderID: o.OrderID, WorkflowID: "order/" + o.OrderID, Replayed: f.replayed}, nil
 }
 
-func (f *fakeOrders) Order(_ context.Context, id string) (workflows.OrderState, error) {
+func (f *fakeOrders) Order(_ context.Context, id string) (starter.OrderRead, error) {
 	if f.readErr != nil {
-		return workflows.OrderState{}, f.readErr
+		return starter.OrderRead{}, f.readErr
 	}
-	return workflows.OrderState{OrderID: id, Status: workflows.StatusCompleted, Steps: []workflows.Step{}}, nil
+	return starter.OrderRead{State: workflows.OrderState{OrderID: id, Status: workflows.StatusCompleted, Steps: []workflows.Step{}}, Source: starter.SourceWorkflow}, nil
 }
 
 func newTestServer(t *testing.T, orders *fakeOrders, ready error) *Server {

@@ -29,7 +29,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "handoff_orders_placed_total", Help: "POST /v1/orders outcomes: started, replayed, conflict, invalid, error.",
 		}, []string{"result"}),
 		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "handoff_webhooks_total", Help: "Webhook deliveries by system and result: accepted, finished, early, unhandled, bad_signature, stale, malformed, too_large, unavailable.",
+			Name: "handoff_webhooks_total", Help: "Webhook deliveries by system (unknown for a system handoff does not know) and result: accepted, finished, late_payment, early, unhandled, foreign, unknown_system, bad_signature, stale, malformed, too_large, unavailable.",
 		}, []string{"system", "result"}),
 	}
 	reg.MustRegister(m.requests, m.latency, m.placed, m.webhooks)

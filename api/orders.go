@@ -18,6 +18,12 @@ import (
 // before: nothing new was started.
 const HeaderIdempotentReplayed = "Idempotent-Replayed"
 
+// HeaderStateSource says where the state of GET /v1/orders/{order_id} came
+// from: "workflow" (the running order's own answer, or its result) or
+// "snapshot" (what Temporal keeps without a worker: the state the order kept
+// at its last change of status, with its running step).
+const HeaderStateSource = "Handoff-State-Source"
+
 // PlacedOrder is the answer to POST /v1/orders.
 type PlacedOrder struct {
 	OrderID    string            `json:"order_id"`
@@ -56,11 +62,12 @@ func (s *Server) getOrder(c echo.Context) error {
 	if err != nil {
 		return problemInvalid.with("order_id is not a valid path segment")
 	}
-	state, err := s.orders.Order(c.Request().Context(), id)
+	read, err := s.orders.Order(c.Request().Context(), id)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, state)
+	c.Response().Header().Set(HeaderStateSource, read.Source)
+	return c.JSON(http.StatusOK, read.State)
 }
 
 // decodeJSON reads a bounded JSON body into v, refusing unknown fields and

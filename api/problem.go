@@ -38,7 +38,14 @@ var (
 	problemTooLarge     = problemKind{http.StatusRequestEntityTooLarge, "too-large", "The request body is too large"}
 	problemUnavailable  = problemKind{http.StatusServiceUnavailable, "unavailable", "The workflow engine is unavailable; try again"}
 	problemInternal     = problemKind{http.StatusInternalServerError, "internal", "Internal error"}
+	// problemClientClosed is what a request whose client went away is
+	// counted as (nginx's 499): not a failure of the server.
+	problemClientClosed = problemKind{StatusClientClosedRequest, "client-closed", "The client closed the request"}
 )
+
+// StatusClientClosedRequest is the status a request is counted and logged
+// with when its client went away before the answer.
+const StatusClientClosedRequest = 499
 
 type problemKind struct {
 	status int
@@ -110,11 +117,13 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		if he.Code == http.StatusRequestEntityTooLarge {
 			p = problemTooLarge.with("")
 		}
+	case c.Request().Context().Err() != nil:
+		p = problemClientClosed.with("")
 	default:
 		p = problemFor(err)
 	}
-	if p.Status >= 500 && !errors.Is(err, context.Canceled) {
-		s.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path,
+	if p.Status >= 500 {
+		s.log.Error("request failed", "method", c.Request().Method, "route", routeOf(c),
 			"correlation_id", correlationID(c), "error", err)
 	}
 	_ = writeProblem(c, p)

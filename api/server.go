@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -38,7 +39,7 @@ const maxBodyBytes = 1 << 20
 // Orders is what the API needs to place and read orders.
 type Orders interface {
 	PlaceOrder(ctx context.Context, order workflows.Order, correlationID string) (starter.Placed, error)
-	Order(ctx context.Context, orderID string) (workflows.OrderState, error)
+	Order(ctx context.Context, orderID string) (starter.OrderRead, error)
 }
 
 // Options configures a Server.
@@ -110,7 +111,16 @@ func New(opts Options) (*Server, error) {
 	s.opTokens = digests(opts.OperatorTokens)
 	s.echo.HideBanner, s.echo.HidePort = true, true
 	s.echo.HTTPErrorHandler = s.errorHandler
-	s.echo.Use(s.observe)
+	// A panic in a handler becomes a logged 500 problem, never a dropped
+	// connection; it is counted like any other answer.
+	s.echo.Use(s.observe, middleware.RecoverWithConfig(middleware.RecoverConfig{
+		DisablePrintStack: true,
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			s.log.Error("handler panicked", "method", c.Request().Method, "route", routeOf(c),
+				"correlation_id", correlationID(c), "error", err, "stack", string(stack))
+			return err
+		},
+	}))
 	s.echo.GET("/healthz", s.healthz)
 	s.echo.GET("/readyz", s.readyz)
 	s.echo.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{})))
@@ -200,22 +210,38 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			c.Error(err)
 		}
-		route := c.Path()
-		if route == "" {
-			route = "unmatched"
-		}
+		route := routeOf(c)
 		status := c.Response().Status
 		elapsed := time.Since(start)
-		s.metrics.requests.WithLabelValues(c.Request().Method, route, strconv.Itoa(status)).Inc()
-		s.metrics.latency.WithLabelValues(c.Request().Method, route).Observe(elapsed.Seconds())
+		method := methodLabel(c.Request().Method)
+		s.metrics.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
+		s.metrics.latency.WithLabelValues(method, route).Observe(elapsed.Seconds())
 		key, _ := c.Get(businessKey).(string)
 		if key == "" {
 			key = c.Param("order_id")
 		}
-		s.log.Info("request", "method", c.Request().Method, "route", route, "status", status,
+		s.log.Info("request", "method", method, "route", route, "status", status,
 			"duration_ms", elapsed.Milliseconds(), "correlation_id", id, "business_key", key)
 		return nil
 	}
+}
+
+// routeOf is the request's route template ("/v1/orders/:order_id"), never
+// its path: labels and logs must not take values a client chose.
+func routeOf(c echo.Context) string {
+	if route := c.Path(); route != "" {
+		return route
+	}
+	return "unmatched"
+}
+
+// methodLabel keeps the method label to a closed set.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "other"
 }
 
 func correlationID(c echo.Context) string {

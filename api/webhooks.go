@@ -45,6 +45,10 @@ var (
 	problemStaleSignature = problemKind{http.StatusUnauthorized, "stale-signature", "The webhook timestamp is outside the tolerance"}
 )
 
+// unknownSystem is the one label webhooks to systems handoff does not know
+// are counted under.
+const unknownSystem = "unknown"
+
 // webhookAnswer is the body of a 2xx answer to a webhook.
 type webhookAnswer struct {
 	Status string `json:"status"`
@@ -57,8 +61,13 @@ type webhookAnswer struct {
 // It calls no provider: its latency is Temporal's alone.
 func (s *Server) webhook(c echo.Context) error {
 	system := c.Param("system")
-	src, ok := s.webhooks[system]
-	if !ok || len(src.Secrets) == 0 {
+	src, known := s.webhooks[system]
+	if !known {
+		// The path is anyone's to choose: it never becomes a label.
+		s.metrics.webhook(unknownSystem, "unknown_system")
+		return problemNotFound.with("no such system")
+	}
+	if len(src.Secrets) == 0 {
 		s.metrics.webhook(system, "unknown_system")
 		return problemNotFound.with("no webhooks are configured for this system")
 	}
@@ -82,6 +91,9 @@ func (s *Server) webhook(c echo.Context) error {
 	case errors.Is(err, webhooks.ErrUnhandled):
 		s.metrics.webhook(system, "unhandled")
 		return c.JSON(http.StatusAccepted, webhookAnswer{Status: "ignored", Reason: "event type not handled"})
+	case errors.Is(err, webhooks.ErrForeign):
+		s.metrics.webhook(system, "foreign")
+		return c.JSON(http.StatusAccepted, webhookAnswer{Status: "ignored", Reason: "the event is about a record handoff did not make"})
 	case err != nil:
 		s.metrics.webhook(system, "malformed")
 		p := problemInvalid.with("the event is malformed")
@@ -94,6 +106,10 @@ func (s *Server) webhook(c echo.Context) error {
 	case err == nil:
 		s.metrics.webhook(system, "accepted")
 		return c.JSON(http.StatusOK, webhookAnswer{Status: "accepted"})
+	case errors.Is(err, starter.ErrLatePayment):
+		s.metrics.webhook(system, "late_payment")
+		s.log.Warn("payment succeeded after its order ended: refunding it", "system", system, "event_id", event.EventID, "order_id", event.OrderID)
+		return c.JSON(http.StatusOK, webhookAnswer{Status: "accepted", Reason: "the order had ended without this payment; it is being refunded"})
 	case errors.Is(err, starter.ErrActionFinished):
 		s.metrics.webhook(system, "finished")
 		return c.JSON(http.StatusOK, webhookAnswer{Status: "ignored", Reason: "the order has already finished"})

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/handoff-hq/handoff/webhooks"
 )
 
 // StripeURL is Stripe's API, the default URL of the stripe payments provider.
@@ -73,6 +75,13 @@ type Reconcile struct {
 	PageSize int `split_words:"true" default:"500"`
 	// Grace leaves orders younger than it alone: they may be in flight.
 	Grace time.Duration `default:"10m"`
+	// Since is the look-back window: records older than it are not
+	// compared, so that a provider account with years of history (or a
+	// fresh one next to an old one) is not "repaired" wholesale.
+	Since time.Duration `default:"72h"`
+	// MaxRepairs caps the repairs one reconciliation makes; beyond it safe
+	// differences are flagged for a person instead.
+	MaxRepairs int `split_words:"true" default:"100"`
 }
 
 // Temporal says where the Temporal cluster is and how to authenticate to it.
@@ -296,6 +305,12 @@ func (c Config) Validate(opts ValidateOptions) error {
 	if c.Reconcile.Grace < 0 {
 		add("HANDOFF_RECONCILE_GRACE: must not be negative")
 	}
+	if c.Reconcile.Since <= c.Reconcile.Grace {
+		add("HANDOFF_RECONCILE_SINCE: must be longer than HANDOFF_RECONCILE_GRACE")
+	}
+	if c.Reconcile.MaxRepairs < 0 {
+		add("HANDOFF_RECONCILE_MAX_REPAIRS: must not be negative")
+	}
 	if c.OrphanEventWindow <= 0 {
 		add("HANDOFF_ORPHAN_EVENT_WINDOW: must be positive")
 	}
@@ -322,6 +337,16 @@ func (p namedProvider) validate() []error {
 	}
 	if p.cfg.Provider == "stripe" && p.cfg.APIKey == "" {
 		errs = append(errs, fmt.Errorf("%s_API_KEY: the stripe provider needs a secret key", name))
+	}
+	for i, secret := range p.cfg.WebhookSecrets {
+		switch {
+		case p.cfg.Provider == "stripe" && (!strings.HasPrefix(secret, "whsec_") || len(secret) == len("whsec_")):
+			errs = append(errs, fmt.Errorf("%s_WEBHOOK_SECRETS: secret %d: want Stripe's whsec_… signing secret", name, i+1))
+		case p.cfg.Provider != "stripe":
+			if err := webhooks.CheckStandardSecret(secret); err != nil {
+				errs = append(errs, fmt.Errorf("%s_WEBHOOK_SECRETS: secret %d: %w", name, i+1, err))
+			}
+		}
 	}
 	if p.cfg.ClientID != "" && p.cfg.APIKey != "" {
 		errs = append(errs, fmt.Errorf("%s_API_KEY and %s_CLIENT_ID: choose one way to authenticate", name, name))

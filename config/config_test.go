@@ -1,6 +1,7 @@
 package config
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -31,7 +32,7 @@ func TestLoadReadsTheEnvironment(t *testing.T) {
 	t.Setenv("HANDOFF_API_TOKENS", "aaaaaaaaaaaaaaaa,bbbbbbbbbbbbbbbb")
 	t.Setenv("HANDOFF_SANDBOX_ADDR", "127.0.0.1:9999")
 	t.Setenv("HANDOFF_CRM_URL", "https://crm.example.com/api")
-	t.Setenv("HANDOFF_PAYMENTS_WEBHOOK_SECRETS", "whsec_a,whsec_b")
+	t.Setenv("HANDOFF_PAYMENTS_WEBHOOK_SECRETS", "whsec_c2VjcmV0LWE=,whsec_c2VjcmV0LWI=")
 	c, err := Load()
 	if err != nil {
 		t.Fatal(err)
@@ -129,15 +130,17 @@ func TestEveryDocumentedVariableIsRead(t *testing.T) {
 	t.Setenv("HANDOFF_ACCOUNTING_WEBHOOK_SECRETS", "whsec_x")
 	t.Setenv("HANDOFF_PAYMENT_POLL_INTERVAL", "2s")
 	t.Setenv("HANDOFF_PAYMENT_TIMEOUT", "1h")
+	t.Setenv("HANDOFF_RECONCILE_SINCE", "168h")
+	t.Setenv("HANDOFF_RECONCILE_MAX_REPAIRS", "25")
 	c, err := Load()
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := []string{c.Temporal.TLS.Cert, c.Temporal.TLS.Key, c.Temporal.TLS.CA, c.Temporal.APIKey, c.Temporal.UI.URL,
 		strings.Join(c.OperatorTokens, ","), c.APIAddr, c.Mail.Provider, strings.Join(c.Accounting.WebhookSecrets, ","),
-		c.PaymentPollInterval.String(), c.PaymentTimeout.String()}
+		c.PaymentPollInterval.String(), c.PaymentTimeout.String(), c.Reconcile.Since.String(), strconv.Itoa(c.Reconcile.MaxRepairs)}
 	want := []string{"cert.pem", "key.pem", "ca.pem", "key", "https://ui.example.com",
-		"op-token-0123456789", ":9000", "sandbox", "whsec_x", "2s", "1h0m0s"}
+		"op-token-0123456789", ":9000", "sandbox", "whsec_x", "2s", "1h0m0s", "168h0m0s", "25"}
 	for i := range want {
 		if got[i] != want[i] {
 			t.Errorf("value %d = %q, want %q", i, got[i], want[i])
@@ -146,4 +149,40 @@ func TestEveryDocumentedVariableIsRead(t *testing.T) {
 	if !c.Temporal.TLSEnabled() {
 		t.Error("TLSEnabled = false with certificate files set")
 	}
+}
+
+func TestValidateRefusesMalformedWebhookSecretsNamingTheVariable(t *testing.T) {
+	tests := []struct {
+		name, provider, secrets, want string
+	}{
+		{"not base64", "sandbox", "whsec_not-base64!", "HANDOFF_PAYMENTS_WEBHOOK_SECRETS: secret 1"},
+		{"no prefix", "sandbox", "whsec_c2VjcmV0,c2VjcmV0", "HANDOFF_PAYMENTS_WEBHOOK_SECRETS: secret 2"},
+		{"empty key", "sandbox", "whsec_", "HANDOFF_PAYMENTS_WEBHOOK_SECRETS: secret 1"},
+		{"stripe without prefix", "stripe", "sk_test_123", "HANDOFF_PAYMENTS_WEBHOOK_SECRETS: secret 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("HANDOFF_PAYMENTS_PROVIDER", tt.provider)
+			t.Setenv("HANDOFF_PAYMENTS_API_KEY", "sk_test_123")
+			t.Setenv("HANDOFF_PAYMENTS_WEBHOOK_SECRETS", tt.secrets)
+			c, err := Load()
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = c.Validate(ValidateOptions{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Validate = %v, want an error naming %s", err, tt.want)
+			}
+		})
+	}
+	t.Run("valid secrets pass", func(t *testing.T) {
+		t.Setenv("HANDOFF_PAYMENTS_WEBHOOK_SECRETS", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+		c, err := Load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Validate(ValidateOptions{}); err != nil {
+			t.Errorf("Validate = %v", err)
+		}
+	})
 }

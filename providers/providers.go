@@ -37,6 +37,9 @@ const (
 	ChargeSucceeded = "succeeded"
 	ChargeFailed    = "failed"
 	ChargeRefunded  = "refunded"
+	// ChargeCanceled is a charge cancelled before it settled: it can no
+	// longer take money.
+	ChargeCanceled = "canceled"
 )
 
 // Charge is a payment at the payments provider.
@@ -79,6 +82,8 @@ type Invoice struct {
 	Currency    string        `json:"currency"`
 	Charge      string        `json:"charge"`
 	Lines       []InvoiceLine `json:"lines"`
+	// Created is when the invoice was made (unix seconds), 0 when unknown.
+	Created int64 `json:"created,omitempty"`
 }
 
 // InvoiceRequest asks for an invoice for a paid charge.
@@ -135,6 +140,13 @@ type Payments interface {
 	// RefundCharge refunds a whole charge; the call's idempotency key makes
 	// it happen once.
 	RefundCharge(ctx context.Context, call Call, req RefundRequest) (Refund, error)
+	// FindRefund looks up a refund of the charge, whoever made it (handoff,
+	// or a person at the provider); found is false when there is none.
+	FindRefund(ctx context.Context, call Call, chargeID string) (r Refund, found bool, err error)
+	// CancelCharge cancels a charge that has not settled, so that it can no
+	// longer take money, and returns the charge as it then stands: canceled,
+	// or as it was when it had already settled or cannot be cancelled yet.
+	CancelCharge(ctx context.Context, call Call, id string) (Charge, error)
 }
 
 // Accounting keeps invoices.

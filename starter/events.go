@@ -22,6 +22,10 @@ var (
 	// ErrActionUnknown means no action exists yet for the event and none
 	// could be started to keep it.
 	ErrActionUnknown = errors.New("no action exists for the event yet")
+	// ErrLatePayment means the event reports a payment that succeeded after
+	// its order had ended without it (rejected or cancelled): a workflow
+	// that refunds it was started (or runs already).
+	ErrLatePayment = errors.New("the payment succeeded after its order ended; it is being refunded")
 )
 
 // DeliverPaymentEvent hands a verified payment event to its order's
@@ -48,8 +52,51 @@ func (s *Starter) DeliverPaymentEvent(ctx context.Context, e webhooks.PaymentEve
 		return nil
 	case errors.As(err, &started):
 		// The order's workflow has closed and its id is not reused.
+		if e.Status == webhooks.PaymentSucceeded {
+			return s.latePayment(ctx, e)
+		}
 		return fmt.Errorf("deliver %s to %s: %w", e.EventID, id, ErrActionFinished)
 	default:
 		return fmt.Errorf("deliver %s to %s: %w", e.EventID, id, err)
 	}
+}
+
+// latePayment handles a successful payment for an order that has ended. An
+// order that completed was paid by this charge: nothing to do. An order
+// that was placed and ended without its payment (rejected, or cancelled
+// with its charge's cancellation skipped) must not keep the money: a
+// late-payment workflow refunds it, once per order. A workflow that never
+// held an order (events whose order never came) is left alone, since the
+// order may still be placed and adopt the charge.
+func (s *Starter) latePayment(ctx context.Context, e webhooks.PaymentEvent) error {
+	id := workflows.OrderWorkflowID(e.OrderID)
+	info, err := s.describe(ctx, id)
+	if err != nil {
+		return fmt.Errorf("deliver %s to %s: %w", e.EventID, id, err)
+	}
+	memo := memoOf(info)
+	placed := memo[MemoAwaitingOrder] != "true" || memo[MemoRequestHash] != ""
+	switch status := keyword(info, workflows.SearchStatus.GetName()); {
+	case !placed || (status != workflows.StatusRejected && status != workflows.StatusCancelled):
+		return fmt.Errorf("deliver %s to %s: %w", e.EventID, id, ErrActionFinished)
+	}
+	late := workflows.LatePaymentWorkflowID(e.OrderID)
+	_, err = s.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: late, TaskQueue: workflows.TaskQueue,
+		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		Memo:                                     map[string]any{MemoCorrelationID: memo[MemoCorrelationID]},
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.SearchStatus.ValueSet(workflows.StatusProcessing),
+			workflows.SearchBusinessKey.ValueSet(e.OrderID),
+		),
+	}, workflows.OrderWorkflow, workflows.OrderInput{
+		Order: workflows.Order{OrderID: e.OrderID}, CorrelationID: memo[MemoCorrelationID],
+		PaymentTimeout: s.opts.PaymentTimeout, LatePayment: &workflows.LatePayment{ChargeID: e.ChargeID, EventID: e.EventID},
+	})
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if err != nil && !errors.As(err, &started) {
+		return fmt.Errorf("refund late payment %s of %s: %w", e.EventID, id, err)
+	}
+	return fmt.Errorf("deliver %s to %s: %w", e.EventID, id, ErrLatePayment)
 }

@@ -26,8 +26,13 @@ type NotApplicableError struct {
 
 func (e *NotApplicableError) Error() string { return "not applicable: " + e.Reason }
 
-// Resolve sends an operator's retry, skip or abort to a parked action.
+// Resolve sends an operator's retry, skip or abort to a parked action. Only
+// business actions (workflow IDs "order/…") have these; any other workflow
+// id, such as the provider control or a reconciliation, is not found.
 func (s *Starter) Resolve(ctx context.Context, workflowID, action string, req workflows.OperatorRequest) (workflows.OperatorResult, error) {
+	if !isAction(workflowID) {
+		return workflows.OperatorResult{}, fmt.Errorf("%s %s: not a business action: %w", action, workflowID, ErrNotFound)
+	}
 	switch action {
 	case workflows.UpdateRetry, workflows.UpdateSkip, workflows.UpdateAbort:
 	default:
@@ -44,6 +49,12 @@ func (s *Starter) Resolve(ctx context.Context, workflowID, action string, req wo
 		req.Customer = &c
 	}
 	return s.update(ctx, workflowID, action, req)
+}
+
+// isAction reports whether a workflow id names a business action.
+func isAction(workflowID string) bool {
+	rest, ok := strings.CutPrefix(workflowID, workflows.OrderWorkflowID(""))
+	return ok && rest != ""
 }
 
 // CancelOrder asks an order to stop and undo what it did.

@@ -28,10 +28,25 @@ type ProviderStatus struct {
 }
 
 // PauseProvider stops every call to a provider until it is resumed; calls
-// wait in its task queue without using attempts.
+// wait in its task queue without using attempts. It returns only once the
+// pause is in effect: after the pause lease, no worker lets a call to the
+// provider through (see workflows.PauseLease).
 func (s *Starter) PauseProvider(ctx context.Context, system, reason string) (ProviderStatus, error) {
-	return s.controlProvider(ctx, workflows.UpdatePauseProvider, system, reason)
+	st, err := s.controlProvider(ctx, workflows.UpdatePauseProvider, system, reason)
+	if err != nil {
+		return st, err
+	}
+	select {
+	case <-time.After(workflows.PauseLease + pauseMargin):
+	case <-ctx.Done():
+		return st, fmt.Errorf("pause %s: %w", system, ctx.Err())
+	}
+	return st, nil
 }
+
+// pauseMargin covers the clocks of the API and worker processes drifting
+// apart by up to this much.
+const pauseMargin = 250 * time.Millisecond
 
 // ResumeProvider lets a paused provider's calls go again; they drain at the
 // provider's rate limit.
@@ -40,10 +55,7 @@ func (s *Starter) ResumeProvider(ctx context.Context, system, reason string) (Pr
 }
 
 func (s *Starter) controlProvider(ctx context.Context, update, system, reason string) (ProviderStatus, error) {
-	start := s.client.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
-		ID: workflows.ProviderControlID, TaskQueue: workflows.TaskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-	}, workflows.ProviderControlWorkflow, workflows.ProviderControlState{})
+	start := s.client.NewWithStartWorkflowOperation(workflows.ProviderControlStart(), workflows.ProviderControlWorkflow, workflows.ProviderControlState{})
 	handle, err := s.client.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: start,
 		UpdateOptions: client.UpdateWorkflowOptions{

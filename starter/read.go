@@ -3,53 +3,136 @@ package starter
 import (
 	"context"
 	"fmt"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/handoff-hq/handoff/workflows"
 )
 
-// Order returns the current state of an order. A running order answers its
-// query; a completed one answers from its result, so that reading it needs no
-// worker; one that ended otherwise is reported from its execution status.
-func (s *Starter) Order(ctx context.Context, orderID string) (workflows.OrderState, error) {
+// defaultQueryTimeout bounds the query that enriches a read of a running
+// order; past it the read answers from what Temporal keeps without a worker.
+const defaultQueryTimeout = 300 * time.Millisecond
+
+// Where an order's state came from, as OrderRead.Source says.
+const (
+	// SourceWorkflow is the running workflow's own answer (its query) or
+	// its result.
+	SourceWorkflow = "workflow"
+	// SourceSnapshot is what Temporal keeps without a worker: the state
+	// the order kept in its memo at its last change of status, its status
+	// search attribute and its running activities.
+	SourceSnapshot = "snapshot"
+)
+
+// OrderRead is an order's state and where it came from.
+type OrderRead struct {
+	State  workflows.OrderState
+	Source string
+}
+
+// Order returns the current state of an order. A running order is asked by
+// query, for at most the query timeout; when no worker answers in time (a
+// deploy, a crash), the answer comes from what Temporal keeps without one.
+// A completed order answers from its result; one that ended otherwise from
+// its execution status and memo.
+func (s *Starter) Order(ctx context.Context, orderID string) (OrderRead, error) {
 	id := workflows.OrderWorkflowID(orderID)
-	info, err := s.describe(ctx, id)
+	desc, err := s.describeRun(ctx, id)
 	if err != nil {
-		return workflows.OrderState{}, fmt.Errorf("read order %s: %w", orderID, err)
+		return OrderRead{}, fmt.Errorf("read order %s: %w", orderID, err)
 	}
+	info := desc.GetWorkflowExecutionInfo()
+	memo, state, hasState := orderMemo(info)
+	status := keyword(info, workflows.SearchStatus.GetName())
+	// A workflow an early provider event started holds no order until the
+	// order is placed (which sets its status).
+	unplaced := memo[MemoAwaitingOrder] == "true" && memo[MemoRequestHash] == "" && status == ""
 	switch info.GetStatus() {
 	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
-		var state workflows.OrderState
-		v, err := s.client.QueryWorkflow(ctx, id, "", workflows.QueryOrderState)
-		if err == nil {
-			err = v.Get(&state)
+		if live, err := s.query(ctx, id); err == nil {
+			if live.Status == "" {
+				return OrderRead{}, fmt.Errorf("read order %s: %w", orderID, ErrNotFound)
+			}
+			return OrderRead{State: live, Source: SourceWorkflow}, nil
+		} else if ctx.Err() != nil {
+			return OrderRead{}, fmt.Errorf("read order %s: %w", orderID, ctx.Err())
 		}
-		if err != nil {
-			return workflows.OrderState{}, fmt.Errorf("read order %s: query: %w", orderID, err)
+		if unplaced {
+			return OrderRead{}, fmt.Errorf("read order %s: %w", orderID, ErrNotFound)
 		}
-		if state.Status == "" {
-			// Started by an early provider event; the order is not placed.
-			return workflows.OrderState{}, fmt.Errorf("read order %s: %w", orderID, ErrNotFound)
+		if !hasState {
+			state = workflows.OrderState{OrderID: orderID, Steps: []workflows.Step{}, CorrelationID: memo[MemoCorrelationID]}
 		}
-		return state, nil
+		var pending []workflows.PendingActivity
+		for _, p := range desc.GetPendingActivities() {
+			pending = append(pending, workflows.PendingActivity{
+				Type: p.GetActivityType().GetName(), Attempt: p.GetAttempt(), LastFailure: p.GetLastFailure().GetMessage(),
+			})
+		}
+		snap := workflows.Snapshot(state, status, pending)
+		if snap.UpdatedAt.IsZero() {
+			snap.UpdatedAt = info.GetStartTime().AsTime()
+		}
+		return OrderRead{State: snap, Source: SourceSnapshot}, nil
 	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
 		var result workflows.OrderResult
 		if err := s.client.GetWorkflow(ctx, id, "").Get(ctx, &result); err != nil {
-			return workflows.OrderState{}, fmt.Errorf("read order %s: result: %w", orderID, err)
+			return OrderRead{}, fmt.Errorf("read order %s: result: %w", orderID, err)
 		}
-		return result.State, nil
+		if result.State.Status == "" {
+			return OrderRead{}, fmt.Errorf("read order %s: %w", orderID, ErrNotFound)
+		}
+		return OrderRead{State: result.State, Source: SourceWorkflow}, nil
 	default:
 		// Cancelled, terminated, timed out or failed: the workflow's own
 		// state ended with it; report what the engine knows.
-		memo := memoOf(info)
-		status := workflows.StatusNeedsAttention
-		if info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED {
-			status = workflows.StatusCancelled
+		if unplaced {
+			return OrderRead{}, fmt.Errorf("read order %s: %w", orderID, ErrNotFound)
 		}
-		return workflows.OrderState{
-			OrderID: orderID, Status: status, Steps: []workflows.Step{},
-			CorrelationID: memo[MemoCorrelationID], UpdatedAt: info.GetCloseTime().AsTime(),
-		}, nil
+		if !hasState {
+			state = workflows.OrderState{OrderID: orderID, Steps: []workflows.Step{}, CorrelationID: memo[MemoCorrelationID]}
+		}
+		state.Status = workflows.StatusNeedsAttention
+		if info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED {
+			state.Status = workflows.StatusCancelled
+		}
+		state.UpdatedAt = info.GetCloseTime().AsTime()
+		return OrderRead{State: state, Source: SourceSnapshot}, nil
 	}
+}
+
+// query asks a running order for its state, for at most the query timeout.
+func (s *Starter) query(ctx context.Context, id string) (workflows.OrderState, error) {
+	qctx, cancel := context.WithTimeout(ctx, s.opts.QueryTimeout)
+	defer cancel()
+	var state workflows.OrderState
+	v, err := s.client.QueryWorkflow(qctx, id, "", workflows.QueryOrderState)
+	if err == nil {
+		err = v.Get(&state)
+	}
+	return state, err
+}
+
+// orderMemo reads an order workflow's memo: its string fields, and the
+// state it kept there, if any.
+func orderMemo(info *workflowpb.WorkflowExecutionInfo) (map[string]string, workflows.OrderState, bool) {
+	strings := memoOf(info)
+	var state workflows.OrderState
+	p, ok := info.GetMemo().GetFields()[workflows.MemoState]
+	if ok && converter.GetDefaultDataConverter().FromPayload(p, &state) != nil {
+		ok = false // an unreadable state reads as none
+	}
+	return strings, state, ok
+}
+
+// keyword reads a Keyword search attribute; absent or unreadable is empty.
+func keyword(info *workflowpb.WorkflowExecutionInfo, name string) string {
+	var v string
+	if p, ok := info.GetSearchAttributes().GetIndexedFields()[name]; ok {
+		_ = converter.GetDefaultDataConverter().FromPayload(p, &v)
+	}
+	return v
 }

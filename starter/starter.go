@@ -17,6 +17,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
@@ -24,12 +25,12 @@ import (
 	"github.com/handoff-hq/handoff/workflows"
 )
 
-// Memo keys set on every action's workflow.
+// Memo keys set on every action's workflow (defined with the workflows,
+// which update some of them).
 const (
-	MemoRequestHash   = "request_hash"
-	MemoCorrelationID = "correlation_id"
-	// MemoAwaitingOrder marks a workflow an early event started.
-	MemoAwaitingOrder = "awaiting_order"
+	MemoRequestHash   = workflows.MemoRequestHash
+	MemoCorrelationID = workflows.MemoCorrelationID
+	MemoAwaitingOrder = workflows.MemoAwaitingOrder
 )
 
 // ErrConflict means the business key is already used by a different request.
@@ -62,6 +63,9 @@ type Options struct {
 	Namespace string
 	// Reconcile configures reconciliations started on demand.
 	Reconcile workflows.ReconcileInput
+	// QueryTimeout bounds the query that reads a running order; past it the
+	// read answers from what Temporal keeps without a worker. Default 300 ms.
+	QueryTimeout time.Duration
 }
 
 // Starter starts and reads business actions.
@@ -82,6 +86,9 @@ func New(c client.Client, opts Options) (*Starter, error) {
 	ns := opts.Namespace
 	if ns == "" {
 		ns = "default"
+	}
+	if opts.QueryTimeout <= 0 {
+		opts.QueryTimeout = defaultQueryTimeout
 	}
 	return &Starter{client: c, opts: opts, namespace: ns}, nil
 }
@@ -109,19 +116,7 @@ func (s *Starter) PlaceOrder(ctx context.Context, order workflows.Order, correla
 		return Placed{}, fmt.Errorf("place order %s: %w", order.OrderID, err)
 	}
 	id := workflows.OrderWorkflowID(order.OrderID)
-	opts := client.StartWorkflowOptions{
-		ID:        id,
-		TaskQueue: workflows.TaskQueue,
-		// An order id is used once, also after its workflow closed.
-		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		Memo:                                     map[string]any{MemoRequestHash: hash, MemoCorrelationID: correlationID},
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.SearchStatus.ValueSet(workflows.StatusProcessing),
-			workflows.SearchBusinessKey.ValueSet(order.OrderID),
-		),
-	}
+	opts := s.orderOptions(order.OrderID, hash, correlationID)
 	in := workflows.OrderInput{
 		Order: order, CorrelationID: correlationID,
 		PaymentPollInterval: s.opts.PaymentPollInterval, PaymentTimeout: s.opts.PaymentTimeout,
@@ -140,6 +135,24 @@ func (s *Starter) PlaceOrder(ctx context.Context, order workflows.Order, correla
 	}
 }
 
+// orderOptions start an order's workflow: its business key as the workflow
+// ID, used once, also after its workflow closed; the request hash in the
+// memo.
+func (s *Starter) orderOptions(orderID, hash, correlationID string) client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{
+		ID:                                       workflows.OrderWorkflowID(orderID),
+		TaskQueue:                                workflows.TaskQueue,
+		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		Memo:                                     map[string]any{MemoRequestHash: hash, MemoCorrelationID: correlationID},
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.SearchStatus.ValueSet(workflows.StatusProcessing),
+			workflows.SearchBusinessKey.ValueSet(orderID),
+		),
+	}
+}
+
 // replay answers a request whose business key already has a workflow.
 func (s *Starter) replay(ctx context.Context, placed Placed, hash string, in workflows.OrderInput) (Placed, error) {
 	info, err := s.describe(ctx, placed.WorkflowID)
@@ -147,7 +160,7 @@ func (s *Starter) replay(ctx context.Context, placed Placed, hash string, in wor
 		return Placed{}, fmt.Errorf("place order %s: read existing order: %w", placed.OrderID, err)
 	}
 	memo := memoOf(info)
-	if memo[MemoAwaitingOrder] == "true" {
+	if memo[MemoAwaitingOrder] == "true" && memo[MemoRequestHash] == "" {
 		return s.placeInto(ctx, placed, hash, in, info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING)
 	}
 	stored, ok := memo[MemoRequestHash]
@@ -176,6 +189,16 @@ func memoOf(info *workflowpb.WorkflowExecutionInfo) map[string]string {
 
 // describe reads a workflow's latest run; ErrNotFound when there is none.
 func (s *Starter) describe(ctx context.Context, workflowID string) (*workflowpb.WorkflowExecutionInfo, error) {
+	desc, err := s.describeRun(ctx, workflowID)
+	if err != nil {
+		return nil, err
+	}
+	return desc.GetWorkflowExecutionInfo(), nil
+}
+
+// describeRun is describe with the pending activities and the rest of
+// Temporal's answer.
+func (s *Starter) describeRun(ctx context.Context, workflowID string) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
 	desc, err := s.client.DescribeWorkflow(ctx, workflowID, "")
 	var notFound *serviceerror.NotFound
 	if errors.As(err, &notFound) {
@@ -184,7 +207,25 @@ func (s *Starter) describe(ctx context.Context, workflowID string) (*workflowpb.
 	if err != nil {
 		return nil, err
 	}
-	return desc.RawResponse.GetWorkflowExecutionInfo(), nil
+	return desc.RawResponse, nil
+}
+
+// startAfterEvents starts an order whose early events' workflow ended
+// without it. Of two such requests at once, one starts the run and the
+// other is answered from it, as for any order.
+func (s *Starter) startAfterEvents(ctx context.Context, placed Placed, hash string, in workflows.OrderInput) (Placed, error) {
+	opts := s.orderOptions(placed.OrderID, hash, in.CorrelationID)
+	opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
+	_, err := s.client.ExecuteWorkflow(ctx, opts, workflows.OrderWorkflow, in)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	switch {
+	case err == nil:
+		return placed, nil
+	case errors.As(err, &started):
+		return s.replay(ctx, placed, hash, in)
+	default:
+		return Placed{}, fmt.Errorf("place order %s after its events: %w", placed.OrderID, err)
+	}
 }
 
 // RequestHash identifies a normalized order's content.
@@ -198,16 +239,23 @@ func RequestHash(order workflows.Order) (string, error) {
 }
 
 // placeInto places an order into the workflow an early event started: the
-// place_order update, or, once that workflow has finished, the request hash
-// in its result.
+// place_order update while it runs. Once that workflow has ended, an order
+// placed into it before is answered from its result; when it ended without
+// an order (its events were orphaned and aborted, it was cancelled or
+// terminated), the order starts a new run under its id: the events' charge
+// is adopted by its reference and the provider's record decides its status.
 func (s *Starter) placeInto(ctx context.Context, placed Placed, hash string, in workflows.OrderInput, running bool) (Placed, error) {
 	if !running {
 		var result workflows.OrderResult
-		if err := s.client.GetWorkflow(ctx, placed.WorkflowID, "").Get(ctx, &result); err != nil || result.RequestHash != hash {
+		err := s.client.GetWorkflow(ctx, placed.WorkflowID, "").Get(ctx, &result)
+		switch {
+		case err == nil && result.RequestHash == hash:
+			placed.Replayed, placed.CorrelationID = true, result.State.CorrelationID
+			return placed, nil
+		case err == nil && result.RequestHash != "":
 			return Placed{}, fmt.Errorf("place order %s: %w", placed.OrderID, ErrConflict)
 		}
-		placed.Replayed, placed.CorrelationID = true, result.State.CorrelationID
-		return placed, nil
+		return s.startAfterEvents(ctx, placed, hash, in)
 	}
 	handle, err := s.client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID: placed.WorkflowID, UpdateName: workflows.UpdatePlaceOrder,

@@ -30,6 +30,7 @@ import (
 	"github.com/handoff-hq/handoff/api"
 	"github.com/handoff-hq/handoff/config"
 	"github.com/handoff-hq/handoff/providers/sandbox"
+	"github.com/handoff-hq/handoff/providers/stripe/stripetest"
 	"github.com/handoff-hq/handoff/starter"
 	"github.com/handoff-hq/handoff/worker"
 	"github.com/handoff-hq/handoff/workflows"
@@ -151,7 +152,7 @@ func start() error {
 		return err
 	}
 	ws.ControlInterval = 300 * time.Millisecond
-	if err := ws.Start(); err != nil {
+	if err := ws.Start(context.Background()); err != nil {
 		return err
 	}
 	workers = ws
@@ -180,6 +181,7 @@ func start() error {
 var workers *worker.Workers
 
 func stop() {
+	stripetest.Stop()
 	if env.api != nil {
 		env.api.Close()
 	}
@@ -219,6 +221,14 @@ const failFirstCRMCallPrefix = "jitter-"
 
 var firstCRMFailure sync.Map // idempotency key → time.Time
 
+// Orders whose id starts with this prefix get a permanent card error on
+// their charge whose message names the customer and the card, as Stripe's
+// messages can.
+const personalDeclinePrefix = "pii-"
+
+// personalDecline is that card error's message.
+const personalDecline = "The card 4242 4242 4242 4242 of ada.lovelace@example.com was declined."
+
 // faulty wraps the sandbox with the few deterministic provider failures the
 // tests here need, keyed on the order id inside the idempotency key.
 func faulty(next http.Handler) http.Handler {
@@ -239,6 +249,13 @@ func faulty(next http.Handler) http.Handler {
 				_, _ = io.WriteString(w, `{"error":{"type":"api_error","message":"unavailable"}}`)
 				return
 			}
+		}
+		if r.Method == http.MethodPost && r.URL.Path == "/payments/charges" &&
+			strings.HasPrefix(key, workflows.OrderWorkflowID(personalDeclinePrefix)) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusPaymentRequired)
+			_, _ = io.WriteString(w, `{"error":{"type":"card_error","code":"card_declined","message":"`+personalDecline+`"}}`)
+			return
 		}
 		if r.Method == http.MethodPost && r.URL.Path == "/accounting/invoices" &&
 			strings.HasPrefix(key, workflows.OrderWorkflowID(rejectInvoicePrefix)) {
@@ -375,7 +392,7 @@ func startWorkers(t *testing.T, c client.Client, cfg config.Config) *worker.Work
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ws.Start(); err != nil {
+	if err := ws.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	return ws

@@ -93,7 +93,7 @@ func TestWebhooksWaitOutATemporalOutage(t *testing.T) {
 	}
 	waitFor(t, "the order to wait for its payment", func() bool {
 		s, err := st.Order(ctx, id)
-		return err == nil && s.Status == workflows.StatusAwaitingPayment
+		return err == nil && s.State.Status == workflows.StatusAwaitingPayment
 	})
 	if err := server.Stop(); err != nil {
 		t.Logf("stop dev server: %v", err)
@@ -106,7 +106,7 @@ func TestWebhooksWaitOutATemporalOutage(t *testing.T) {
 	server = startServer()
 	waitFor(t, "the order to complete after the restart", func() bool {
 		s, err := st.Order(ctx, id)
-		return err == nil && s.Status == workflows.StatusCompleted
+		return err == nil && s.State.Status == workflows.StatusCompleted
 	})
 	d, _ := lastDelivery(sb, ref, "payment.succeeded")
 	t.Logf("payment.succeeded delivered after %d attempts", d.Attempts)

@@ -20,6 +20,7 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/handoff-hq/handoff/config"
 	"github.com/handoff-hq/handoff/providers"
 	"github.com/handoff-hq/handoff/providers/sandbox"
 	"github.com/handoff-hq/handoff/starter"
@@ -27,9 +28,10 @@ import (
 	"github.com/handoff-hq/handoff/workflows"
 )
 
-// reconcileEnv is a namespace of its own with its own sandbox and workers,
-// so that the reconciliation sees exactly the records a test made.
-type reconcileEnv struct {
+// isolatedEnv is a namespace of its own with its own sandbox and workers,
+// so that a reconciliation sees exactly the records a test made, and a test
+// can stop the workers without stopping anyone else's.
+type isolatedEnv struct {
 	client  client.Client
 	sandbox *sandbox.Server
 	url     string
@@ -37,7 +39,7 @@ type reconcileEnv struct {
 	workers *worker.Workers
 }
 
-func (e *reconcileEnv) stopWorkers(t *testing.T) {
+func (e *isolatedEnv) stopWorkers(t *testing.T) {
 	t.Helper()
 	if e.workers != nil {
 		e.workers.Stop()
@@ -47,7 +49,32 @@ func (e *reconcileEnv) stopWorkers(t *testing.T) {
 
 func errorsIsRunning(err error) bool { return errors.Is(err, starter.ErrRunning) }
 
-func newReconcileEnv(t *testing.T, namespace string) *reconcileEnv {
+// newIsolatedEnv registers the namespace and runs workers for it against a
+// sandbox of its own; configure changes the workers' configuration first.
+func newIsolatedEnv(t *testing.T, namespace string, configure ...func(*config.Config)) *isolatedEnv {
+	t.Helper()
+	c := namespaceClient(t, namespace)
+	sb := sandbox.NewServer(sandbox.Options{SettleDelay: 10 * time.Millisecond})
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+	cfg := providerConfig(srv.URL)
+	for _, f := range configure {
+		f(&cfg)
+	}
+	e := &isolatedEnv{client: c, sandbox: sb, url: srv.URL, workers: startWorkers(t, c, cfg)}
+	t.Cleanup(func() { e.stopWorkers(t) })
+	st, err := starter.New(c, starter.Options{PaymentPollInterval: time.Second, PaymentTimeout: time.Hour, PaymentWebhookWait: 200 * time.Millisecond, Namespace: namespace,
+		Reconcile: workflows.ReconcileInput{PageSize: 20, Grace: 0, PagesPerRun: 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.starter = st
+	return e
+}
+
+// namespaceClient registers a namespace of the test server, with handoff's
+// search attributes, and returns a client for it.
+func namespaceClient(t *testing.T, namespace string) client.Client {
 	t.Helper()
 	ctx := context.Background()
 	_, err := env.client.WorkflowService().RegisterNamespace(ctx, &workflowservice.RegisterNamespaceRequest{
@@ -66,21 +93,10 @@ func newReconcileEnv(t *testing.T, namespace string) *reconcileEnv {
 	if err := worker.RegisterSearchAttributes(ctx, c, namespace); err != nil {
 		t.Fatal(err)
 	}
-	sb := sandbox.NewServer(sandbox.Options{SettleDelay: 10 * time.Millisecond})
-	srv := httptest.NewServer(sb)
-	t.Cleanup(srv.Close)
-	e := &reconcileEnv{client: c, sandbox: sb, url: srv.URL, workers: startWorkers(t, c, providerConfig(srv.URL))}
-	t.Cleanup(func() { e.stopWorkers(t) })
-	st, err := starter.New(c, starter.Options{PaymentPollInterval: time.Second, PaymentTimeout: time.Hour, PaymentWebhookWait: 200 * time.Millisecond, Namespace: namespace,
-		Reconcile: workflows.ReconcileInput{PageSize: 20, Grace: 0, PagesPerRun: 3}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.starter = st
-	return e
+	return c
 }
 
-func (e *reconcileEnv) reconcile(t *testing.T) workflows.ReconcileReport {
+func (e *isolatedEnv) reconcile(t *testing.T) workflows.ReconcileReport {
 	t.Helper()
 	ctx := context.Background()
 	id, err := e.starter.StartReconciliation(ctx)
@@ -98,7 +114,7 @@ func (e *reconcileEnv) reconcile(t *testing.T) workflows.ReconcileReport {
 	return report
 }
 
-func (e *reconcileEnv) invoice(t *testing.T, ref string) providers.Invoice {
+func (e *isolatedEnv) invoice(t *testing.T, ref string) providers.Invoice {
 	t.Helper()
 	c := sandbox.NewClient("accounting", e.url+"/accounting", providers.HTTPOptions{})
 	inv, found, err := c.FindInvoice(context.Background(), providers.Call{}, ref)
@@ -108,7 +124,7 @@ func (e *reconcileEnv) invoice(t *testing.T, ref string) providers.Invoice {
 	return inv
 }
 
-func (e *reconcileEnv) send(t *testing.T, method, path, body string) {
+func (e *isolatedEnv) send(t *testing.T, method, path, body string) {
 	t.Helper()
 	req, _ := http.NewRequest(method, e.url+path, bytes.NewReader([]byte(body)))
 	resp, err := http.DefaultClient.Do(req)
@@ -126,7 +142,7 @@ func (e *reconcileEnv) send(t *testing.T, method, path, body string) {
 // invoices — and checks that one run repairs exactly 25 and flags 8, and a
 // second run repairs nothing and flags the same 8.
 func TestReconciliationRepairsWhatIsSafeAndFlagsTheRest(t *testing.T) {
-	e := newReconcileEnv(t, "reconcile-drift")
+	e := newIsolatedEnv(t, "reconcile-drift")
 	e.send(t, http.MethodPost, "/_sandbox/seed", `{"prefix":"rc","orders":60,"amount":2500}`)
 	for i := range 25 {
 		inv := e.invoice(t, fmt.Sprintf("order/rc-%d/invoice", i))
@@ -188,7 +204,7 @@ func TestReconciliationRepairsWhatIsSafeAndFlagsTheRest(t *testing.T) {
 // TestReconcileScheduleExistsOnce ensures the schedule as three worker
 // starts would, and finds one schedule with the last interval.
 func TestReconcileScheduleExistsOnce(t *testing.T) {
-	e := newReconcileEnv(t, "reconcile-schedule")
+	e := newIsolatedEnv(t, "reconcile-schedule")
 	ctx := context.Background()
 	for _, every := range []time.Duration{time.Hour, time.Hour, 30 * time.Minute} {
 		if err := worker.EnsureReconcileSchedule(ctx, e.client, worker.ReconcileScheduleOptions{Every: every}); err != nil {
@@ -225,7 +241,7 @@ func TestReconcileScheduleExistsOnce(t *testing.T) {
 // its invoice is still in flight, and one whose invoice an operator skipped
 // is flagged, not invoiced behind the operator's back.
 func TestReconciliationLeavesRunningAndSkippedOrdersAlone(t *testing.T) {
-	e := newReconcileEnv(t, "reconcile-standing")
+	e := newIsolatedEnv(t, "reconcile-standing")
 	ctx := context.Background()
 	e.send(t, http.MethodPost, "/_sandbox/faults", `{"system":"accounting","operation":"create_invoice","mode":"status","status":422}`)
 	for _, id := range []string{"parked-1", "skipped-1"} {
@@ -234,7 +250,7 @@ func TestReconciliationLeavesRunningAndSkippedOrdersAlone(t *testing.T) {
 		}
 		waitFor(t, id+" to park", func() bool {
 			s, err := e.starter.Order(ctx, id)
-			return err == nil && s.Status == workflows.StatusNeedsAttention
+			return err == nil && s.State.Status == workflows.StatusNeedsAttention
 		})
 	}
 	e.send(t, http.MethodDelete, "/_sandbox/faults", "")
@@ -243,7 +259,7 @@ func TestReconciliationLeavesRunningAndSkippedOrdersAlone(t *testing.T) {
 	}
 	waitFor(t, "skipped-1 to complete", func() bool {
 		s, err := e.starter.Order(ctx, "skipped-1")
-		return err == nil && s.Status == workflows.StatusCompleted
+		return err == nil && s.State.Status == workflows.StatusCompleted
 	})
 
 	report := e.reconcile(t)
@@ -258,4 +274,47 @@ func TestReconciliationLeavesRunningAndSkippedOrdersAlone(t *testing.T) {
 		t.Errorf("invoices = %d, want none made behind the orders' backs", n)
 	}
 	_ = e.client.TerminateWorkflow(ctx, workflows.OrderWorkflowID("parked-1"), "", "test finished")
+}
+
+// TestReconciliationLooksBackOnlySoFarAndRepairsAtMostItsCap: ten orders
+// from long ago and ten recent ones all lack their invoices. Only the recent
+// ones are compared (the look-back window), and of those only the cap is
+// repaired; the rest are flagged for a person.
+func TestReconciliationLooksBackOnlySoFarAndRepairsAtMostItsCap(t *testing.T) {
+	e := newIsolatedEnv(t, "reconcile-bounds")
+	st, err := starter.New(e.client, starter.Options{PaymentPollInterval: time.Second, PaymentTimeout: time.Hour, Namespace: "reconcile-bounds",
+		Reconcile: workflows.ReconcileInput{PageSize: 20, Grace: 0, Since: 72 * time.Hour, MaxRepairs: 4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.starter = st
+	e.send(t, http.MethodPost, "/_sandbox/seed", `{"prefix":"old","orders":10,"age_hours":200}`)
+	e.send(t, http.MethodPost, "/_sandbox/seed", `{"prefix":"new","orders":10}`)
+	for _, prefix := range []string{"old", "new"} {
+		for i := range 10 {
+			inv := e.invoice(t, fmt.Sprintf("order/%s-%d/invoice", prefix, i))
+			e.send(t, http.MethodDelete, "/_sandbox/records/accounting/invoices/"+inv.ID, "")
+		}
+	}
+	report := e.reconcile(t)
+	raw, _ := json.Marshal(report)
+	t.Logf("report: %s", raw)
+	if report.Differences["invoice_missing"] != 10 {
+		t.Errorf("missing invoices found = %d, want the 10 recent ones only", report.Differences["invoice_missing"])
+	}
+	if report.Repaired != 4 || report.NotRepaired != 6 || report.Flagged != 6 || report.RepairCap != 4 {
+		t.Errorf("repaired %d, over the cap %d, flagged %d (cap %d); want 4, 6, 6 (4)", report.Repaired, report.NotRepaired, report.Flagged, report.RepairCap)
+	}
+	if report.Since.IsZero() || time.Since(report.Since) < 71*time.Hour {
+		t.Errorf("since = %v, want three days back", report.Since)
+	}
+	invoices := e.sandbox.State()["accounting"]["invoices"]
+	for i := range 10 {
+		if n := invoices.ByExternalRef[fmt.Sprintf("order/old-%d/invoice", i)]; n != 0 {
+			t.Errorf("order old-%d, outside the window, was invoiced %d times", i, n)
+		}
+	}
+	if invoices.Count != 4 {
+		t.Errorf("invoices = %d, want the 4 repairs", invoices.Count)
+	}
 }

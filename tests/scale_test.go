@@ -41,7 +41,7 @@ func TestReconciliationMemoryIsBoundedByThePage(t *testing.T) {
 		return err == nil
 	})
 
-	e := newReconcileEnv(t, "reconcile-scale")
+	e := newIsolatedEnv(t, "reconcile-scale")
 	// The environment's own workers read its in-process sandbox; this test
 	// replaces them with workers that read the sandbox process.
 	e.stopWorkers(t)
@@ -81,7 +81,7 @@ func TestReconciliationMemoryIsBoundedByThePage(t *testing.T) {
 				}
 			}
 		}()
-		rs := &reconcileEnv{client: c, starter: st}
+		rs := &isolatedEnv{client: c, starter: st}
 		start := time.Now()
 		report := rs.reconcileLong(t)
 		elapsed := time.Since(start)
@@ -106,7 +106,7 @@ func TestReconciliationMemoryIsBoundedByThePage(t *testing.T) {
 }
 
 // reconcileLong is reconcile with a deadline for large runs.
-func (e *reconcileEnv) reconcileLong(t *testing.T) workflows.ReconcileReport {
+func (e *isolatedEnv) reconcileLong(t *testing.T) workflows.ReconcileReport {
 	t.Helper()
 	ctx := context.Background()
 	id, err := e.starter.StartReconciliation(ctx)

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/handoff-hq/handoff/redact"
 )
 
 // Decoding failures.
@@ -15,6 +17,9 @@ var (
 	ErrMalformed = errors.New("malformed webhook event")
 	// ErrUnhandled means a well-formed event of a type handoff does not act on.
 	ErrUnhandled = errors.New("webhook event type not handled")
+	// ErrForeign means a well-formed event about a record handoff did not
+	// make (another application on a shared provider account).
+	ErrForeign = errors.New("webhook event about a record handoff did not make")
 )
 
 // Payment statuses an event can report.
@@ -76,6 +81,7 @@ var standardPaymentTypes = map[string]string{
 	"payment.pending":   PaymentPending,
 	"payment.succeeded": PaymentSucceeded,
 	"payment.failed":    PaymentFailed,
+	"payment.canceled":  PaymentFailed,
 }
 
 // DecodeStandard decodes a verified Standard Webhooks payment event; the
@@ -99,9 +105,12 @@ func DecodeStandard(id string, body []byte) (PaymentEvent, error) {
 	if err != nil {
 		return PaymentEvent{}, fmt.Errorf("%w: timestamp: %w", ErrMalformed, err)
 	}
+	if e.Data.ExternalRef == "" {
+		return PaymentEvent{}, fmt.Errorf("%w: no external_ref", ErrMalformed)
+	}
 	orderID, ok := OrderIDFromChargeRef(e.Data.ExternalRef)
 	if !ok {
-		return PaymentEvent{}, fmt.Errorf("%w: external_ref %q is not an order's charge", ErrMalformed, e.Data.ExternalRef)
+		return PaymentEvent{}, fmt.Errorf("%w: external_ref is not an order's charge", ErrForeign)
 	}
 	if e.Data.ChargeID == "" || e.Data.Version < 1 {
 		return PaymentEvent{}, fmt.Errorf("%w: charge_id and a positive version are required", ErrMalformed)
@@ -109,7 +118,7 @@ func DecodeStandard(id string, body []byte) (PaymentEvent, error) {
 	return PaymentEvent{
 		EventID: id, Type: e.Type, OrderID: orderID, ChargeID: e.Data.ChargeID, Status: status,
 		Version: e.Data.Version, Ordered: true, OccurredAt: occurred,
-		FailureCode: e.Data.FailureCode, FailureMessage: e.Data.FailureMessage,
+		FailureCode: e.Data.FailureCode, FailureMessage: redact.Text(e.Data.FailureMessage),
 	}, nil
 }
 
@@ -130,10 +139,13 @@ type stripeEvent struct {
 	} `json:"data"`
 }
 
+// stripePaymentTypes follows Stripe's PaymentIntent lifecycle: a failed
+// payment attempt leaves the PaymentIntent open for another attempt (it is
+// still pending), and only a cancelled one has failed for good.
 var stripePaymentTypes = map[string]string{
 	"payment_intent.processing":     PaymentPending,
 	"payment_intent.succeeded":      PaymentSucceeded,
-	"payment_intent.payment_failed": PaymentFailed,
+	"payment_intent.payment_failed": PaymentPending,
 	"payment_intent.canceled":       PaymentFailed,
 }
 
@@ -157,16 +169,22 @@ func DecodeStripe(body []byte) (PaymentEvent, error) {
 		return PaymentEvent{}, fmt.Errorf("%w: %s", ErrUnhandled, e.Type)
 	}
 	obj := e.Data.Object
+	if obj.ID == "" {
+		return PaymentEvent{}, fmt.Errorf("%w: no payment intent", ErrMalformed)
+	}
 	orderID, ok := OrderIDFromChargeRef(obj.Metadata[StripeExternalRefKey])
-	if !ok || obj.ID == "" {
-		return PaymentEvent{}, fmt.Errorf("%w: payment intent without handoff's reference", ErrMalformed)
+	if !ok {
+		// A genuine event for a PaymentIntent of someone else on the same
+		// Stripe account: acknowledged, so that Stripe does not retry it
+		// for days and disable the endpoint.
+		return PaymentEvent{}, fmt.Errorf("%w: payment intent without handoff's reference", ErrForeign)
 	}
 	pe := PaymentEvent{
 		EventID: e.ID, Type: e.Type, OrderID: orderID, ChargeID: obj.ID, Status: status,
 		Version: e.Created, OccurredAt: time.Unix(e.Created, 0).UTC(),
 	}
 	if obj.LastPaymentError != nil {
-		pe.FailureCode, pe.FailureMessage = obj.LastPaymentError.Code, obj.LastPaymentError.Message
+		pe.FailureCode, pe.FailureMessage = obj.LastPaymentError.Code, redact.Text(obj.LastPaymentError.Message)
 	}
 	return pe, nil
 }

@@ -22,7 +22,10 @@ func TestDecodeStandard(t *testing.T) {
 		{"not JSON", "msg_4", `{`, ErrMalformed, PaymentEvent{}},
 		{"no type", "msg_5", `{"data":{}}`, ErrMalformed, PaymentEvent{}},
 		{"bad timestamp", "msg_6", `{"type":"payment.succeeded","timestamp":"yesterday","data":{"charge_id":"ch_1","external_ref":"order/A-1/charge","version":1}}`, ErrMalformed, PaymentEvent{}},
-		{"not an order's charge", "msg_7", `{"type":"payment.succeeded","timestamp":"2026-11-28T10:00:00Z","data":{"charge_id":"ch_1","external_ref":"order/A-1/invoice","version":1}}`, ErrMalformed, PaymentEvent{}},
+		{"not an order's charge", "msg_7", `{"type":"payment.succeeded","timestamp":"2026-11-28T10:00:00Z","data":{"charge_id":"ch_1","external_ref":"order/A-1/invoice","version":1}}`, ErrForeign, PaymentEvent{}},
+		{"no reference", "msg_10", `{"type":"payment.succeeded","timestamp":"2026-11-28T10:00:00Z","data":{"charge_id":"ch_1","version":1}}`, ErrMalformed, PaymentEvent{}},
+		{"cancelled", "msg_11", `{"type":"payment.canceled","timestamp":"2026-11-28T10:00:00Z","data":{"charge_id":"ch_1","external_ref":"order/A-1/charge","version":2,"failure_code":"canceled"}}`, nil,
+			PaymentEvent{EventID: "msg_11", Type: "payment.canceled", OrderID: "A-1", ChargeID: "ch_1", Status: PaymentFailed, Version: 2, Ordered: true, OccurredAt: time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC), FailureCode: "canceled"}},
 		{"no version", "msg_8", `{"type":"payment.succeeded","timestamp":"2026-11-28T10:00:00Z","data":{"charge_id":"ch_1","external_ref":"order/A-1/charge"}}`, ErrMalformed, PaymentEvent{}},
 		{"bad event id", "msg 9", ok, ErrMalformed, PaymentEvent{}},
 	}
@@ -40,20 +43,27 @@ func TestDecodeStandard(t *testing.T) {
 }
 
 func TestDecodeStripe(t *testing.T) {
-	body := `{"id":"evt_1","type":"payment_intent.payment_failed","created":1700000000,"data":{"object":{"id":"pi_1","metadata":{"handoff_external_ref":"order/A-1/charge"},"last_payment_error":{"code":"card_declined","message":"declined"}}}}`
+	// A failed attempt leaves the PaymentIntent open for another one: the
+	// payment is still pending, with the decline's reason (personal data
+	// masked).
+	body := `{"id":"evt_1","type":"payment_intent.payment_failed","created":1700000000,"data":{"object":{"id":"pi_1","metadata":{"handoff_external_ref":"order/A-1/charge"},"last_payment_error":{"code":"card_declined","message":"card of ada@example.com declined"}}}}`
 	got, err := DecodeStripe([]byte(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := PaymentEvent{EventID: "evt_1", Type: "payment_intent.payment_failed", OrderID: "A-1", ChargeID: "pi_1", Status: PaymentFailed,
-		Version: 1700000000, OccurredAt: time.Unix(1700000000, 0).UTC(), FailureCode: "card_declined", FailureMessage: "declined"}
+	want := PaymentEvent{EventID: "evt_1", Type: "payment_intent.payment_failed", OrderID: "A-1", ChargeID: "pi_1", Status: PaymentPending,
+		Version: 1700000000, OccurredAt: time.Unix(1700000000, 0).UTC(), FailureCode: "card_declined", FailureMessage: "card of a***@example.com declined"}
 	if got != want {
 		t.Errorf("event = %+v\nwant    %+v", got, want)
 	}
 	if _, err := DecodeStripe([]byte(`{"id":"evt_2","type":"customer.created","created":1}`)); !errors.Is(err, ErrUnhandled) {
 		t.Errorf("customer.created: %v, want ErrUnhandled", err)
 	}
-	if _, err := DecodeStripe([]byte(`{"id":"evt_3","type":"payment_intent.succeeded","created":1,"data":{"object":{"id":"pi_1"}}}`)); !errors.Is(err, ErrMalformed) {
-		t.Errorf("no reference: %v, want ErrMalformed", err)
+	// A PaymentIntent someone else made on a shared account is foreign, not malformed.
+	if _, err := DecodeStripe([]byte(`{"id":"evt_3","type":"payment_intent.succeeded","created":1,"data":{"object":{"id":"pi_1"}}}`)); !errors.Is(err, ErrForeign) {
+		t.Errorf("no reference: %v, want ErrForeign", err)
+	}
+	if _, err := DecodeStripe([]byte(`{"id":"evt_4","type":"payment_intent.succeeded","created":1,"data":{"object":{}}}`)); !errors.Is(err, ErrMalformed) {
+		t.Errorf("no payment intent: %v, want ErrMalformed", err)
 	}
 }

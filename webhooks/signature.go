@@ -53,6 +53,18 @@ func standardKey(secret string) ([]byte, error) {
 	return key, nil
 }
 
+// CheckStandardSecret reports whether secret is a usable Standard Webhooks
+// secret: "whsec_" and the base64 of a non-empty key. Configuration refuses
+// any other at start, since a secret that cannot be decoded would make every
+// delivery fail its signature check.
+func CheckStandardSecret(secret string) error {
+	if !strings.HasPrefix(secret, "whsec_") {
+		return errors.New("want whsec_ followed by a base64 key")
+	}
+	_, err := standardKey(secret)
+	return err
+}
+
 // SignStandard returns the Standard Webhooks signature "v1,<base64>" of a
 // message: HMAC-SHA256(key, id + "." + timestamp + "." + body).
 func SignStandard(secret, id string, timestamp int64, body []byte) (string, error) {

@@ -17,6 +17,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	sdklog "go.temporal.io/sdk/log"
 	sdkworker "go.temporal.io/sdk/worker"
 
@@ -108,7 +109,7 @@ func RegisterSearchAttributes(ctx context.Context, c client.Client, namespace st
 func systemActivities(acts *activities.Activities) map[string][]any {
 	return map[string][]any{
 		"crm":        {acts.UpsertCustomer},
-		"payments":   {acts.CreateCharge, acts.GetCharge, acts.RefundCharge, acts.FindCharge},
+		"payments":   {acts.CreateCharge, acts.GetCharge, acts.RefundCharge, acts.FindCharge, acts.CancelCharge},
 		"accounting": {acts.CreateInvoice, acts.VoidInvoice},
 		"mail":       {acts.SendEmail},
 	}
@@ -117,17 +118,20 @@ func systemActivities(acts *activities.Activities) map[string][]any {
 // Workers are handoff's Temporal workers: the workflow worker, and one
 // activity worker per provider queue that runs only while its provider is
 // not paused. A pause is read from the provider control workflow, so it
-// holds across restarts and across every worker process.
+// holds across restarts and across every worker process; every provider
+// call is also checked against it where it is made (see pauseView).
 type Workers struct {
 	client    client.Client
-	workflows sdkworker.Worker
+	workflows func() sdkworker.Worker
 	providers []*providerWorker
+	pauses    *pauseView
 	// ControlInterval is how often the pause state is read; default 0.5 s.
 	ControlInterval time.Duration
 	log             *slog.Logger
 
-	stop chan struct{}
-	done chan struct{}
+	running sdkworker.Worker
+	stop    chan struct{}
+	done    chan struct{}
 }
 
 // providerWorker is the activity worker of one provider's queue.
@@ -144,20 +148,27 @@ func New(c client.Client, acts *activities.Activities, cfg config.Config) (*Work
 	if c == nil || acts == nil {
 		return nil, errors.New("new workers: client and activities are required")
 	}
-	wf := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{})
-	registerWorkflows(wf)
 	// Reconciliation reads every provider; its comparing activities run
 	// beside the workflows, its repairs on the providers' own queues.
 	if acts.Orders == nil {
 		acts.Orders = orderLookup{client: c}
 	}
-	wf.RegisterActivity(acts.ComparePage)
-	wf.RegisterActivity(acts.OrderStandings)
-	ws := &Workers{client: c, workflows: wf, ControlInterval: 500 * time.Millisecond, log: slog.New(slog.DiscardHandler)}
+	pauses := newPauseView(c)
+	ws := &Workers{client: c, pauses: pauses, ControlInterval: 500 * time.Millisecond, log: slog.New(slog.DiscardHandler)}
+	ws.workflows = func() sdkworker.Worker {
+		wf := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{
+			Interceptors: []interceptor.WorkerInterceptor{&pauseCheck{view: pauses, systems: workflowQueueSystems}},
+		})
+		registerWorkflows(wf)
+		wf.RegisterActivity(acts.ComparePage)
+		wf.RegisterActivity(acts.OrderStandings)
+		return wf
+	}
 	byQueue := systemActivities(acts)
 	for _, system := range config.Systems {
 		p, _ := cfg.Provider(system)
 		fns := byQueue[system]
+		only := func(string) []string { return []string{system} }
 		ws.providers = append(ws.providers, &providerWorker{system: system, build: func() sdkworker.Worker {
 			w := sdkworker.New(c, workflows.ProviderTaskQueue(system), sdkworker.Options{
 				DisableWorkflowWorker:              true,
@@ -165,6 +176,9 @@ func New(c client.Client, acts *activities.Activities, cfg config.Config) (*Work
 				MaxConcurrentActivityExecutionSize: p.Concurrency,
 				// A pause lets the calls in flight finish.
 				WorkerStopTimeout: 30 * time.Second,
+				// The pause is checked before the call is made; the call,
+				// once made, runs to its end.
+				Interceptors: []interceptor.WorkerInterceptor{&pauseCheck{view: pauses, systems: only}, &providerCalls{}},
 			})
 			for _, fn := range fns {
 				w.RegisterActivity(fn)
@@ -175,25 +189,37 @@ func New(c client.Client, acts *activities.Activities, cfg config.Config) (*Work
 	return ws, nil
 }
 
-// SetLogger sets where pause changes are logged.
+// SetLogger sets where pause changes and start-up retries are logged.
 func (ws *Workers) SetLogger(l *slog.Logger) { ws.log = l }
 
 // Start makes sure the provider control workflow exists, starts the
 // workflow worker and the workers of providers that are not paused, and
-// keeps following the pause state until Stop.
-func (ws *Workers) Start() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := EnsureProviderControl(ctx, ws.client); err != nil {
+// keeps following the pause state until Stop. While Temporal cannot be
+// reached it tries again, with backoff, until ctx ends.
+func (ws *Workers) Start(ctx context.Context) error {
+	var paused map[string]workflows.ProviderPause
+	err := Retry(ctx, ws.log, "start workers", func(ctx context.Context) error {
+		if err := EnsureProviderControl(ctx, ws.client); err != nil {
+			return err
+		}
+		if ws.running == nil {
+			// The control workflow may answer by query, through a
+			// workflow worker.
+			w := ws.workflows()
+			if err := w.Start(); err != nil {
+				return fmt.Errorf("start workflow worker: %w", err)
+			}
+			ws.running = w
+		}
+		var err error
+		paused, err = ws.pauses.refresh(ctx)
 		return err
-	}
-	// The control workflow answers queries through a workflow worker.
-	if err := ws.workflows.Start(); err != nil {
-		return fmt.Errorf("start workflow worker: %w", err)
-	}
-	paused, err := ReadPaused(ctx, ws.client)
+	})
 	if err != nil {
-		ws.workflows.Stop()
+		if ws.running != nil {
+			ws.running.Stop()
+			ws.running = nil
+		}
 		return err
 	}
 	for _, p := range ws.providers {
@@ -237,7 +263,7 @@ func (ws *Workers) follow() {
 		case <-ticker.C:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		paused, err := ReadPaused(ctx, ws.client)
+		paused, err := ws.pauses.refresh(ctx)
 		cancel()
 		if err != nil {
 			continue // keep the current state until the control workflow answers
@@ -269,32 +295,19 @@ func (ws *Workers) Stop() {
 	for _, p := range ws.providers {
 		p.halt()
 	}
-	ws.workflows.Stop()
+	if ws.running != nil {
+		ws.running.Stop()
+		ws.running = nil
+	}
 }
 
 // EnsureProviderControl starts the provider control workflow unless it runs.
 func EnsureProviderControl(ctx context.Context, c client.Client) error {
-	_, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: workflows.ProviderControlID, TaskQueue: workflows.TaskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-	}, workflows.ProviderControlWorkflow, workflows.ProviderControlState{})
+	_, err := c.ExecuteWorkflow(ctx, workflows.ProviderControlStart(), workflows.ProviderControlWorkflow, workflows.ProviderControlState{})
 	if err != nil {
 		return fmt.Errorf("start provider control: %w", err)
 	}
 	return nil
-}
-
-// ReadPaused returns the paused providers.
-func ReadPaused(ctx context.Context, c client.Client) (map[string]workflows.ProviderPause, error) {
-	v, err := c.QueryWorkflow(ctx, workflows.ProviderControlID, "", workflows.QueryProviders)
-	if err != nil {
-		return nil, fmt.Errorf("read provider pauses: %w", err)
-	}
-	var state workflows.ProviderControlState
-	if err := v.Get(&state); err != nil {
-		return nil, fmt.Errorf("read provider pauses: %w", err)
-	}
-	return state.Paused, nil
 }
 
 // Running lists the providers whose worker is polling now.

@@ -74,6 +74,14 @@ func (o *orderRun) registerPlaceOrder(ctx workflow.Context) error {
 				return PlaceOrderResult{Replayed: true, CorrelationID: o.in.CorrelationID}, nil
 			}
 			o.placeOrder(ctx, req)
+			if o.hardened {
+				// Kept where Temporal serves it without a worker, and after
+				// the workflow ends however it ends: the order was placed.
+				err := workflow.UpsertMemo(ctx, map[string]any{MemoRequestHash: req.RequestHash, MemoCorrelationID: req.Input.CorrelationID})
+				if err != nil {
+					return PlaceOrderResult{}, err
+				}
+			}
 			if o.parkedStep != "" {
 				// Parked as an orphan: the order came after all, so go on.
 				o.resolution = UpdateRetry

@@ -93,6 +93,15 @@ type Step struct {
 	Attempts  int        `json:"attempts"`
 	LastError *StepError `json:"last_error"`
 	RemoteRef string     `json:"remote_ref"`
+	// Resolution is the operator's last answer to the step when it waited
+	// for one: retry, skip or abort, with the reason given.
+	Resolution *Resolution `json:"resolution,omitempty"`
+}
+
+// Resolution is an operator's answer to a parked step.
+type Resolution struct {
+	Action string `json:"action"`
+	Reason string `json:"reason,omitempty"`
 }
 
 // StepError is the last failure of a step.
@@ -220,3 +229,20 @@ func (c Customer) Validate() []FieldError {
 
 // OrderWorkflowID is the workflow ID of an order: its business key.
 func OrderWorkflowID(orderID string) string { return "order/" + orderID }
+
+// LatePaymentWorkflowID is the workflow that refunds a payment which
+// succeeded after its order had ended without it.
+func LatePaymentWorkflowID(orderID string) string { return OrderWorkflowID(orderID) + "/late-payment" }
+
+// Memo keys set on an action's workflow.
+const (
+	// MemoRequestHash identifies the placed order's content; MemoCorrelationID
+	// is its correlation id.
+	MemoRequestHash   = "request_hash"
+	MemoCorrelationID = "correlation_id"
+	// MemoAwaitingOrder marks a workflow an early provider event started.
+	MemoAwaitingOrder = "awaiting_order"
+	// MemoState holds the order's OrderState as of its last change of
+	// status, so that it can be read without a worker.
+	MemoState = "state"
+)

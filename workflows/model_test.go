@@ -54,3 +54,19 @@ func TestOrderNormalize(t *testing.T) {
 		t.Errorf("Normalize changed its receiver's copy")
 	}
 }
+
+// TestEveryStepRunsOnAProvidersQueue: a step without a provider would send
+// its activity to a queue no worker polls, and wait there for ever.
+func TestEveryStepRunsOnAProvidersQueue(t *testing.T) {
+	steps := []string{StepCustomer, StepCharge, StepPayment, StepInvoice, StepConfirmation, StepRefund, StepVoidInvoice, StepCancelCharge}
+	for _, s := range steps {
+		if stepSystems[s] == "" {
+			t.Errorf("step %s has no provider", s)
+		}
+	}
+	for activity, step := range activitySteps {
+		if stepSystems[step] == "" {
+			t.Errorf("activity %s runs for step %s, which has no provider", activity, step)
+		}
+	}
+}

@@ -29,6 +29,9 @@ const ErrTypeNotApplicable = "NotApplicable"
 const (
 	StepRefund      = "refund"
 	StepVoidInvoice = "void_invoice"
+	// StepCancelCharge finds the order's charge when its answer was lost
+	// and cancels it at the provider when it has not settled.
+	StepCancelCharge = "cancel_charge"
 )
 
 var (
@@ -40,6 +43,12 @@ var (
 
 // skippable lists the steps an order can go on without.
 var skippable = map[string]bool{StepCustomer: true, StepInvoice: true, StepConfirmation: true, StepVoidInvoice: true}
+
+// compensation lists the steps that undo a cancelled order. An operator may
+// skip them, to finish a compensation that cannot finish by itself (the
+// refund was made by hand, the provider lost the charge), but only with a
+// reason, which is recorded on the step.
+var compensation = map[string]bool{StepRefund: true, StepVoidInvoice: true, StepCancelCharge: true}
 
 // OperatorRequest is the argument of the retry, skip, abort and cancel updates.
 type OperatorRequest struct {
@@ -83,7 +92,13 @@ func (o *orderRun) registerOperatorUpdates(ctx workflow.Context) error {
 				return notApplicable("the %s step already has an operator's answer (%s)", o.parkedStep, o.resolution)
 			}
 			if what == UpdateAbort && o.compensating {
-				return notApplicable("the order is being cancelled; retry the %s step to finish undoing it", o.parkedStep)
+				return notApplicable("the order is being cancelled; retry the %s step, or skip it with a reason, to finish undoing it", o.parkedStep)
+			}
+			if what == UpdateSkip && o.hardened && compensation[o.parkedStep] {
+				if strings.TrimSpace(req.Reason) == "" {
+					return notApplicable("skipping the %s step of a cancelled order needs a reason; it is recorded with the order", o.parkedStep)
+				}
+				return nil
 			}
 			if what == UpdateSkip && !skippable[o.parkedStep] {
 				return notApplicable("the %s step cannot be skipped; retry or abort it", o.parkedStep)
@@ -102,6 +117,9 @@ func (o *orderRun) registerOperatorUpdates(ctx workflow.Context) error {
 				o.in.Order = o.in.Order.Normalize()
 			}
 			o.resolution = what
+			if o.hardened {
+				o.markStep(ctx, step, func(s *Step) { s.Resolution = &Resolution{Action: what, Reason: req.Reason} })
+			}
 			o.logOperator(ctx, what, step, req.Reason)
 			return OperatorResult{Status: o.state.Status, Step: step}, nil
 		}
@@ -177,8 +195,16 @@ func (o *orderRun) waitForOperator(ctx workflow.Context, step string) error {
 		return errCancelled
 	}
 	status := StatusProcessing
-	if step == StepPayment {
+	switch {
+	case o.compensating:
+		status = StatusCancelling
+	case step == StepPayment:
 		status = StatusAwaitingPayment
+	}
+	if resolution == UpdateSkip && o.hardened {
+		// Recorded before the status, so that the state kept in the memo
+		// shows the skip.
+		o.markStep(ctx, step, func(s *Step) { s.Status = StepSkipped })
 	}
 	o.state.Status = ""
 	if !o.in.AwaitingOrder || o.placed {
@@ -197,8 +223,9 @@ func (o *orderRun) waitForOperator(ctx workflow.Context, step string) error {
 }
 
 // compensate undoes, in reverse order, what a cancelled order did: it voids
-// the invoice and refunds the charge, each with its own idempotency key, so
-// running it twice changes nothing. The CRM contact and a sent e-mail stay.
+// the invoice, and makes sure the order keeps no money (see undoCharge),
+// each with its own idempotency key, so running it twice changes nothing.
+// The CRM contact and a sent e-mail stay.
 func (o *orderRun) compensate(ctx workflow.Context) error {
 	// Compensation steps run to the end: a further cancel changes nothing.
 	o.compensating = true
@@ -215,6 +242,145 @@ func (o *orderRun) compensate(ctx workflow.Context) error {
 			return err
 		}
 	}
+	var err error
+	if o.hardened {
+		err = o.undoCharge(ctx)
+	} else {
+		err = o.refundWhenPaid(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	return o.setStatus(ctx, StatusCancelled)
+}
+
+// undoCharge makes sure a cancelled order keeps no money. A charge that has
+// not settled is cancelled at the provider, so that the customer can no
+// longer pay an order that is gone; a charge that took money is refunded
+// (adopting a refund that exists already). Every wait is bounded, and a
+// call that fails for good parks like any other step.
+func (o *orderRun) undoCharge(ctx workflow.Context) error {
+	id, err := o.chargeToUndo(ctx)
+	if err != nil || id == "" {
+		return err
+	}
+	paid := o.done.Paid
+	if !paid {
+		status, known := o.payment.outcomeFor(id)
+		if known && status != providers.ChargeSucceeded {
+			return nil // declined in the provider's own order: nothing was taken
+		}
+		if !known {
+			if status, err = o.cancelCharge(ctx, id); err != nil {
+				return err
+			}
+		}
+		paid = status == providers.ChargeSucceeded
+	}
+	if !paid {
+		return nil
+	}
+	o.addStep(StepRefund)
+	var out activities.RefundChargeResult
+	err = o.step(ctx, StepRefund, a.RefundCharge, func() any {
+		return activities.RefundChargeInput{Call: o.call(StepRefund), ChargeID: id}
+	}, &out)
+	if err != nil && !errors.Is(err, errCancelled) {
+		return err
+	}
+	return nil
+}
+
+// chargeToUndo names the order's charge. When the charge step was tried but
+// its answer never came back, the provider may hold a charge all the same:
+// it is looked up by its reference, now that no call of the step can still
+// be in flight.
+func (o *orderRun) chargeToUndo(ctx workflow.Context) (string, error) {
+	if id := o.done.Charge.ChargeID; id != "" || !o.chargeAttempted() {
+		return id, nil
+	}
+	o.addStep(StepCancelCharge)
+	var found activities.FindChargeResult
+	err := o.step(ctx, StepCancelCharge, a.FindCharge, func() any {
+		return activities.FindChargeInput{Call: o.call(StepCharge)}
+	}, &found)
+	if err != nil || !found.Found {
+		return "", err
+	}
+	return found.ChargeID, nil
+}
+
+// cancelCharge cancels the order's unsettled charge at the provider and
+// returns its status as it then stands: canceled, or settled when it
+// settled first. A charge the provider cannot cancel yet (one being
+// processed) is asked again with growing pauses for at most the payment
+// timeout; then the step parks, and an operator retries or skips it. A
+// skipped step returns no status.
+func (o *orderRun) cancelCharge(ctx workflow.Context, id string) (string, error) {
+	o.addStep(StepCancelCharge)
+	deadline := workflow.Now(ctx).Add(o.in.PaymentTimeout)
+	for tries := 1; ; tries++ {
+		var got activities.CancelChargeResult
+		err := o.step(ctx, StepCancelCharge, a.CancelCharge, func() any {
+			return activities.CancelChargeInput{Call: o.call(StepCancelCharge), ChargeID: id}
+		}, &got)
+		if err != nil || o.stepStatus(StepCancelCharge) == StepSkipped {
+			return "", err
+		}
+		if got.Status != providers.ChargePending {
+			return got.Status, nil
+		}
+		if !workflow.Now(ctx).Before(deadline) {
+			timeout := temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("charge %s could not be cancelled: still pending after %s", id, o.in.PaymentTimeout), "PaymentTimeout", nil)
+			err := o.park(ctx, StepCancelCharge, timeout)
+			if errors.Is(err, errSkipped) {
+				o.markStep(ctx, StepCancelCharge, func(s *Step) { s.Status = StepSkipped })
+				return "", nil
+			}
+			if err != nil && !errors.Is(err, errCancelled) {
+				return "", err
+			}
+			deadline = workflow.Now(ctx).Add(o.in.PaymentTimeout)
+		}
+		o.markStep(ctx, StepCancelCharge, func(s *Step) { s.Status = StepWaiting })
+		if _, err := workflow.AwaitWithTimeout(ctx, o.backoff(tries), func() bool {
+			_, known := o.payment.outcomeFor(id)
+			return known
+		}); err != nil {
+			return "", err
+		}
+		if status, known := o.payment.outcomeFor(id); known {
+			return status, nil
+		}
+	}
+}
+
+// stepStatus is the status of the named step, empty when the order has none.
+func (o *orderRun) stepStatus(name string) string {
+	for _, s := range o.state.Steps {
+		if s.Name == name {
+			return s.Status
+		}
+	}
+	return ""
+}
+
+// refundLatePayment is the whole work of a late-payment workflow: the
+// charge succeeded after its order had ended without it, so the money is
+// given back (or, when the provider says otherwise, nothing is done).
+func (o *orderRun) refundLatePayment(ctx workflow.Context) error {
+	o.state.Steps = []Step{}
+	o.done.Charge.ChargeID = o.in.LatePayment.ChargeID
+	workflow.GetLogger(ctx).Warn("a payment succeeded after its order ended: refunding it", "order_id", o.in.Order.OrderID,
+		"charge_id", o.in.LatePayment.ChargeID, "event_id", o.in.LatePayment.EventID)
+	return errCancelled
+}
+
+// refundWhenPaid is the compensation of orders begun before
+// versionHardening: it waits for a pending charge to settle and refunds it
+// when it took money.
+func (o *orderRun) refundWhenPaid(ctx workflow.Context) error {
 	id := o.done.Charge.ChargeID
 	if id == "" && o.chargeAttempted() {
 		// The charge step was tried but its answer never came back: the
@@ -241,7 +407,7 @@ func (o *orderRun) compensate(ctx workflow.Context) error {
 			return err
 		}
 	}
-	return o.setStatus(ctx, StatusCancelled)
+	return nil
 }
 
 // chargePaid reports whether the order's charge took money. A charge still

@@ -150,9 +150,10 @@ func TestUpdatesThatDoNotApplyAreRejectedWithAReason(t *testing.T) {
 	}
 }
 
-func TestCancelWhileAwaitingPaymentWaitsForTheChargeAndRefunds(t *testing.T) {
+func TestCancelWhileAwaitingPaymentCancelsTheChargeAtTheProvider(t *testing.T) {
 	fakes := newFakeProviders()
-	// No webhook comes; the fake's second look reports the charge succeeded.
+	// No webhook comes; the charge is still pending when the order is
+	// cancelled, and the provider cancels it.
 	state, err := operatorRun(t, fakes, 10*time.Second, UpdateCancel, OperatorRequest{Reason: "no longer wanted"})
 	if err != nil {
 		t.Fatalf("cancel: %v", err)
@@ -160,8 +161,25 @@ func TestCancelWhileAwaitingPaymentWaitsForTheChargeAndRefunds(t *testing.T) {
 	if state.Status != StatusCancelled {
 		t.Fatalf("status = %s, want cancelled", state.Status)
 	}
-	if fakes.count("create_refund") != 1 || fakes.count("create_invoice") != 0 || fakes.count("send_message") != 0 {
-		t.Errorf("calls = %v, want a refund and no invoice or e-mail", fakes.calls)
+	if fakes.count("cancel_charge") != 1 || fakes.count("create_refund") != 0 || fakes.count("create_invoice") != 0 || fakes.count("send_message") != 0 {
+		t.Errorf("calls = %v, want the charge cancelled, no refund, no invoice or e-mail", fakes.calls)
+	}
+	if s := stepByName(state, StepCancelCharge); s.Status != StepSucceeded {
+		t.Errorf("steps = %+v, want cancel_charge succeeded", state.Steps)
+	}
+}
+
+func TestCancelOfAChargeThatSettledFirstRefundsIt(t *testing.T) {
+	fakes := newFakeProviders()
+	// The provider answers the cancellation with the charge as it stands:
+	// it had succeeded a moment before.
+	fakes.cancelStatus = providers.ChargeSucceeded
+	state, err := operatorRun(t, fakes, 10*time.Second, UpdateCancel, OperatorRequest{Reason: "no longer wanted"})
+	if err != nil {
+		t.Fatalf("cancel: %v", err)
+	}
+	if state.Status != StatusCancelled || fakes.count("cancel_charge") != 1 || fakes.count("create_refund") != 1 {
+		t.Errorf("status %s, calls = %v, want cancelled with one refund", state.Status, fakes.calls)
 	}
 }
 
@@ -231,6 +249,8 @@ func TestAbortAfterAnUnansweredChargeFindsAndRefundsIt(t *testing.T) {
 		fakes.failing["find_charge"] = append(fakes.failing["find_charge"], nil)
 	}
 	fakes.hideCharges = MaxStepAttempts
+	// The charge settled meanwhile: cancelling it answers it succeeded.
+	fakes.cancelStatus = providers.ChargeSucceeded
 	state, err := operatorRun(t, fakes, 10*time.Hour, UpdateAbort, OperatorRequest{Reason: "provider outage"})
 	if err != nil {
 		t.Fatalf("abort: %v", err)

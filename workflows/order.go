@@ -30,6 +30,16 @@ type OrderInput struct {
 	OrphanWindow  time.Duration
 	// Resume carries an order's progress into a run that continued as new.
 	Resume *OrderCheckpoint
+	// LatePayment, when set, makes the workflow refund a payment that
+	// succeeded after its order had ended without it (rejected or
+	// cancelled); its workflow ID is LatePaymentWorkflowID.
+	LatePayment *LatePayment
+}
+
+// LatePayment names a charge that succeeded after its order ended.
+type LatePayment struct {
+	ChargeID string
+	EventID  string
 }
 
 // OrderCheckpoint is what a continued order keeps from its earlier runs.
@@ -63,7 +73,7 @@ const (
 var stepSystems = map[string]string{
 	StepCustomer: "crm", StepCharge: "payments", StepPayment: "payments",
 	StepInvoice: "accounting", StepConfirmation: "mail",
-	StepRefund: "payments", StepVoidInvoice: "accounting",
+	StepRefund: "payments", StepVoidInvoice: "accounting", StepCancelCharge: "payments",
 }
 
 // a is the nil *Activities through which workflows name activities.
@@ -76,6 +86,7 @@ var a *activities.Activities
 // permanently or runs out of attempts parks the order in needs_attention.
 func OrderWorkflow(ctx workflow.Context, in OrderInput) (OrderResult, error) {
 	o := newOrderRun(ctx, in)
+	o.hardened = workflow.GetVersion(ctx, versionHardening, workflow.DefaultVersion, 1) == 1
 	if cp := in.Resume; cp != nil {
 		o.state, o.done, o.payment, o.placed, o.requestHash = cp.State, cp.Done, cp.Payment, cp.Placed, cp.RequestHash
 		o.cancelRequested = cp.CancelRequested
@@ -91,10 +102,13 @@ func OrderWorkflow(ctx workflow.Context, in OrderInput) (OrderResult, error) {
 		return OrderResult{}, err
 	}
 	var err error
-	if in.AwaitingOrder && !o.placed {
+	switch {
+	case in.LatePayment != nil:
+		err = o.refundLatePayment(ctx)
+	case in.AwaitingOrder && !o.placed:
 		err = o.awaitOrder(ctx)
 	}
-	if err == nil {
+	if err == nil && in.LatePayment == nil {
 		err = o.run(ctx)
 	}
 	var can *workflow.ContinueAsNewError
@@ -137,6 +151,11 @@ type orderRun struct {
 	// activitiesThisRun counts activity executions since the run began.
 	activitiesThisRun int
 	compensating      bool
+	// hardened marks orders begun after the changes behind
+	// versionHardening: they wait for a call in flight when cancelled,
+	// cancel an unsettled charge instead of waiting for it, back off when
+	// the provider's record lags an event, and keep their state in the memo.
+	hardened bool
 }
 
 func newOrderRun(ctx workflow.Context, in OrderInput) *orderRun {
@@ -228,6 +247,9 @@ type stepResult interface {
 // cancelled, or the workflow's cancellation.
 func (o *orderRun) step(ctx workflow.Context, name string, activity any, input func() any, result stepResult) error {
 	for {
+		if err := ctx.Err(); err != nil {
+			return err // cancelled through Temporal while the step before ran
+		}
 		if o.stopping() {
 			return errCancelled
 		}
@@ -261,6 +283,11 @@ func (o *orderRun) step(ctx workflow.Context, name string, activity any, input f
 	}
 }
 
+// stepHeartbeatTimeout is how soon Temporal notices that a worker died in
+// the middle of a provider call and tries the step again elsewhere; the
+// provider workers heartbeat while a call runs.
+const stepHeartbeatTimeout = 10 * time.Second
+
 // activityContext sends a step's activity to its provider's task queue with a
 // timeout and a bounded retry policy.
 func (o *orderRun) activityContext(ctx workflow.Context, step string) workflow.Context {
@@ -269,6 +296,11 @@ func (o *orderRun) activityContext(ctx workflow.Context, step string) workflow.C
 		// Room for a lookup and a create, each bounded by the HTTP client's
 		// own timeout, so that the client's classification is what fails.
 		StartToCloseTimeout: 45 * time.Second,
+		HeartbeatTimeout:    stepHeartbeatTimeout,
+		// An order cancelled through Temporal while a call is in flight
+		// waits for the call to end: the call runs on to the provider
+		// anyway, and compensation must know what it did.
+		WaitForCancellation: o.hardened,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:    time.Second,
 			BackoffCoefficient: 2,
@@ -288,6 +320,10 @@ const MemoReason = "reason"
 // versionPaymentWebhooks marks the change from polling the charge to waiting
 // for the payment webhook.
 const versionPaymentWebhooks = "payment-webhooks"
+
+// versionHardening marks the changes that keep money and waits bounded
+// (see orderRun.hardened).
+const versionHardening = "hardening"
 
 // awaitPayment polls the charge until it settles, backing off between looks.
 // It is the path of orders whose history began before payment webhooks.
@@ -366,8 +402,13 @@ func (o *orderRun) parkFailure(ctx workflow.Context, step string, failure failur
 		return fmt.Errorf("mark order needing attention: %w", err)
 	}
 	// The reason travels in the memo, so that lists of parked actions show
-	// it without asking each workflow.
-	if workflow.GetVersion(ctx, versionParkReasonMemo, workflow.DefaultVersion, 1) == 1 {
+	// it without asking each workflow; so does the state, for reads while
+	// no worker runs.
+	if o.hardened {
+		if err := workflow.UpsertMemo(ctx, map[string]any{MemoReason: failure.message, MemoState: o.state}); err != nil {
+			return fmt.Errorf("record why the order needs attention: %w", err)
+		}
+	} else if workflow.GetVersion(ctx, versionParkReasonMemo, workflow.DefaultVersion, 1) == 1 {
 		if err := workflow.UpsertMemo(ctx, map[string]any{MemoReason: failure.message}); err != nil {
 			return fmt.Errorf("record why the order needs attention: %w", err)
 		}
@@ -419,7 +460,10 @@ func (o *orderRun) markStep(ctx workflow.Context, name string, change func(*Step
 	o.state.UpdatedAt = workflow.Now(ctx)
 }
 
-// setStatus changes the order's status and the HandoffStatus search attribute.
+// setStatus changes the order's status and the HandoffStatus search
+// attribute. A hardened order also keeps its state in the memo whenever it
+// enters a status it may stay in for a while, so that GET /v1/orders can
+// answer from it while no worker runs; the final state is the result.
 func (o *orderRun) setStatus(ctx workflow.Context, status string) error {
 	if o.state.Status == status {
 		return nil
@@ -428,6 +472,15 @@ func (o *orderRun) setStatus(ctx workflow.Context, status string) error {
 	o.state.UpdatedAt = workflow.Now(ctx)
 	if err := workflow.UpsertTypedSearchAttributes(ctx, SearchStatus.ValueSet(status)); err != nil {
 		return fmt.Errorf("set order status %s: %w", status, err)
+	}
+	switch status {
+	case StatusCompleted, StatusRejected, StatusCancelled:
+		return nil
+	}
+	if o.hardened {
+		if err := workflow.UpsertMemo(ctx, map[string]any{MemoState: o.state}); err != nil {
+			return fmt.Errorf("record order state: %w", err)
+		}
 	}
 	return nil
 }
@@ -452,7 +505,7 @@ var (
 // stepDone reports whether a step succeeded or was skipped, also in an
 // earlier run; payment steps are judged by o.done.Paid instead.
 func (o *orderRun) stepDone(name string) bool {
-	if name == StepPayment || name == StepRefund || name == StepVoidInvoice {
+	if name == StepPayment || name == StepRefund || name == StepVoidInvoice || name == StepCancelCharge {
 		return false
 	}
 	for _, s := range o.state.Steps {

@@ -29,10 +29,15 @@ type fakeProviders struct {
 	chargeStatus string
 	// hideCharges makes that many FindCharge calls find nothing.
 	hideCharges int
+	// cancelStatus is what CancelCharge reports; default canceled.
+	cancelStatus string
+	// refunds holds the refunds made, by charge.
+	refunds map[string]providers.Refund
 }
 
 func newFakeProviders() *fakeProviders {
-	return &fakeProviders{failing: map[string][]error{}, charges: map[string]providers.Charge{}, chargeStatus: providers.ChargeSucceeded}
+	return &fakeProviders{failing: map[string][]error{}, charges: map[string]providers.Charge{}, chargeStatus: providers.ChargeSucceeded,
+		cancelStatus: providers.ChargeCanceled, refunds: map[string]providers.Refund{}}
 }
 
 func (f *fakeProviders) record(op string, call providers.Call) error {
@@ -83,7 +88,9 @@ func (f *fakeProviders) GetCharge(_ context.Context, call providers.Call, id str
 	}
 	status := providers.ChargePending
 	if f.count("get_charge") > 1 {
+		f.mu.Lock()
 		status = f.chargeStatus
+		f.mu.Unlock()
 	}
 	ch := providers.Charge{ID: id, Status: status}
 	if status == providers.ChargeFailed {
@@ -110,7 +117,30 @@ func (f *fakeProviders) RefundCharge(_ context.Context, call providers.Call, req
 	if err := f.record("create_refund", call); err != nil {
 		return providers.Refund{}, err
 	}
-	return providers.Refund{ID: "re_1", Charge: req.Charge}, nil
+	re := providers.Refund{ID: "re_1", Charge: req.Charge, ExternalRef: call.IdempotencyKey, Status: "succeeded"}
+	f.mu.Lock()
+	f.refunds[req.Charge] = re
+	f.mu.Unlock()
+	return re, nil
+}
+
+func (f *fakeProviders) FindRefund(_ context.Context, call providers.Call, charge string) (providers.Refund, bool, error) {
+	if err := f.record("find_refund", call); err != nil {
+		return providers.Refund{}, false, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	re, ok := f.refunds[charge]
+	return re, ok, nil
+}
+
+func (f *fakeProviders) CancelCharge(_ context.Context, call providers.Call, id string) (providers.Charge, error) {
+	if err := f.record("cancel_charge", call); err != nil {
+		return providers.Charge{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return providers.Charge{ID: id, Status: f.cancelStatus}, nil
 }
 
 func (f *fakeProviders) VoidInvoice(_ context.Context, call providers.Call, id string) (providers.Invoice, error) {

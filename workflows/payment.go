@@ -1,6 +1,8 @@
 package workflows
 
 import (
+	"hash/fnv"
+	"strconv"
 	"time"
 
 	"go.temporal.io/sdk/workflow"
@@ -96,6 +98,29 @@ func (p *paymentTracker) settled() bool {
 	return !p.Undecided && (p.Status == providers.ChargeSucceeded || p.Status == providers.ChargeFailed)
 }
 
+// outcomeFor returns the outcome events decided for the charge, in the
+// provider's own order; known is false when they did not decide it.
+func (p *paymentTracker) outcomeFor(charge string) (status string, known bool) {
+	if p.settled() && p.Ordered && (p.ChargeID == charge || (p.ChargeID == "" && p.EventCharge == charge)) {
+		return p.Status, true
+	}
+	return "", false
+}
+
+// maxProviderWait caps the pause between two renewed looks at the provider.
+const maxProviderWait = time.Minute
+
+// backoff is the pause before the n-th renewed look at the provider: 1 s
+// doubling to a minute, the second half of it jittered by the workflow id
+// and n, so that orders waiting together do not ask together, and the same
+// on every replay.
+func (o *orderRun) backoff(n int) time.Duration {
+	d := min(time.Second<<min(max(n-1, 0), 6), maxProviderWait)
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(o.workflowID + "#" + strconv.Itoa(n))) // hash writes do not fail
+	return d/2 + time.Duration(float64(d/2)*float64(h.Sum32()%1024)/1024)
+}
+
 // receivePaymentEvents applies every payment signal as it arrives, for the
 // whole life of the order, so that none waits unread in the channel.
 func (o *orderRun) receivePaymentEvents(ctx workflow.Context) {
@@ -128,10 +153,16 @@ func (o *orderRun) awaitPaymentEvents(ctx workflow.Context, charge string) (bool
 	}
 	deadline := workflow.Now(ctx).Add(o.in.PaymentTimeout)
 	fetches := 0
+	// asked is the number of events applied when the provider was last
+	// asked: only a newer event makes the order ask again before its wait
+	// is over (an event the provider's record has not caught up with yet
+	// would otherwise make it ask at once, again and again).
+	asked := -1
 	for {
 		o.markStep(ctx, StepPayment, func(s *Step) { s.Status = StepWaiting })
 		decided, err := workflow.AwaitWithTimeout(ctx, wait, func() bool {
-			return o.payment.settled() || o.payment.Undecided || o.stopping()
+			news := !o.hardened || o.payment.Applied > asked
+			return (news && (o.payment.settled() || o.payment.Undecided)) || o.stopping()
 		})
 		if err != nil {
 			return false, err
@@ -147,6 +178,7 @@ func (o *orderRun) awaitPaymentEvents(ctx workflow.Context, charge string) (bool
 		// record is the authority.
 		var got activities.GetChargeResult
 		in := func() any { return activities.GetChargeInput{Call: o.call(StepPayment), ChargeID: charge} }
+		asked = o.payment.Applied
 		if err := o.step(ctx, StepPayment, a.GetCharge, in, &got); err != nil {
 			return false, err
 		}
@@ -161,9 +193,24 @@ func (o *orderRun) awaitPaymentEvents(ctx workflow.Context, charge string) (bool
 			}
 			deadline = workflow.Now(ctx).Add(o.in.PaymentTimeout)
 		}
-		wait = min(wait*2, maxPaymentPollInterval*6)
+		if !o.hardened {
+			wait = min(wait*2, maxPaymentPollInterval*6)
+			continue
+		}
+		if decided {
+			// An event said the charge settled; the provider's record does
+			// not show it yet. Its record decides, after a pause.
+			workflow.GetLogger(ctx).Warn("the provider's record lags its payment event", "order_id", o.in.Order.OrderID,
+				"correlation_id", o.in.CorrelationID, "charge_id", charge, "event_status", o.payment.Status, "record_status", got.Status, "looks", fetches)
+			workflow.GetMetricsHandler(ctx).Counter(MetricPaymentRecordLagging).Inc(1)
+		}
+		wait = o.backoff(fetches)
 	}
 }
+
+// MetricPaymentRecordLagging counts the looks at a charge whose record did
+// not yet show what a payment event said.
+const MetricPaymentRecordLagging = "handoff_payment_record_lagging"
 
 // finishPayment records the payment's outcome: a failed charge rejects the order.
 func (o *orderRun) finishPayment(ctx workflow.Context, status, code, message string, fetches int) (bool, error) {

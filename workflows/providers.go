@@ -1,10 +1,13 @@
 package workflows
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/handoff-hq/handoff/config"
@@ -26,6 +29,20 @@ const (
 // as new after this many changes.
 const controlUpdatesPerRun = 200
 
+// MemoPaused is the control workflow's memo field holding the paused
+// providers (a map of system to ProviderPause). Temporal serves the memo
+// without a worker and consistently with the updates that changed it.
+const MemoPaused = "paused"
+
+// PauseLease is how long a worker may trust the pause state it read before
+// it must read it again to let a provider call through; an operator's pause
+// is answered only after it has passed, so that from the answer on no worker
+// calls the paused provider.
+const PauseLease = time.Second
+
+// versionPauseMemo marks the change that keeps the pause state in the memo.
+const versionPauseMemo = "pause-memo"
+
 // ProviderControlState is which providers are paused.
 type ProviderControlState struct {
 	Paused map[string]ProviderPause
@@ -43,6 +60,17 @@ type ProviderRequest struct {
 	Reason string
 }
 
+// ProviderControlStart starts the provider control workflow, or finds the
+// one that runs; a new one starts with no provider paused, in its memo too,
+// so that the pause state is readable from its first moment.
+func ProviderControlStart() client.StartWorkflowOptions {
+	return client.StartWorkflowOptions{
+		ID: ProviderControlID, TaskQueue: TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		Memo:                     map[string]any{MemoPaused: map[string]ProviderPause{}},
+	}
+}
+
 // ProviderControlWorkflow keeps the pause state of the providers. Workers
 // query it and stop polling a paused provider's task queue, so its calls
 // wait in the queue without using attempts.
@@ -54,6 +82,19 @@ func ProviderControlWorkflow(ctx workflow.Context, state ProviderControlState) e
 		return err
 	}
 	changes := 0
+	memo := workflow.GetVersion(ctx, versionPauseMemo, workflow.DefaultVersion, 1) == 1
+	publish := func(ctx workflow.Context) error {
+		if !memo {
+			return nil
+		}
+		if err := workflow.UpsertMemo(ctx, map[string]any{MemoPaused: state.Paused}); err != nil {
+			return fmt.Errorf("record provider pauses: %w", err)
+		}
+		return nil
+	}
+	if err := publish(ctx); err != nil {
+		return err
+	}
 	validate := func(_ workflow.Context, req ProviderRequest) error {
 		if !slices.Contains(config.Systems, req.System) {
 			return notApplicable("unknown system %q: want one of %s", req.System, strings.Join(config.Systems, ", "))
@@ -65,6 +106,9 @@ func ProviderControlWorkflow(ctx workflow.Context, state ProviderControlState) e
 			if _, paused := state.Paused[req.System]; !paused {
 				state.Paused[req.System] = ProviderPause{Since: workflow.Now(ctx), Reason: req.Reason}
 				changes++
+				if err := publish(ctx); err != nil {
+					return state, err
+				}
 			}
 			return state, nil
 		}, workflow.UpdateHandlerOptions{Validator: validate})
@@ -76,6 +120,9 @@ func ProviderControlWorkflow(ctx workflow.Context, state ProviderControlState) e
 			if _, paused := state.Paused[req.System]; paused {
 				delete(state.Paused, req.System)
 				changes++
+				if err := publish(ctx); err != nil {
+					return state, err
+				}
 			}
 			return state, nil
 		}, workflow.UpdateHandlerOptions{Validator: validate})

@@ -28,18 +28,38 @@ type ReconcileInput struct {
 	PageSize int
 	// Grace leaves orders younger than it alone: they may be in flight.
 	Grace time.Duration
-	// PagesPerRun bounds the history: the workflow continues as new after
-	// this many pages, carrying its progress.
+	// PagesPerRun, when set, makes the workflow continue as new after this
+	// many pages (tests use it); it always does when its history grows past
+	// reconcileEventsPerRun events or Temporal suggests it.
 	PagesPerRun int
+	// Since is the look-back window: records created before it are not
+	// compared. Zero means three days.
+	Since time.Duration
+	// MaxRepairs caps the repairs of one reconciliation; beyond it, safe
+	// differences are flagged instead. Zero means 100; a negative number
+	// repairs nothing.
+	MaxRepairs int
 	// Resume carries the progress of the runs before.
 	Resume *ReconcileProgress
 }
+
+// reconcileEventsPerRun bounds a reconciliation run's history; it continues
+// as new past it, between pages.
+var reconcileEventsPerRun = 10_000
+
+// Defaults of a reconciliation whose input does not say.
+const (
+	defaultReconcileSince      = 72 * time.Hour
+	defaultReconcileMaxRepairs = 100
+)
 
 // ReconcileProgress is where a reconciliation stands.
 type ReconcileProgress struct {
 	Phase  string
 	Cursor string
 	Before time.Time
+	// After is the start of the look-back window.
+	After  time.Time
 	Report ReconcileReport
 }
 
@@ -61,6 +81,13 @@ type ReconcileReport struct {
 	Runs      int  `json:"runs"`
 	// InFlight counts differences left alone because their order runs.
 	InFlight int `json:"in_flight"`
+	// Since is the start of the look-back window: older records were not
+	// compared.
+	Since time.Time `json:"since"`
+	// RepairCap is the most repairs the run makes; NotRepaired counts the
+	// safe differences flagged instead because the cap was reached.
+	RepairCap   int `json:"repair_cap"`
+	NotRepaired int `json:"not_repaired_over_cap"`
 }
 
 // orderStandings asks where the orders of the safe differences stand: only
@@ -111,15 +138,21 @@ func ReconcileWorkflow(ctx workflow.Context, in ReconcileInput) (ReconcileReport
 	if in.PageSize <= 0 {
 		in.PageSize = 500
 	}
-	if in.PagesPerRun <= 0 {
-		in.PagesPerRun = 50
+	if in.Since <= 0 {
+		in.Since = defaultReconcileSince
+	}
+	switch {
+	case in.MaxRepairs == 0:
+		in.MaxRepairs = defaultReconcileMaxRepairs
+	case in.MaxRepairs < 0:
+		in.MaxRepairs = 0
 	}
 	p := in.Resume
 	if p == nil {
 		now := workflow.Now(ctx)
-		p = &ReconcileProgress{Phase: activities.PhaseCharges, Before: now.Add(-in.Grace), Report: ReconcileReport{
+		p = &ReconcileProgress{Phase: activities.PhaseCharges, Before: now.Add(-in.Grace), After: now.Add(-in.Since), Report: ReconcileReport{
 			ID: workflow.GetInfo(ctx).WorkflowExecution.ID, StartedAt: now, Differences: map[string]int{},
-			RepairedItems: []ReportItem{}, FlaggedItems: []ReportItem{},
+			RepairedItems: []ReportItem{}, FlaggedItems: []ReportItem{}, Since: now.Add(-in.Since), RepairCap: in.MaxRepairs,
 		}}
 	}
 	p.Report.Runs++
@@ -128,14 +161,17 @@ func ReconcileWorkflow(ctx workflow.Context, in ReconcileInput) (ReconcileReport
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second, MaximumAttempts: 10},
 	})
 	for pages := 0; p.Phase != phaseDone; pages++ {
-		if pages == in.PagesPerRun {
+		info := workflow.GetInfo(ctx)
+		long := info.GetCurrentHistoryLength() > reconcileEventsPerRun || info.GetContinueAsNewSuggested()
+		// Every run compares at least one page, so that it always advances.
+		if pages > 0 && (pages == in.PagesPerRun || long) {
 			next := in
 			next.Resume = p
 			return ReconcileReport{}, workflow.NewContinueAsNewError(ctx, ReconcileWorkflow, next)
 		}
 		var page activities.ComparePageResult
 		err := workflow.ExecuteActivity(actx, a.ComparePage, activities.ComparePageInput{
-			Phase: p.Phase, Cursor: p.Cursor, Limit: in.PageSize, Before: p.Before,
+			Phase: p.Phase, Cursor: p.Cursor, Limit: in.PageSize, Before: p.Before, After: p.After,
 		}).Get(ctx, &page)
 		if err != nil {
 			return p.Report, fmt.Errorf("reconcile %s page: %w", p.Phase, err)
@@ -164,7 +200,8 @@ func ReconcileWorkflow(ctx workflow.Context, in ReconcileInput) (ReconcileReport
 	r.FinishedAt = workflow.Now(ctx)
 	r.DurationSeconds = r.FinishedAt.Sub(r.StartedAt).Seconds()
 	workflow.GetLogger(ctx).Info("reconciliation finished", "id", r.ID, "charges", r.Compared.Charges,
-		"invoices", r.Compared.Invoices, "repaired", r.Repaired, "flagged", r.Flagged, "seconds", r.DurationSeconds)
+		"invoices", r.Compared.Invoices, "repaired", r.Repaired, "flagged", r.Flagged, "not_repaired_over_cap", r.NotRepaired,
+		"since", r.Since, "seconds", r.DurationSeconds)
 	return r, nil
 }
 
@@ -200,6 +237,13 @@ func (p *ReconcileProgress) settle(ctx workflow.Context, d activities.Difference
 	if d.Safe && slices.Contains(standing.Skipped, repairStep(d.Kind)) {
 		d.Safe = false
 		item.Reason += "; not repaired: an operator skipped the " + repairStep(d.Kind) + " step"
+	}
+	if d.Safe && p.Report.Repaired >= p.Report.RepairCap {
+		// A run that finds many safe differences at once more likely looks
+		// at the wrong account than at many lost records: a person decides.
+		d.Safe = false
+		p.Report.NotRepaired++
+		item.Reason += fmt.Sprintf("; not repaired: this run reached its cap of %d repairs", p.Report.RepairCap)
 	}
 	if d.Safe {
 		err := repair(ctx, d)

@@ -64,13 +64,26 @@ func runWorker(ctx context.Context, log *slog.Logger, _ []string) error {
 		return err
 	}
 	reg := prometheus.NewRegistry()
-	c, closeMetrics, err := dialWithMetrics(ctx, cfg, reg, log)
+	metrics, closeMetrics, err := worker.SDKMetrics(reg, log)
 	if err != nil {
 		return err
 	}
 	defer closeMetrics()
+	// A worker that starts while Temporal is unreachable waits for it.
+	var c client.Client
+	err = worker.Retry(ctx, log, "connect to Temporal", func(actx context.Context) error {
+		var err error
+		c, err = worker.DialWithMetrics(actx, cfg.Temporal, log, metrics)
+		return err
+	})
+	if err != nil {
+		return err
+	}
 	defer c.Close()
-	if err := worker.RegisterSearchAttributes(ctx, c, cfg.Temporal.Namespace); err != nil {
+	err = worker.Retry(ctx, log, "register search attributes", func(actx context.Context) error {
+		return worker.RegisterSearchAttributes(actx, c, cfg.Temporal.Namespace)
+	})
+	if err != nil {
 		return err
 	}
 	// A worker has no API: it serves its metrics on a port of its own.
@@ -83,7 +96,7 @@ func runWorker(ctx context.Context, log *slog.Logger, _ []string) error {
 			log.Error("serve worker metrics", "error", err)
 		}
 	}()
-	return runWorkers(ctx, cfg, c)
+	return runWorkers(ctx, cfg, c, log)
 }
 
 // dialWithMetrics connects to Temporal with the SDK's metrics reported to reg.
@@ -100,7 +113,7 @@ func dialWithMetrics(ctx context.Context, cfg config.Config, reg *prometheus.Reg
 	return c, closeMetrics, nil
 }
 
-func runWorkers(ctx context.Context, cfg config.Config, c client.Client) error {
+func runWorkers(ctx context.Context, cfg config.Config, c client.Client, log *slog.Logger) error {
 	acts, err := worker.NewActivities(cfg)
 	if err != nil {
 		return err
@@ -112,7 +125,11 @@ func runWorkers(ctx context.Context, cfg config.Config, c client.Client) error {
 	if err != nil {
 		return err
 	}
-	if err := ws.Start(); err != nil {
+	ws.SetLogger(log.With("component", "worker"))
+	if err := ws.Start(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting
+		}
 		return err
 	}
 	<-ctx.Done()
@@ -170,7 +187,7 @@ func listen(addr string) (net.Listener, error) {
 
 // serveHTTP serves h on ln until ctx ends, then shuts down gracefully.
 func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := api.NewHTTPServer(h, api.DefaultTimeouts)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -195,7 +212,12 @@ func starterOptions(cfg config.Config) starter.Options {
 }
 
 func reconcileInput(cfg config.Config) workflows.ReconcileInput {
-	return workflows.ReconcileInput{PageSize: cfg.Reconcile.PageSize, Grace: cfg.Reconcile.Grace}
+	maxRepairs := cfg.Reconcile.MaxRepairs
+	if maxRepairs == 0 {
+		maxRepairs = -1 // configured to repair nothing
+	}
+	return workflows.ReconcileInput{PageSize: cfg.Reconcile.PageSize, Grace: cfg.Reconcile.Grace,
+		Since: cfg.Reconcile.Since, MaxRepairs: maxRepairs}
 }
 
 // webhookSources says, per system, how its webhooks are signed.

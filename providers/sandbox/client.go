@@ -64,6 +64,28 @@ func (c *Client) RefundCharge(ctx context.Context, call providers.Call, req prov
 	return out, err
 }
 
+// FindRefund finds a refund of the charge, whoever made it.
+func (c *Client) FindRefund(ctx context.Context, call providers.Call, chargeID string) (providers.Refund, bool, error) {
+	var page listPage[providers.Refund]
+	q := url.Values{"charge": {chargeID}}
+	if err := c.http.Do(ctx, providers.Request{Operation: "find_refund", Method: http.MethodGet, Path: "/refunds?" + q.Encode(), Call: call}, &page); err != nil {
+		return providers.Refund{}, false, err
+	}
+	for _, re := range page.Data {
+		if re.Status == "succeeded" || re.Status == "pending" {
+			return re, true, nil
+		}
+	}
+	return providers.Refund{}, false, nil
+}
+
+// CancelCharge cancels a pending charge; a settled one is answered as it is.
+func (c *Client) CancelCharge(ctx context.Context, call providers.Call, id string) (providers.Charge, error) {
+	var out providers.Charge
+	err := c.http.Do(ctx, providers.Request{Operation: "cancel_charge", Method: http.MethodPost, Path: "/charges/" + url.PathEscape(id) + "/cancel", Call: call}, &out)
+	return out, err
+}
+
 // VoidInvoice voids an invoice.
 func (c *Client) VoidInvoice(ctx context.Context, call providers.Call, id string) (providers.Invoice, error) {
 	var out providers.Invoice

@@ -1,8 +1,10 @@
 package sandbox
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -212,7 +214,12 @@ func (s *Server) inject(f *Fault, w http.ResponseWriter, r *http.Request, serve 
 	return true
 }
 
+// sleep waits d, or less when the caller goes away. It reads the request
+// body first: net/http notices a closed connection only once the body is
+// read, and a provider that hangs has received the request all the same.
 func sleep(r *http.Request, d time.Duration) {
+	body, _ := io.ReadAll(io.LimitReader(r.Body, maxRequestBytes+1))
+	r.Body = io.NopCloser(bytes.NewReader(body))
 	select {
 	case <-time.After(d):
 	case <-r.Context().Done():
@@ -231,6 +238,15 @@ func dropConnection(w http.ResponseWriter) {
 		panic(http.ErrAbortHandler)
 	}
 	conn.Close()
+}
+
+// AddFault switches a fault on, as POST /_sandbox/faults does.
+func (s *Server) AddFault(f Fault) error {
+	if err := f.validate(); err != nil {
+		return err
+	}
+	s.faults.add(&f)
+	return nil
 }
 
 func (s *Server) postFault(w http.ResponseWriter, r *http.Request) {

@@ -27,6 +27,11 @@ import (
 // whose customer e-mail starts with it, as a test card number would.
 const DeclineEmailPrefix = "decline"
 
+// HoldEmailPrefix keeps a charge pending: the sandbox never settles a charge
+// whose customer e-mail starts with it, as a payment the customer never
+// completes. Only cancelling it ends it.
+const HoldEmailPrefix = "pending"
+
 const (
 	maxRequestBytes = 64 << 10
 	defaultPageSize = 100
@@ -113,8 +118,10 @@ func (s *Server) routes() {
 	s.handle("GET /payments/charges/{id}", "payments", "get_charge", getOne(s, s.charges))
 	s.handle("GET /payments/charges", "payments", "list_charges", list(s, s.charges))
 
+	s.handle("POST /payments/charges/{id}/cancel", "payments", "cancel_charge", s.cancelCharge)
+
 	s.handle("POST /payments/refunds", "payments", "create_refund", s.createRefund)
-	s.handle("GET /payments/refunds", "payments", "list_refunds", list(s, s.refunds))
+	s.handle("GET /payments/refunds", "payments", "list_refunds", s.listRefunds)
 
 	s.handle("POST /accounting/invoices", "accounting", "create_invoice", s.createInvoice)
 	s.handle("POST /accounting/invoices/{id}/void", "accounting", "void_invoice", s.voidInvoice)
@@ -142,6 +149,7 @@ func (s *Server) routes() {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	s.mux.HandleFunc("POST /_sandbox/seed", s.seed)
+	s.mux.HandleFunc("POST /_sandbox/charges/{id}/settle", s.settleCharge)
 	s.mux.HandleFunc("DELETE /_sandbox/records/{system}/{kind}/{id}", s.deleteRecord)
 	s.mux.HandleFunc("PATCH /_sandbox/records/accounting/invoices/{id}", s.patchInvoice)
 	s.mux.HandleFunc("GET /_sandbox/healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
@@ -427,7 +435,9 @@ func (s *Server) createCharge(w http.ResponseWriter, r *http.Request) {
 				Amount: req.Amount, Currency: strings.ToLower(req.Currency), Customer: req.Customer,
 				Email: req.Email, Created: time.Now().Unix()}
 			s.chargeEvent(ch, 1)
-			s.settleLater(ch, strings.HasPrefix(strings.ToLower(req.Email), DeclineEmailPrefix))
+			if email := strings.ToLower(req.Email); !strings.HasPrefix(email, HoldEmailPrefix) {
+				s.settleLater(ch, strings.HasPrefix(email, DeclineEmailPrefix))
+			}
 			return ch, nil
 		})
 }
@@ -440,6 +450,9 @@ func (s *Server) settleLater(ch *providers.Charge, decline bool) {
 		defer s.timers.Done()
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		if ch.Status != providers.ChargePending {
+			return // cancelled meanwhile
+		}
 		if decline {
 			ch.Status, ch.FailureCode, ch.FailureMessage = providers.ChargeFailed, "card_declined", "Your card was declined."
 		} else {
@@ -460,7 +473,7 @@ func (s *Server) createInvoice(w http.ResponseWriter, r *http.Request) {
 		return nil
 	}, func(id string, cr createRequest, req *providers.InvoiceRequest) (*providers.Invoice, *apiError) {
 		return &providers.Invoice{ID: id, ExternalRef: cr.ref, Status: "open", Customer: req.Customer,
-			Amount: req.Amount, Currency: strings.ToLower(req.Currency), Charge: req.Charge, Lines: req.Lines}, nil
+			Amount: req.Amount, Currency: strings.ToLower(req.Currency), Charge: req.Charge, Lines: req.Lines, Created: time.Now().Unix()}, nil
 	})
 }
 
@@ -523,6 +536,44 @@ func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
 		ch.Status = providers.ChargeRefunded
 		return &providers.Refund{ID: id, ExternalRef: cr.ref, Charge: ch.ID, Amount: ch.Amount, Status: "succeeded"}, nil
 	})
+}
+
+// cancelCharge cancels a pending charge, so that it can no longer succeed,
+// and answers the charge as it then stands: a charge that had already
+// settled (or was cancelled before) is answered unchanged, so cancelling
+// is idempotent.
+func (s *Server) cancelCharge(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch, ok := s.charges.get(r.PathValue("id"))
+	if !ok {
+		(&apiError{status: http.StatusNotFound, typ: "invalid_request_error", code: "resource_missing", message: "no such charge: " + r.PathValue("id")}).write(w)
+		return
+	}
+	if ch.Status == providers.ChargePending {
+		ch.Status, ch.FailureCode, ch.FailureMessage = providers.ChargeCanceled, "canceled", "The charge was cancelled before it settled."
+		s.chargeEvent(ch, 2)
+	}
+	writeJSON(w, http.StatusOK, *ch)
+}
+
+// listRefunds lists refunds; ?charge= finds every refund of one charge,
+// whoever made it.
+func (s *Server) listRefunds(w http.ResponseWriter, r *http.Request) {
+	charge := r.URL.Query().Get("charge")
+	if charge == "" {
+		list(s, s.refunds)(w, r)
+		return
+	}
+	s.mu.Lock()
+	page := listPage[providers.Refund]{Object: "list", Data: []providers.Refund{}}
+	for _, id := range s.refunds.ids {
+		if re, _ := s.refunds.get(id); re.Charge == charge {
+			page.Data = append(page.Data, *re)
+		}
+	}
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, page)
 }
 
 // voidInvoice voids an invoice; voiding it again answers the void invoice.

@@ -228,3 +228,53 @@ func TestUpsertContactUpdatesByEmail(t *testing.T) {
 		t.Errorf("contacts = %d, want 1", got)
 	}
 }
+
+func TestCancelChargeStopsAPendingChargeAndAnswersASettledOneAsItIs(t *testing.T) {
+	_, srv := newTestSandbox(t)
+	c := NewClient("payments", srv.URL+"/payments", providers.HTTPOptions{})
+	ctx := context.Background()
+	held, err := c.CreateCharge(ctx, providers.Call{IdempotencyKey: "order/H-1/charge"}, providers.ChargeRequest{Amount: 100, Currency: "eur", Email: HoldEmailPrefix + "@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // past the settle delay: a held charge stays pending
+	got, err := c.CancelCharge(ctx, providers.Call{IdempotencyKey: "order/H-1/cancel_charge"}, held.ID)
+	if err != nil || got.Status != providers.ChargeCanceled {
+		t.Fatalf("cancel a held charge = %+v, %v; want canceled", got, err)
+	}
+	if again, err := c.CancelCharge(ctx, providers.Call{}, held.ID); err != nil || again.Status != providers.ChargeCanceled {
+		t.Errorf("cancel again = %+v, %v; want the canceled charge", again, err)
+	}
+
+	paid, err := c.CreateCharge(ctx, providers.Call{IdempotencyKey: "order/H-2/charge"}, providers.ChargeRequest{Amount: 100, Currency: "eur", Email: "a@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if got, err := c.CancelCharge(ctx, providers.Call{}, paid.ID); err != nil || got.Status != providers.ChargeSucceeded {
+		t.Errorf("cancel a settled charge = %+v, %v; want it answered succeeded", got, err)
+	}
+}
+
+func TestFindRefundFindsARefundWhoeverMadeIt(t *testing.T) {
+	_, srv := newTestSandbox(t)
+	c := NewClient("payments", srv.URL+"/payments", providers.HTTPOptions{})
+	ctx := context.Background()
+	ch, err := c.CreateCharge(ctx, providers.Call{IdempotencyKey: "order/R-1/charge"}, providers.ChargeRequest{Amount: 100, Currency: "eur", Email: "a@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if _, found, err := c.FindRefund(ctx, providers.Call{}, ch.ID); err != nil || found {
+		t.Fatalf("before any refund: found=%v %v", found, err)
+	}
+	// A person refunds it at the provider, under a key of their own.
+	byHand, err := c.RefundCharge(ctx, providers.Call{IdempotencyKey: "dashboard-123"}, providers.RefundRequest{Charge: ch.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	re, found, err := c.FindRefund(ctx, providers.Call{}, ch.ID)
+	if err != nil || !found || re.ID != byHand.ID {
+		t.Errorf("find refund = %+v found=%v %v, want %s", re, found, err, byHand.ID)
+	}
+}

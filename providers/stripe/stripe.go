@@ -6,11 +6,12 @@
 // client that sets the Idempotency-Key, applies the configured timeouts and
 // classifies failures in one table, and stripe-go brings its own HTTP layer
 // with its own network retries, which would retry underneath Temporal's.
-// The three calls handoff needs are a few lines each.
+// The calls handoff needs are a few lines each.
 package stripe
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -18,6 +19,7 @@ import (
 	"strings"
 
 	"github.com/handoff-hq/handoff/providers"
+	"github.com/handoff-hq/handoff/redact"
 	"github.com/handoff-hq/handoff/webhooks"
 )
 
@@ -115,20 +117,68 @@ func (c *Client) FindCharge(ctx context.Context, call providers.Call, externalRe
 	return providers.Charge{}, false, nil
 }
 
+// CancelCharge cancels a PaymentIntent that has not succeeded, so that the
+// customer can no longer pay an order that is gone. Stripe refuses to
+// cancel one that succeeded or is processing (payment_intent_unexpected_state);
+// then the PaymentIntent is read and returned as it stands.
+func (c *Client) CancelCharge(ctx context.Context, call providers.Call, id string) (providers.Charge, error) {
+	form := url.Values{"cancellation_reason": {"abandoned"}}
+	var pi paymentIntent
+	err := c.http.Do(ctx, providers.Request{Operation: "cancel_charge", Method: http.MethodPost, Path: "/v1/payment_intents/" + url.PathEscape(id) + "/cancel", Call: call, Form: form, Header: versionHeader}, &pi)
+	var pe *providers.Error
+	if errors.As(err, &pe) && pe.Code == "payment_intent_unexpected_state" {
+		return c.GetCharge(ctx, call, id)
+	}
+	if err != nil {
+		return providers.Charge{}, err
+	}
+	return pi.charge(), nil
+}
+
+// FindRefund lists the PaymentIntent's refunds and returns one that took or
+// is taking the money back, whoever made it.
+func (c *Client) FindRefund(ctx context.Context, call providers.Call, chargeID string) (providers.Refund, bool, error) {
+	q := url.Values{"payment_intent": {chargeID}, "limit": {"10"}}
+	var page struct {
+		Data []refund `json:"data"`
+	}
+	err := c.http.Do(ctx, providers.Request{Operation: "find_refund", Method: http.MethodGet, Path: "/v1/refunds?" + q.Encode(), Call: call, Header: versionHeader}, &page)
+	if err != nil {
+		return providers.Refund{}, false, err
+	}
+	for _, re := range page.Data {
+		switch re.Status {
+		case "succeeded", "pending", "requires_action":
+			return re.refund(chargeID), true, nil
+		}
+	}
+	return providers.Refund{}, false, nil
+}
+
+// refund is the part of Stripe's Refund handoff reads.
+type refund struct {
+	ID            string            `json:"id"`
+	Amount        int64             `json:"amount"`
+	Status        string            `json:"status"`
+	PaymentIntent string            `json:"payment_intent"`
+	Metadata      map[string]string `json:"metadata"`
+}
+
+func (re refund) refund(chargeID string) providers.Refund {
+	return providers.Refund{ID: re.ID, ExternalRef: re.Metadata[MetadataExternalRef], Charge: chargeID, Amount: re.Amount, Status: re.Status}
+}
+
 // RefundCharge refunds a PaymentIntent in full.
 func (c *Client) RefundCharge(ctx context.Context, call providers.Call, req providers.RefundRequest) (providers.Refund, error) {
 	form := url.Values{"payment_intent": {req.Charge}, "metadata[" + MetadataExternalRef + "]": {call.IdempotencyKey}}
-	var re struct {
-		ID            string `json:"id"`
-		Amount        int64  `json:"amount"`
-		Status        string `json:"status"`
-		PaymentIntent string `json:"payment_intent"`
-	}
+	var re refund
 	err := c.http.Do(ctx, providers.Request{Operation: "create_refund", Method: http.MethodPost, Path: "/v1/refunds", Call: call, Form: form, Header: versionHeader}, &re)
 	if err != nil {
 		return providers.Refund{}, err
 	}
-	return providers.Refund{ID: re.ID, ExternalRef: call.IdempotencyKey, Charge: req.Charge, Amount: re.Amount, Status: re.Status}, nil
+	out := re.refund(req.Charge)
+	out.ExternalRef = call.IdempotencyKey
+	return out, nil
 }
 
 var versionHeader = http.Header{"Stripe-Version": {APIVersion}}
@@ -136,24 +186,27 @@ var versionHeader = http.Header{"Stripe-Version": {APIVersion}}
 // charge maps a PaymentIntent to handoff's charge.
 func (pi paymentIntent) charge() providers.Charge {
 	ch := providers.Charge{
-		ID: pi.ID, ExternalRef: pi.Metadata[MetadataExternalRef], Status: ChargeStatus(pi.Status, pi.LastPaymentError != nil),
+		ID: pi.ID, ExternalRef: pi.Metadata[MetadataExternalRef], Status: ChargeStatus(pi.Status),
 		Amount: pi.Amount, Currency: pi.Currency, Customer: pi.Customer,
 	}
 	if pi.LastPaymentError != nil {
-		ch.FailureCode, ch.FailureMessage = pi.LastPaymentError.Code, pi.LastPaymentError.Message
+		ch.FailureCode, ch.FailureMessage = pi.LastPaymentError.Code, redact.Text(pi.LastPaymentError.Message)
 	}
 	return ch
 }
 
-// ChargeStatus maps a PaymentIntent status to a charge status: succeeded is
-// paid; canceled, or a return to requires_payment_method after a payment
-// error, is failed; everything else is still pending.
-func ChargeStatus(status string, paymentFailed bool) string {
-	switch {
-	case status == "succeeded":
+// ChargeStatus maps a PaymentIntent status to a charge status by Stripe's
+// lifecycle: succeeded is paid and canceled is final; everything else is
+// still pending. In particular a PaymentIntent back in
+// requires_payment_method after a declined attempt is not final: the
+// customer may pay it with another method, so the order keeps waiting (its
+// failure code stays on the charge), and only cancelling it ends it.
+func ChargeStatus(status string) string {
+	switch status {
+	case "succeeded":
 		return providers.ChargeSucceeded
-	case status == "canceled", status == "requires_payment_method" && paymentFailed:
-		return providers.ChargeFailed
+	case "canceled":
+		return providers.ChargeCanceled
 	default:
 		return providers.ChargePending
 	}

@@ -3,91 +3,26 @@ package stripe
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	neturl "net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/handoff-hq/handoff/providers"
+	"github.com/handoff-hq/handoff/providers/stripe/stripetest"
 )
 
-// testKey is stripe-mock's accepted form of a test secret key; it is not a
-// real credential.
-const testKey = "sk_test_123"
+// testKey is stripe-mock's accepted form of a test secret key.
+const testKey = stripetest.Key
 
-var mock struct {
-	once sync.Once
-	url  string
-	cmd  *exec.Cmd
-	err  error
-}
-
-// stripeMock starts the pinned stripe-mock (built into ./bin by the
-// Makefile) once for the package, on a free loopback port. It validates
-// every request against Stripe's OpenAPI spec.
-func stripeMock(t *testing.T) string {
-	t.Helper()
-	mock.once.Do(func() { mock.url, mock.cmd, mock.err = startStripeMock() })
-	if mock.err != nil {
-		t.Fatal(mock.err)
-	}
-	return mock.url
-}
-
-func startStripeMock() (string, *exec.Cmd, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", nil, err
-	}
-	for ; ; dir = filepath.Dir(dir) {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		if dir == filepath.Dir(dir) {
-			return "", nil, errors.New("no go.mod above the test")
-		}
-	}
-	bin := filepath.Join(dir, "bin", "stripe-mock")
-	if _, err := os.Stat(bin); err != nil {
-		return "", nil, fmt.Errorf("%s is missing: run the tests with `make test`, which builds it: %w", bin, err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(bin, "-http-addr", fmt.Sprintf("127.0.0.1:%d", port))
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	if err := cmd.Start(); err != nil {
-		return "", nil, fmt.Errorf("start stripe-mock: %w", err)
-	}
-	go func() { _ = cmd.Wait() }()
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if conn, err := net.Dial("tcp", addr); err == nil {
-			conn.Close()
-			return "http://" + addr, cmd, nil
-		}
-	}
-	_ = cmd.Process.Kill()
-	return "", nil, errors.New("stripe-mock did not start listening within 20 s")
-}
+func stripeMock(t *testing.T) string { return stripetest.URL(t) }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if mock.cmd != nil {
-		_ = mock.cmd.Process.Kill()
-	}
+	stripetest.Stop()
 	os.Exit(code)
 }
 
@@ -229,23 +164,72 @@ func TestCreateSendsIdempotencyKeyVersionAndReference(t *testing.T) {
 	}
 }
 
-func TestChargeStatus(t *testing.T) {
+func TestChargeStatusFollowsStripesLifecycle(t *testing.T) {
 	tests := []struct {
 		status string
-		failed bool
 		want   string
 	}{
-		{"succeeded", false, providers.ChargeSucceeded},
-		{"processing", false, providers.ChargePending},
-		{"requires_action", false, providers.ChargePending},
-		{"requires_capture", false, providers.ChargePending},
-		{"requires_payment_method", false, providers.ChargePending},
-		{"requires_payment_method", true, providers.ChargeFailed},
-		{"canceled", false, providers.ChargeFailed},
+		{"succeeded", providers.ChargeSucceeded},
+		{"processing", providers.ChargePending},
+		{"requires_action", providers.ChargePending},
+		{"requires_capture", providers.ChargePending},
+		{"requires_confirmation", providers.ChargePending},
+		// A first decline is not final: the customer may pay again.
+		{"requires_payment_method", providers.ChargePending},
+		{"canceled", providers.ChargeCanceled},
 	}
 	for _, tt := range tests {
-		if got := ChargeStatus(tt.status, tt.failed); got != tt.want {
-			t.Errorf("ChargeStatus(%s, %v) = %s, want %s", tt.status, tt.failed, got, tt.want)
+		if got := ChargeStatus(tt.status); got != tt.want {
+			t.Errorf("ChargeStatus(%s) = %s, want %s", tt.status, got, tt.want)
 		}
+	}
+}
+
+func TestADeclinedAttemptKeepsThePaymentIntentPendingWithItsMaskedReason(t *testing.T) {
+	srv := httptest.NewServer(&stripeAnswer{status: 200, body: `{"id":"pi_1","object":"payment_intent","status":"requires_payment_method",
+		"last_payment_error":{"code":"card_declined","message":"The card 4000 0000 0000 0002 of ada@example.com was declined."}}`})
+	defer srv.Close()
+	got, err := NewClient(srv.URL, testKey, providers.HTTPOptions{}).GetCharge(context.Background(), providers.Call{}, "pi_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != providers.ChargePending || got.FailureCode != "card_declined" {
+		t.Errorf("charge = %+v, want pending with the decline's code", got)
+	}
+	if strings.Contains(got.FailureMessage, "ada@") || strings.Contains(got.FailureMessage, "0000 0002") {
+		t.Errorf("failure message %q carries personal data", got.FailureMessage)
+	}
+}
+
+func TestCancelAndFindRefundAgainstStripeMock(t *testing.T) {
+	c := NewClient(stripeMock(t), testKey, providers.HTTPOptions{})
+	ctx := context.Background()
+	created, err := c.CreateCharge(ctx, providers.Call{IdempotencyKey: "order/A-2/charge"}, providers.ChargeRequest{Amount: 2500, Currency: "eur"})
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	// stripe-mock validates the requests and answers canned objects.
+	if _, err := c.CancelCharge(ctx, providers.Call{IdempotencyKey: "order/A-2/cancel_charge"}, created.ID); err != nil {
+		t.Errorf("cancel: %v", err)
+	}
+	if _, _, err := c.FindRefund(ctx, providers.Call{}, created.ID); err != nil {
+		t.Errorf("find refund: %v", err)
+	}
+}
+
+func TestCancelOfASucceededPaymentIntentAnswersItAsItStands(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.Method == http.MethodPost {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, `{"error":{"type":"invalid_request_error","code":"payment_intent_unexpected_state","message":"You cannot cancel this PaymentIntent because it has a status of succeeded."}}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"id":"pi_1","object":"payment_intent","status":"succeeded"}`)
+	}))
+	defer srv.Close()
+	got, err := NewClient(srv.URL, testKey, providers.HTTPOptions{}).CancelCharge(context.Background(), providers.Call{IdempotencyKey: "k"}, "pi_1")
+	if err != nil || got.Status != providers.ChargeSucceeded {
+		t.Errorf("cancel = %+v, %v; want the succeeded PaymentIntent", got, err)
 	}
 }

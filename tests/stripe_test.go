@@ -1,0 +1,393 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/handoff-hq/handoff/api"
+	"github.com/handoff-hq/handoff/config"
+	"github.com/handoff-hq/handoff/providers/stripe"
+	"github.com/handoff-hq/handoff/providers/stripe/stripetest"
+	"github.com/handoff-hq/handoff/webhooks"
+	"github.com/handoff-hq/handoff/workflows"
+)
+
+// stripeStage stands in front of stripe-mock. stripe-mock validates every
+// request against Stripe's OpenAPI spec but answers canned objects, so the
+// stage forwards each request there first (an invalid request fails as at
+// Stripe) and then answers from PaymentIntents and refunds of its own,
+// whose status each test sets as the case needs.
+type stripeStage struct {
+	upstream string
+
+	mu      sync.Mutex
+	seq     int
+	intents map[string]*stageIntent
+	byKey   map[string]string
+	refunds []stageRefund
+	gets    map[string]int
+}
+
+type stageIntent struct {
+	ID               string            `json:"id"`
+	Object           string            `json:"object"`
+	Amount           int64             `json:"amount"`
+	Currency         string            `json:"currency"`
+	Status           string            `json:"status"`
+	Metadata         map[string]string `json:"metadata"`
+	LastPaymentError *stagePaymentErr  `json:"last_payment_error"`
+}
+
+type stagePaymentErr struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+type stageRefund struct {
+	ID            string            `json:"id"`
+	Object        string            `json:"object"`
+	Amount        int64             `json:"amount"`
+	Status        string            `json:"status"`
+	PaymentIntent string            `json:"payment_intent"`
+	Metadata      map[string]string `json:"metadata"`
+}
+
+func newStripeStage(upstream string) *stripeStage {
+	return &stripeStage{upstream: upstream, intents: map[string]*stageIntent{}, byKey: map[string]string{}, gets: map[string]int{}}
+}
+
+var searchRef = regexp.MustCompile(`:"([^"]+)"$`)
+
+func (s *stripeStage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	if !s.validate(w, r, body) {
+		return
+	}
+	form, _ := url.ParseQuery(string(body))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	path := r.URL.Path
+	switch {
+	case r.Method == http.MethodPost && path == "/v1/payment_intents":
+		if id, ok := s.byKey[r.Header.Get("Idempotency-Key")]; ok {
+			writeStripe(w, http.StatusOK, s.intents[id])
+			return
+		}
+		s.seq++
+		pi := &stageIntent{ID: fmt.Sprintf("pi_stage_%04d", s.seq), Object: "payment_intent", Currency: form.Get("currency"),
+			Status: "requires_payment_method", Metadata: map[string]string{}}
+		fmt.Sscan(form.Get("amount"), &pi.Amount)
+		for k, v := range form {
+			if name, ok := strings.CutPrefix(k, "metadata["); ok {
+				pi.Metadata[strings.TrimSuffix(name, "]")] = v[0]
+			}
+		}
+		s.intents[pi.ID] = pi
+		s.byKey[r.Header.Get("Idempotency-Key")] = pi.ID
+		writeStripe(w, http.StatusOK, pi)
+	case r.Method == http.MethodGet && path == "/v1/payment_intents/search":
+		ref := searchRef.FindStringSubmatch(r.URL.Query().Get("query"))
+		data := []*stageIntent{}
+		for _, pi := range s.intents {
+			if len(ref) == 2 && pi.Metadata[stripe.MetadataExternalRef] == ref[1] {
+				data = append(data, pi)
+			}
+		}
+		writeStripe(w, http.StatusOK, map[string]any{"object": "search_result", "data": data})
+	case r.Method == http.MethodGet && strings.HasPrefix(path, "/v1/payment_intents/"):
+		id := strings.TrimPrefix(path, "/v1/payment_intents/")
+		s.gets[id]++
+		writeStripe(w, http.StatusOK, s.intents[id])
+	case r.Method == http.MethodPost && strings.HasSuffix(path, "/cancel"):
+		pi := s.intents[strings.TrimSuffix(strings.TrimPrefix(path, "/v1/payment_intents/"), "/cancel")]
+		if pi.Status == "succeeded" || pi.Status == "processing" || pi.Status == "canceled" {
+			writeStripe(w, http.StatusBadRequest, map[string]any{"error": map[string]string{"type": "invalid_request_error",
+				"code": "payment_intent_unexpected_state", "message": "You cannot cancel this PaymentIntent because it has a status of " + pi.Status + "."}})
+			return
+		}
+		pi.Status = "canceled"
+		writeStripe(w, http.StatusOK, pi)
+	case r.Method == http.MethodPost && path == "/v1/refunds":
+		pi := s.intents[form.Get("payment_intent")]
+		if pi == nil || pi.Status != "succeeded" {
+			writeStripe(w, http.StatusBadRequest, map[string]any{"error": map[string]string{"type": "invalid_request_error",
+				"code": "charge_not_refundable", "message": "This PaymentIntent has no successful charge to refund."}})
+			return
+		}
+		s.seq++
+		re := stageRefund{ID: fmt.Sprintf("re_stage_%04d", s.seq), Object: "refund", Amount: pi.Amount, Status: "succeeded", PaymentIntent: pi.ID,
+			Metadata: map[string]string{stripe.MetadataExternalRef: form.Get("metadata[" + stripe.MetadataExternalRef + "]")}}
+		s.refunds = append(s.refunds, re)
+		writeStripe(w, http.StatusOK, re)
+	case r.Method == http.MethodGet && path == "/v1/refunds":
+		data := []stageRefund{}
+		for _, re := range s.refunds {
+			if re.PaymentIntent == r.URL.Query().Get("payment_intent") {
+				data = append(data, re)
+			}
+		}
+		writeStripe(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+	default:
+		writeStripe(w, http.StatusNotFound, map[string]any{"error": map[string]string{"type": "invalid_request_error", "message": "not staged: " + path}})
+	}
+}
+
+// validate sends the request to stripe-mock; a refusal is passed on as the
+// answer. It reports whether the request was valid.
+func (s *stripeStage) validate(w http.ResponseWriter, r *http.Request, body []byte) bool {
+	req, err := http.NewRequest(r.Method, s.upstream+r.URL.RequestURI(), bytes.NewReader(body))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return false
+	}
+	for _, h := range []string{"Authorization", "Content-Type", "Stripe-Version", "Idempotency-Key"} {
+		req.Header.Set(h, r.Header.Get(h))
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return false
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 300 {
+		return true
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.Copy(w, resp.Body)
+	return false
+}
+
+func writeStripe(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// intentFor waits for the order's PaymentIntent and returns its id.
+func (s *stripeStage) intentFor(t *testing.T, orderID string) string {
+	t.Helper()
+	var id string
+	waitFor(t, orderID+"'s PaymentIntent", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, pi := range s.intents {
+			if pi.Metadata[stripe.MetadataExternalRef] == workflows.OrderWorkflowID(orderID)+"/charge" {
+				id = pi.ID
+				return true
+			}
+		}
+		return false
+	})
+	return id
+}
+
+// set changes a PaymentIntent as the customer's payment (or Stripe) would.
+func (s *stripeStage) set(id, status string, paymentErr *stagePaymentErr) stageIntent {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pi := s.intents[id]
+	pi.Status, pi.LastPaymentError = status, paymentErr
+	return *pi
+}
+
+func (s *stripeStage) status(id string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.intents[id].Status
+}
+
+func (s *stripeStage) reads(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gets[id]
+}
+
+func (s *stripeStage) refundsOf(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, re := range s.refunds {
+		if re.PaymentIntent == id {
+			n++
+		}
+	}
+	return n
+}
+
+// stripeEnv runs handoff with HANDOFF_PAYMENTS_PROVIDER=stripe against the
+// stage, in a namespace of its own, with an API that takes signed Stripe
+// events.
+type stripeEnv struct {
+	*isolatedEnv
+	stage  *stripeStage
+	api    *httptest.Server
+	events int
+}
+
+const stripeTestWebhookSecret = "whsec_stripe_test_signing_secret_development_only"
+
+func newStripeEnv(t *testing.T) *stripeEnv {
+	t.Helper()
+	stage := newStripeStage(stripetest.URL(t))
+	stageSrv := httptest.NewServer(stage)
+	t.Cleanup(stageSrv.Close)
+	e := newIsolatedEnv(t, "stripe", func(cfg *config.Config) {
+		cfg.Payments.Provider, cfg.Payments.URL, cfg.Payments.APIKey = "stripe", stageSrv.URL, stripetest.Key
+	})
+	srv, err := api.New(api.Options{Orders: e.starter, Events: e.starter, Operators: e.starter, Reconciliations: e.starter,
+		APITokens: []string{testToken}, OperatorTokens: []string{testOperatorToken}, Ready: func(context.Context) error { return nil },
+		Webhooks: map[string]api.WebhookSource{"payments": {Scheme: api.SchemeStripe, Secrets: []string{stripeTestWebhookSecret}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiSrv := httptest.NewServer(srv)
+	t.Cleanup(apiSrv.Close)
+	return &stripeEnv{isolatedEnv: e, stage: stage, api: apiSrv}
+}
+
+// event delivers a signed Stripe event about the PaymentIntent, as Stripe
+// would, and returns the API's status.
+func (e *stripeEnv) event(t *testing.T, typ string, pi stageIntent) int {
+	t.Helper()
+	e.events++
+	body, _ := json.Marshal(map[string]any{"id": fmt.Sprintf("evt_stage_%04d", e.events), "object": "event", "type": typ,
+		"created": time.Now().Unix(), "data": map[string]any{"object": pi}})
+	req, _ := http.NewRequest(http.MethodPost, e.api.URL+"/webhooks/payments", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(webhooks.HeaderStripeSignature, webhooks.SignStripe(stripeTestWebhookSecret, time.Now().Unix(), body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func (e *stripeEnv) place(t *testing.T, id string) string {
+	t.Helper()
+	if _, err := e.starter.PlaceOrder(context.Background(), order(id), "stripe-test"); err != nil {
+		t.Fatal(err)
+	}
+	return e.stage.intentFor(t, id)
+}
+
+func (e *stripeEnv) await(t *testing.T, id string, want ...string) workflows.OrderState {
+	t.Helper()
+	var state workflows.OrderState
+	waitFor(t, id+" to be one of "+strings.Join(want, ", "), func() bool {
+		r, err := e.starter.Order(context.Background(), id)
+		state = r.State
+		for _, w := range want {
+			if err == nil && state.Status == w {
+				return true
+			}
+		}
+		return false
+	})
+	return state
+}
+
+// TestOrdersOnStripeFollowThePaymentIntentLifecycle runs orders end to end
+// with HANDOFF_PAYMENTS_PROVIDER=stripe, driving each PaymentIntent through
+// its lifecycle with signed Stripe events.
+func TestOrdersOnStripeFollowThePaymentIntentLifecycle(t *testing.T) {
+	e := newStripeEnv(t)
+
+	t.Run("succeeded", func(t *testing.T) {
+		pi := e.place(t, "stripe-succeeded")
+		if status := e.event(t, "payment_intent.succeeded", e.stage.set(pi, "succeeded", nil)); status != http.StatusOK {
+			t.Fatalf("event: %d", status)
+		}
+		state := e.await(t, "stripe-succeeded", workflows.StatusCompleted, workflows.StatusRejected)
+		if state.Status != workflows.StatusCompleted || state.Steps[2].RemoteRef != pi {
+			t.Errorf("state = %+v, want completed, paid by %s", state, pi)
+		}
+	})
+
+	t.Run("processing, then succeeded", func(t *testing.T) {
+		pi := e.place(t, "stripe-processing")
+		e.event(t, "payment_intent.processing", e.stage.set(pi, "processing", nil))
+		time.Sleep(300 * time.Millisecond)
+		e.event(t, "payment_intent.succeeded", e.stage.set(pi, "succeeded", nil))
+		if state := e.await(t, "stripe-processing", workflows.StatusCompleted, workflows.StatusRejected); state.Status != workflows.StatusCompleted {
+			t.Errorf("status = %s, want completed", state.Status)
+		}
+	})
+
+	t.Run("declined, then paid with another card", func(t *testing.T) {
+		id := "stripe-retried-card"
+		pi := e.place(t, id)
+		declined := &stagePaymentErr{Code: "card_declined", Message: "Your card was declined."}
+		e.event(t, "payment_intent.payment_failed", e.stage.set(pi, "requires_payment_method", declined))
+		// A first decline is not final: the order keeps waiting.
+		time.Sleep(time.Second)
+		if r, err := e.starter.Order(context.Background(), id); err != nil || r.State.Status != workflows.StatusAwaitingPayment {
+			t.Fatalf("after the decline: %+v %v, want still awaiting payment", r.State, err)
+		}
+		e.event(t, "payment_intent.succeeded", e.stage.set(pi, "succeeded", nil))
+		state := e.await(t, id, workflows.StatusCompleted, workflows.StatusRejected)
+		if state.Status != workflows.StatusCompleted || e.stage.refundsOf(pi) != 0 {
+			t.Errorf("status %s with %d refunds, want completed and the money kept for the order", state.Status, e.stage.refundsOf(pi))
+		}
+	})
+
+	t.Run("canceled", func(t *testing.T) {
+		id := "stripe-canceled"
+		pi := e.place(t, id)
+		e.event(t, "payment_intent.canceled", e.stage.set(pi, "canceled", nil))
+		if state := e.await(t, id, workflows.StatusRejected, workflows.StatusCompleted); state.Status != workflows.StatusRejected {
+			t.Errorf("status = %s, want rejected", state.Status)
+		}
+	})
+
+	t.Run("an event ahead of the PaymentIntent's record", func(t *testing.T) {
+		id := "stripe-lagging"
+		pi := e.place(t, id)
+		// The event says succeeded; Stripe's record shows it four seconds later.
+		succeeded := e.stage.set(pi, "processing", nil)
+		succeeded.Status = "succeeded"
+		e.event(t, "payment_intent.succeeded", succeeded)
+		time.Sleep(4 * time.Second)
+		e.stage.set(pi, "succeeded", nil)
+		if state := e.await(t, id, workflows.StatusCompleted, workflows.StatusRejected); state.Status != workflows.StatusCompleted {
+			t.Errorf("status = %s, want completed", state.Status)
+		}
+		reads := e.stage.reads(pi)
+		t.Logf("PaymentIntent read %d times while its record lagged the event by 4 s", reads)
+		if reads > 8 {
+			t.Errorf("PaymentIntent read %d times, want a handful", reads)
+		}
+	})
+
+	t.Run("an order cancelled before payment cancels its PaymentIntent", func(t *testing.T) {
+		id := "stripe-cancelled-order"
+		pi := e.place(t, id)
+		e.await(t, id, workflows.StatusAwaitingPayment)
+		if _, err := e.starter.CancelOrder(context.Background(), id, "customer left"); err != nil {
+			t.Fatal(err)
+		}
+		e.await(t, id, workflows.StatusCancelled)
+		if got := e.stage.status(pi); got != "canceled" || e.stage.refundsOf(pi) != 0 {
+			t.Errorf("PaymentIntent is %s with %d refunds, want canceled: the customer can no longer pay it", got, e.stage.refundsOf(pi))
+		}
+	})
+
+	t.Run("a foreign PaymentIntent's event is acknowledged", func(t *testing.T) {
+		foreign := stageIntent{ID: "pi_someone_else", Object: "payment_intent", Status: "succeeded", Metadata: map[string]string{"shop": "other"}}
+		if status := e.event(t, "payment_intent.succeeded", foreign); status != http.StatusAccepted {
+			t.Errorf("foreign event: %d, want 202", status)
+		}
+	})
+}

@@ -1,0 +1,207 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/interceptor"
+
+	"github.com/handoff-hq/handoff/activities"
+	"github.com/handoff-hq/handoff/config"
+	"github.com/handoff-hq/handoff/workflows"
+)
+
+// pauseView is what one worker process knows of the provider pauses, and
+// since when: readAt is when the read that produced paused was sent.
+//
+// A pause must hold from the moment its answer is given, also for a task
+// that a worker's outstanding poll receives a moment later. So every
+// provider call is checked against the view, and a view older than
+// workflows.PauseLease is read again before the call may go. The API
+// answers a pause only after workflows.PauseLease has passed since the
+// pause was recorded: by then every view that lets a call through was read
+// after the pause, and shows it.
+type pauseView struct {
+	read  func(context.Context) (map[string]workflows.ProviderPause, error)
+	lease time.Duration
+
+	mu     sync.Mutex
+	paused map[string]workflows.ProviderPause
+	readAt time.Time
+	// reading serialises the reads that a stale view makes calls wait for.
+	reading sync.Mutex
+}
+
+func newPauseView(c client.Client) *pauseView {
+	return &pauseView{read: func(ctx context.Context) (map[string]workflows.ProviderPause, error) { return ReadPaused(ctx, c) }, lease: workflows.PauseLease}
+}
+
+// refresh reads the pause state and keeps it unless a newer read already
+// landed.
+func (v *pauseView) refresh(ctx context.Context) (map[string]workflows.ProviderPause, error) {
+	sent := time.Now()
+	paused, err := v.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if sent.After(v.readAt) {
+		v.paused, v.readAt = paused, sent
+	}
+	return paused, nil
+}
+
+// current returns the pause state if it was read within the lease.
+func (v *pauseView) current() (map[string]workflows.ProviderPause, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.paused, time.Since(v.readAt) < v.lease
+}
+
+// errPaused refuses a call to a paused provider.
+var errPaused = errors.New("the provider is paused by an operator")
+
+// allow reports nil when none of the systems is paused, reading the pause
+// state first when the view is stale. A state that cannot be read counts
+// as paused: a call that is not sent can be sent later, one that is sent
+// cannot be taken back.
+func (v *pauseView) allow(ctx context.Context, systems ...string) error {
+	paused, fresh := v.current()
+	if !fresh {
+		v.reading.Lock()
+		paused, fresh = v.current()
+		if !fresh {
+			var err error
+			if paused, err = v.refresh(ctx); err != nil {
+				v.reading.Unlock()
+				return fmt.Errorf("%w: the pause state could not be read: %w", errPaused, err)
+			}
+		}
+		v.reading.Unlock()
+	}
+	for _, s := range systems {
+		if p, ok := paused[s]; ok {
+			return fmt.Errorf("%w (%s): %s", errPaused, s, p.Reason)
+		}
+	}
+	return nil
+}
+
+// pauseCheck is the activity interceptor that checks the pause where the
+// call is made: a provider activity runs only while its provider is not
+// paused.
+type pauseCheck struct {
+	interceptor.WorkerInterceptorBase
+	view *pauseView
+	// systems names the providers the intercepted worker's activities call.
+	systems func(activityType string) []string
+}
+
+func (p *pauseCheck) InterceptActivity(_ context.Context, next interceptor.ActivityInboundInterceptor) interceptor.ActivityInboundInterceptor {
+	return &pauseCheckInbound{ActivityInboundInterceptorBase: interceptor.ActivityInboundInterceptorBase{Next: next}, check: p}
+}
+
+type pauseCheckInbound struct {
+	interceptor.ActivityInboundInterceptorBase
+	check *pauseCheck
+}
+
+func (i *pauseCheckInbound) ExecuteActivity(ctx context.Context, in *interceptor.ExecuteActivityInput) (any, error) {
+	systems := i.check.systems(activity.GetInfo(ctx).ActivityType.Name)
+	if len(systems) > 0 {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := i.check.view.allow(rctx, systems...)
+		cancel()
+		if err != nil {
+			return nil, activities.Paused(ctx, systems, err)
+		}
+	}
+	return i.Next.ExecuteActivity(ctx, in)
+}
+
+// providerCalls is the activity interceptor of the provider queues. A
+// provider call, once sent, runs to its own end (bounded by the provider's
+// timeouts), even when Temporal cancels the activity: an abandoned create
+// can still land at the provider after the order stopped waiting for it,
+// and an order being cancelled must know whether it did. While it runs, the
+// activity heartbeats, so that Temporal notices a worker that died mid-call
+// within the step's heartbeat timeout and retries it elsewhere.
+type providerCalls struct {
+	interceptor.WorkerInterceptorBase
+}
+
+func (*providerCalls) InterceptActivity(_ context.Context, next interceptor.ActivityInboundInterceptor) interceptor.ActivityInboundInterceptor {
+	return &providerCallsInbound{ActivityInboundInterceptorBase: interceptor.ActivityInboundInterceptorBase{Next: next}}
+}
+
+type providerCallsInbound struct {
+	interceptor.ActivityInboundInterceptorBase
+}
+
+func (i *providerCallsInbound) ExecuteActivity(ctx context.Context, in *interceptor.ExecuteActivityInput) (any, error) {
+	if every := activity.GetInfo(ctx).HeartbeatTimeout / 3; every > 0 {
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			ticker := time.NewTicker(every)
+			defer ticker.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-ticker.C:
+					activity.RecordHeartbeat(ctx)
+				}
+			}
+		}()
+	}
+	return i.Next.ExecuteActivity(context.WithoutCancel(ctx), in)
+}
+
+// ReadPaused returns the paused providers. It reads the provider control
+// workflow's memo, which Temporal keeps consistent with the workflow's
+// state and serves without a worker; control workflows from before the
+// memo are asked by query.
+func ReadPaused(ctx context.Context, c client.Client) (map[string]workflows.ProviderPause, error) {
+	desc, err := c.DescribeWorkflow(ctx, workflows.ProviderControlID, "")
+	if err != nil {
+		return nil, fmt.Errorf("read provider pauses: %w", err)
+	}
+	if p, ok := desc.RawResponse.GetWorkflowExecutionInfo().GetMemo().GetFields()[workflows.MemoPaused]; ok {
+		paused := map[string]workflows.ProviderPause{}
+		if err := converter.GetDefaultDataConverter().FromPayload(p, &paused); err != nil {
+			return nil, fmt.Errorf("read provider pauses: %w", err)
+		}
+		return paused, nil
+	}
+	v, err := c.QueryWorkflow(ctx, workflows.ProviderControlID, "", workflows.QueryProviders)
+	if err != nil {
+		return nil, fmt.Errorf("read provider pauses: %w", err)
+	}
+	var state workflows.ProviderControlState
+	if err := v.Get(&state); err != nil {
+		return nil, fmt.Errorf("read provider pauses: %w", err)
+	}
+	return state.Paused, nil
+}
+
+// comparingActivities read every provider: reconciliation does not read a
+// paused one.
+var comparingActivities = []string{"ComparePage"}
+
+// workflowQueueSystems names the providers an activity on the workflow
+// queue calls.
+func workflowQueueSystems(activityType string) []string {
+	if slices.Contains(comparingActivities, activityType) {
+		return config.Systems
+	}
+	return nil
+}

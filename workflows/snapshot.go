@@ -1,0 +1,70 @@
+package workflows
+
+import "slices"
+
+// activitySteps names the step each activity of an order runs for.
+var activitySteps = map[string]string{
+	"UpsertCustomer": StepCustomer,
+	"CreateCharge":   StepCharge,
+	"GetCharge":      StepPayment,
+	"CreateInvoice":  StepInvoice,
+	"SendEmail":      StepConfirmation,
+	"RefundCharge":   StepRefund,
+	"VoidInvoice":    StepVoidInvoice,
+	"CancelCharge":   StepCancelCharge,
+	"FindCharge":     StepCancelCharge,
+}
+
+// mainSteps are an order's steps in the order they run.
+var mainSteps = []string{StepCustomer, StepCharge, StepPayment, StepInvoice, StepConfirmation}
+
+// PendingActivity is an activity Temporal reports as scheduled or running
+// for a workflow, as DescribeWorkflowExecution lists it.
+type PendingActivity struct {
+	Type    string
+	Attempt int32
+	// LastFailure is the message of the attempt that failed last, if any.
+	LastFailure string
+}
+
+// Snapshot rebuilds an order's state from what Temporal keeps without a
+// worker: the state the order last kept in its memo (at its last change of
+// status), its status search attribute, and the activities running now.
+// It serves reads while no worker answers the order's query. Steps that
+// the snapshot shows unfinished but that lie before a running step have
+// finished, since an order's steps run one after another (and a skip is
+// always kept in the memo).
+func Snapshot(memo OrderState, status string, pending []PendingActivity) OrderState {
+	s := memo
+	s.Steps = slices.Clone(memo.Steps)
+	if status != "" {
+		s.Status = status
+	}
+	for _, p := range pending {
+		name, ok := activitySteps[p.Type]
+		if !ok {
+			continue
+		}
+		i := slices.IndexFunc(s.Steps, func(st Step) bool { return st.Name == name })
+		if i < 0 {
+			s.Steps = append(s.Steps, Step{Name: name})
+			i = len(s.Steps) - 1
+		}
+		st := &s.Steps[i]
+		st.Status = StepRunning
+		st.Attempts = max(st.Attempts, int(p.Attempt)-1)
+		if p.LastFailure != "" {
+			st.LastError = &StepError{Category: CategoryTemporary, Message: p.LastFailure}
+		}
+		if at := slices.Index(mainSteps, name); at > 0 {
+			for j := range s.Steps {
+				before := slices.Index(mainSteps, s.Steps[j].Name)
+				unfinished := s.Steps[j].Status == StepPending || s.Steps[j].Status == StepRunning || s.Steps[j].Status == StepWaiting
+				if before >= 0 && before < at && unfinished {
+					s.Steps[j].Status = StepSucceeded
+				}
+			}
+		}
+	}
+	return s
+}
