@@ -141,11 +141,6 @@ func TestACancelledOrderWhoseChargeNeverSettlesCancelsItAtTheProvider(t *testing
 	if err != nil {
 		t.Fatal(err)
 	}
-	pending := func(id string) workflows.Order {
-		o := order(id)
-		o.Customer.Email = sandbox.HoldEmailPrefix + "+" + id + "@example.com"
-		return o
-	}
 	ctx := context.Background()
 	cases := []struct {
 		id     string
@@ -165,7 +160,7 @@ func TestACancelledOrderWhoseChargeNeverSettlesCancelsItAtTheProvider(t *testing
 	}
 	for _, c := range cases {
 		t.Run(c.id, func(t *testing.T) {
-			if _, err := st.PlaceOrder(ctx, pending(c.id), "never-settles"); err != nil {
+			if _, err := st.PlaceOrder(ctx, heldOrder(c.id), "never-settles"); err != nil {
 				t.Fatal(err)
 			}
 			awaitOrder(t, c.id, workflows.StatusAwaitingPayment, workflows.StatusNeedsAttention)
@@ -284,9 +279,7 @@ func TestReadsOfOrdersNeedNoWorker(t *testing.T) {
 	if _, err := e.starter.PlaceOrder(ctx, order("nw-parked"), "no-worker"); err != nil {
 		t.Fatal(err)
 	}
-	waiting := order("nw-waiting")
-	waiting.Customer.Email = sandbox.HoldEmailPrefix + "@example.com"
-	if _, err := e.starter.PlaceOrder(ctx, waiting, "no-worker"); err != nil {
+	if _, err := e.starter.PlaceOrder(ctx, heldOrder("nw-waiting"), "no-worker"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the orders to park and to wait", func() bool {
@@ -388,8 +381,7 @@ func TestPersonalDataInProviderErrorsIsMasked(t *testing.T) {
 func TestALatePaymentForACancelledOrderIsRefunded(t *testing.T) {
 	defer clearFaults(t)
 	id := "late-payment-1"
-	o := order(id)
-	o.Customer.Email = sandbox.HoldEmailPrefix + "+late@example.com"
+	o := heldOrder(id)
 	addFault(t, sandbox.Fault{System: "payments", Operation: "cancel_charge", Mode: sandbox.FaultStatus, Status: 403})
 	if status, _, body := call(t, http.MethodPost, "/v1/orders", o, testToken); status != http.StatusAccepted {
 		t.Fatalf("place: %d %s", status, body)
@@ -412,16 +404,8 @@ func TestALatePaymentForACancelledOrderIsRefunded(t *testing.T) {
 	}
 
 	// The customer completes the payment after all.
-	ch := chargeOf(t, id)
-	resp, err := http.Post(env.provider.URL+"/_sandbox/charges/"+ch.ID+"/settle", "application/json", strings.NewReader(`{"status":"succeeded"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	waitFor(t, "the late payment to be refunded", func() bool {
-		desc, err := env.client.DescribeWorkflow(context.Background(), workflows.LatePaymentWorkflowID(id), "")
-		return err == nil && desc.RawResponse.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED
-	})
+	settle(t, chargeOf(t, id).ID, "succeeded")
+	awaitCompleted(t, env.client, workflows.LatePaymentWorkflowID(id))
 	if ch := chargeOf(t, id); ch.Status != providers.ChargeRefunded {
 		t.Errorf("charge is %s, want refunded", ch.Status)
 	}

@@ -109,4 +109,7 @@ func TestPausedProviderGetsNoCallsAndDrainsOnResume(t *testing.T) {
 	if st := providerStatus(t, "payments"); st.Paused {
 		t.Errorf("status after resume = %+v, want not paused", st)
 	}
+	// The control workflow's history, pauses and resumes included, is a
+	// replay case.
+	recordHistory(t, env.client, workflows.ProviderControlID, "provider_control.json")
 }

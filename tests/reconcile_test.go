@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -175,15 +174,7 @@ func TestReconciliationRepairsWhatIsSafeAndFlagsTheRest(t *testing.T) {
 	}
 
 	// Its history (the last run after continue-as-new) is a replay case.
-	dir := t.TempDir()
-	if *update {
-		dir = historiesDir
-	}
-	path := filepath.Join(dir, "reconcile_drift.json")
-	writeHistoryFrom(t, e.client, first.ID, path)
-	if err := worker.ReplayFiles(slog.New(slog.DiscardHandler), path); err != nil {
-		t.Errorf("replay the reconciliation: %v", err)
-	}
+	recordHistory(t, e.client, first.ID, "reconcile_drift.json")
 
 	second := e.reconcile(t)
 	if second.Repaired != 0 || second.Flagged != 8 {

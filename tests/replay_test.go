@@ -7,9 +7,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/temporalproto"
 	"go.temporal.io/sdk/client"
@@ -19,7 +21,10 @@ import (
 	"github.com/handoff-hq/handoff/workflows"
 )
 
-// update re-records the committed histories: go test ./tests -run TestRecordHistories -update
+// update re-records the committed histories (make histories). Histories of
+// earlier workflow versions keep a version suffix (_v0_polling, _v1) and are
+// not re-recorded: they prove that workflows started before a change still
+// replay.
 var update = flag.Bool("update", false, "write recorded histories to testdata/histories")
 
 const historiesDir = "testdata/histories"
@@ -32,14 +37,16 @@ var recorded = []struct {
 	status string
 	// before runs ahead of placing the order, then after placing it.
 	before, then func(t *testing.T, orderID string)
+	// also records the history of a further workflow the path started.
+	also *alsoRecorded
 }{
-	{"order_completed.json", func() workflows.Order { return order("history-completed") }, workflows.StatusCompleted, nil, nil},
+	{"order_completed.json", func() workflows.Order { return order("history-completed") }, workflows.StatusCompleted, nil, nil, nil},
 	{"order_declined.json", func() workflows.Order {
 		o := order("history-declined")
 		o.Customer.Email = "decline@example.com"
 		return o
-	}, workflows.StatusRejected, nil, nil},
-	{"order_parked.json", func() workflows.Order { return order(rejectInvoicePrefix + "history") }, workflows.StatusNeedsAttention, nil, nil},
+	}, workflows.StatusRejected, nil, nil, nil},
+	{"order_parked.json", func() workflows.Order { return order(rejectInvoicePrefix + "history") }, workflows.StatusNeedsAttention, nil, nil, nil},
 	{"order_parked_then_retried.json", func() workflows.Order { return order("history-retried") }, workflows.StatusCompleted,
 		func(t *testing.T, id string) {
 			addFault(t, sandbox.Fault{System: "accounting", Operation: "create_invoice", KeyPrefix: workflows.OrderWorkflowID(id) + "/",
@@ -50,7 +57,7 @@ var recorded = []struct {
 			if status, body := operatorCall(t, "/v1/actions/"+workflows.OrderWorkflowID(id)+"/retry", map[string]string{"reason": "fixed"}); status != http.StatusOK {
 				t.Fatalf("retry: %d %s", status, body)
 			}
-		}},
+		}, nil},
 	{"order_cancelled.json", func() workflows.Order { return order("history-cancelled") }, workflows.StatusCancelled,
 		func(t *testing.T, id string) {
 			addFault(t, sandbox.Fault{System: "mail", Operation: "send_message", KeyPrefix: workflows.OrderWorkflowID(id) + "/",
@@ -61,14 +68,95 @@ var recorded = []struct {
 			if status, _, body := call(t, http.MethodPost, "/v1/orders/"+id+"/cancel", nil, testToken); status != http.StatusAccepted {
 				t.Fatalf("cancel: %d %s", status, body)
 			}
-		}},
+		}, nil},
 	{"order_early_events.json", func() workflows.Order { return order("history-early") }, workflows.StatusCompleted, func(t *testing.T, id string) {
 		chargeAhead(t, id)
 		waitFor(t, "the early events", func() bool {
 			d, ok := lastDelivery(env.sandbox, workflows.OrderWorkflowID(id)+"/charge", "payment.succeeded")
 			return ok && d.Delivered
 		})
-	}, nil},
+	}, nil, nil},
+	// Cancelled through Temporal while the charge call is in flight: the
+	// order waits for the call, and refunds the charge that settled.
+	{"order_cancelled_during_charge.json", func() workflows.Order { return order("history-cancelled-in-flight") }, workflows.StatusCancelled,
+		func(t *testing.T, id string) {
+			slowCharge(t, id, time.Second)
+			settleBeforeCancel(t, id)
+		},
+		func(t *testing.T, id string) {
+			awaitChargeCall(t, id)
+			if err := env.client.CancelWorkflow(context.Background(), workflows.OrderWorkflowID(id), ""); err != nil {
+				t.Fatal(err)
+			}
+		}, nil},
+	// Cancelled while the charge is pending: it is cancelled at the provider.
+	{"order_cancelled_charge_cancelled.json", func() workflows.Order { return heldOrder("history-charge-cancelled") }, workflows.StatusCancelled, nil,
+		func(t *testing.T, id string) {
+			awaitOrder(t, id, workflows.StatusAwaitingPayment)
+			if status, _, body := call(t, http.MethodPost, "/v1/orders/"+id+"/cancel", nil, testToken); status != http.StatusAccepted {
+				t.Fatalf("cancel: %d %s", status, body)
+			}
+		}, nil},
+	// The charge cannot be cancelled; an operator skips the step with a
+	// reason; the payment succeeds later and is refunded by the
+	// late-payment workflow.
+	{"order_cancel_charge_skipped.json", func() workflows.Order { return heldOrder("history-skipped-cancel") }, workflows.StatusCancelled,
+		func(t *testing.T, id string) {
+			addFault(t, sandbox.Fault{System: "payments", Operation: "cancel_charge", KeyPrefix: workflows.OrderWorkflowID(id) + "/",
+				Mode: sandbox.FaultStatus, Status: 403, Count: 1})
+		},
+		func(t *testing.T, id string) {
+			awaitOrder(t, id, workflows.StatusAwaitingPayment)
+			if status, _, body := call(t, http.MethodPost, "/v1/orders/"+id+"/cancel", nil, testToken); status != http.StatusAccepted {
+				t.Fatalf("cancel: %d %s", status, body)
+			}
+			awaitOrder(t, id, workflows.StatusNeedsAttention)
+			if status, body := operatorCall(t, "/v1/actions/"+workflows.OrderWorkflowID(id)+"/skip", map[string]string{"reason": "cancelled by hand"}); status != http.StatusOK {
+				t.Fatalf("skip: %d %s", status, body)
+			}
+		},
+		&alsoRecorded{file: "order_late_payment.json", workflowID: workflows.LatePaymentWorkflowID, await: func(t *testing.T, id string) {
+			settle(t, chargeOf(t, id).ID, "succeeded")
+			awaitCompleted(t, env.client, workflows.LatePaymentWorkflowID(id))
+		}}},
+}
+
+// heldOrder is an order whose charge never settles by itself.
+func heldOrder(id string) workflows.Order {
+	o := order(id)
+	o.Customer.Email = sandbox.HoldEmailPrefix + "+" + id + "@example.com"
+	return o
+}
+
+// settle settles a pending charge at the sandbox, as a customer completing
+// (or failing) the payment late.
+func settle(t *testing.T, chargeID, status string) {
+	t.Helper()
+	resp, err := http.Post(env.provider.URL+"/_sandbox/charges/"+chargeID+"/settle", "application/json", strings.NewReader(`{"status":"`+status+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("settle %s: %d", chargeID, resp.StatusCode)
+	}
+}
+
+// awaitCompleted waits until a workflow has completed.
+func awaitCompleted(t *testing.T, c client.Client, workflowID string) {
+	t.Helper()
+	waitFor(t, workflowID+" to complete", func() bool {
+		desc, err := c.DescribeWorkflow(context.Background(), workflowID, "")
+		return err == nil && desc.RawResponse.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED
+	})
+}
+
+// alsoRecorded is a further workflow a recorded path starts.
+type alsoRecorded struct {
+	file       string
+	workflowID func(orderID string) string
+	// await waits until the workflow has finished.
+	await func(t *testing.T, orderID string)
 }
 
 // TestRecordHistories runs each recorded path afresh, replays its history
@@ -100,7 +188,26 @@ func TestRecordHistories(t *testing.T) {
 			if err := worker.ReplayFiles(slog.New(slog.DiscardHandler), path); err != nil {
 				t.Errorf("replay fresh history: %v", err)
 			}
+			if a := r.also; a != nil {
+				a.await(t, o.OrderID)
+				recordHistory(t, env.client, a.workflowID(o.OrderID), a.file)
+			}
 		})
+	}
+}
+
+// recordHistory writes a workflow's history to the histories directory
+// under -update (to a temporary one otherwise) and replays it.
+func recordHistory(t *testing.T, c client.Client, workflowID, file string) {
+	t.Helper()
+	dir := t.TempDir()
+	if *update {
+		dir = historiesDir
+	}
+	path := filepath.Join(dir, file)
+	writeHistoryFrom(t, c, workflowID, path)
+	if err := worker.ReplayFiles(slog.New(slog.DiscardHandler), path); err != nil {
+		t.Errorf("replay fresh history of %s: %v", workflowID, err)
 	}
 }
 
