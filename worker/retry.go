@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"time"
@@ -32,15 +33,21 @@ func Retry(ctx context.Context, log *slog.Logger, what string, fn func(context.C
 			return nil
 		}
 		if ctx.Err() != nil {
-			return err
+			return stopped(what, ctx, err)
 		}
 		delay := wait/2 + time.Duration(rand.Int64N(int64(wait/2)+1))
 		log.Warn(what+": Temporal not ready, trying again", "attempt", attempt, "retry_in", delay.Round(time.Millisecond), "error", err)
 		select {
 		case <-ctx.Done():
-			return err
+			return stopped(what, ctx, err)
 		case <-time.After(delay):
 		}
 		wait = min(wait*2, retryMax)
 	}
+}
+
+// stopped is Retry's error when its context ended first: the context's
+// error (a stop is not a failure), with the last attempt's.
+func stopped(what string, ctx context.Context, last error) error {
+	return fmt.Errorf("%s: stopped while waiting (last error: %v): %w", what, last, ctx.Err())
 }
