@@ -77,18 +77,3 @@ func retryDelay(attempt int32, retryAfter time.Duration, random func() float64) 
 
 // randomFloat is the jitter's source; retries need spread, not secrecy.
 var randomFloat = rand.Float64
-
-// Paused is the error of an activity that was not run because one of the
-// providers it calls is paused (or the pause state could not be read). It is
-// retried after a pause, by when the worker no longer polls the paused
-// provider's queue, and is benign: nothing failed.
-func Paused(ctx context.Context, systems []string, err error) error {
-	system := ""
-	if len(systems) == 1 {
-		system = systems[0]
-	}
-	return temporalError(ctx, "provider paused", &providers.Error{
-		System: system, Operation: activity.GetInfo(ctx).ActivityType.Name,
-		Category: providers.Temporary, Type: providers.TypePaused, Err: err,
-	})
-}

@@ -128,6 +128,9 @@ func (c *HTTPClient) do(ctx context.Context, r Request, out any) error {
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, c.timeoutFor(r.Operation))
 	defer cancel()
+	if err := c.pass(ctx, r); err != nil {
+		return err
+	}
 	req, err := c.newRequest(ctx, r)
 	if err != nil {
 		var pe *Error
@@ -135,6 +138,10 @@ func (c *HTTPClient) do(ctx context.Context, r Request, out any) error {
 			return pe
 		}
 		return c.fail(r, Permanent, TypeInvalidInput, 0, err)
+	}
+	// Asked again: fetching credentials may have taken a while.
+	if err := c.pass(ctx, r); err != nil {
+		return err
 	}
 	// The transport reports from its own goroutine that the request was
 	// written; after that, a missing answer leaves the outcome unknown.
@@ -167,6 +174,30 @@ func (c *HTTPClient) do(ctx context.Context, r Request, out any) error {
 	}
 	if err := json.Unmarshal(body, out); err != nil {
 		return c.fail(r, Ambiguous, TypeAmbiguous, resp.StatusCode, fmt.Errorf("decode answer: %w", err))
+	}
+	return nil
+}
+
+// Gate decides, just before a request to a provider is sent, whether the
+// system may be called now; an operator's pause refuses. A refused call is
+// not sent and fails as temporary (TypePaused).
+type Gate func(ctx context.Context, system string) error
+
+type gateKey struct{}
+
+// WithGate returns a context whose provider calls pass the gate first.
+func WithGate(ctx context.Context, g Gate) context.Context {
+	return context.WithValue(ctx, gateKey{}, g)
+}
+
+// pass asks the context's gate, if any, whether the call may be sent.
+func (c *HTTPClient) pass(ctx context.Context, r Request) error {
+	g, ok := ctx.Value(gateKey{}).(Gate)
+	if !ok {
+		return nil
+	}
+	if err := g(ctx, c.system); err != nil {
+		return c.fail(r, Temporary, TypePaused, 0, err)
 	}
 	return nil
 }

@@ -135,3 +135,40 @@ func TestDoRefusesOversizedAnswers(t *testing.T) {
 		t.Errorf("error = %v, want an ambiguous *providers.Error: the work may have been done", err)
 	}
 }
+
+func TestAGateThatRefusesKeepsTheCallFromBeingSent(t *testing.T) {
+	rec := &recorder{answer: func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, `{}`) }}
+	srv := httptest.NewServer(rec)
+	defer srv.Close()
+	c := NewHTTPClient("payments", srv.URL, HTTPOptions{})
+	var asked []string
+	paused := errors.New("paused by an operator")
+	ctx := WithGate(context.Background(), func(_ context.Context, system string) error {
+		asked = append(asked, system)
+		return paused
+	})
+	err := c.Do(ctx, Request{Operation: "create_charge", Method: http.MethodPost, Path: "/charges", Call: Call{IdempotencyKey: "k"}, Body: map[string]int{"amount": 1}}, nil)
+	var pe *Error
+	if !errors.As(err, &pe) || pe.Type != TypePaused || pe.Category != Temporary || !errors.Is(err, paused) {
+		t.Errorf("error = %v, want a temporary ProviderPaused error", err)
+	}
+	if len(rec.requests) != 0 {
+		t.Errorf("the provider received %d requests, want none", len(rec.requests))
+	}
+	if len(asked) != 1 || asked[0] != "payments" {
+		t.Errorf("gate asked for %v, want payments once", asked)
+	}
+
+	// An open gate is asked again right before sending, after credentials.
+	asked = nil
+	ctx = WithGate(context.Background(), func(_ context.Context, system string) error {
+		asked = append(asked, system)
+		return nil
+	})
+	if err := c.Do(ctx, Request{Operation: "get_charge", Method: http.MethodGet, Path: "/charges/ch_1"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(asked) != 2 || len(rec.requests) != 1 {
+		t.Errorf("gate asked %d times, %d requests sent; want 2 and 1", len(asked), len(rec.requests))
+	}
+}

@@ -80,7 +80,7 @@ func (s *Starter) latePayment(ctx context.Context, e webhooks.PaymentEvent) erro
 	case !placed || (status != workflows.StatusRejected && status != workflows.StatusCancelled):
 		return fmt.Errorf("deliver %s to %s: %w", e.EventID, id, ErrActionFinished)
 	}
-	late := workflows.LatePaymentWorkflowID(e.OrderID)
+	late := workflows.LatePaymentWorkflowID(e.OrderID, e.ChargeID)
 	_, err = s.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: late, TaskQueue: workflows.TaskQueue,
 		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,

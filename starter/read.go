@@ -64,7 +64,9 @@ func (s *Starter) Order(ctx context.Context, orderID string) (OrderRead, error) 
 			return OrderRead{}, fmt.Errorf("read order %s: %w", orderID, ErrNotFound)
 		}
 		if !hasState {
-			state = workflows.OrderState{OrderID: orderID, Steps: []workflows.Step{}, CorrelationID: memo[MemoCorrelationID]}
+			// Not yet at its first change of status: its steps are as
+			// they start, and the running one shows below.
+			state = workflows.OrderState{OrderID: orderID, Steps: workflows.InitialSteps(), CorrelationID: memo[MemoCorrelationID]}
 		}
 		var pending []workflows.PendingActivity
 		for _, p := range desc.GetPendingActivities() {

@@ -122,8 +122,13 @@ func (s *Starter) PlaceOrder(ctx context.Context, order workflows.Order, correla
 		PaymentPollInterval: s.opts.PaymentPollInterval, PaymentTimeout: s.opts.PaymentTimeout,
 		PaymentWebhookWait: s.opts.PaymentWebhookWait,
 	}
-	placed := Placed{OrderID: order.OrderID, WorkflowID: id, CorrelationID: correlationID}
-	_, err = s.client.ExecuteWorkflow(ctx, opts, workflows.OrderWorkflow, in)
+	return s.start(ctx, Placed{OrderID: order.OrderID, WorkflowID: id, CorrelationID: correlationID}, opts, hash, in)
+}
+
+// start starts the order's workflow, or answers from the one its id
+// already has.
+func (s *Starter) start(ctx context.Context, placed Placed, opts client.StartWorkflowOptions, hash string, in workflows.OrderInput) (Placed, error) {
+	_, err := s.client.ExecuteWorkflow(ctx, opts, workflows.OrderWorkflow, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	switch {
 	case err == nil:
@@ -131,7 +136,7 @@ func (s *Starter) PlaceOrder(ctx context.Context, order workflows.Order, correla
 	case errors.As(err, &started):
 		return s.replay(ctx, placed, hash, in)
 	default:
-		return Placed{}, fmt.Errorf("place order %s: %w", order.OrderID, err)
+		return Placed{}, fmt.Errorf("place order %s: %w", placed.OrderID, err)
 	}
 }
 
@@ -161,7 +166,7 @@ func (s *Starter) replay(ctx context.Context, placed Placed, hash string, in wor
 	}
 	memo := memoOf(info)
 	if memo[MemoAwaitingOrder] == "true" && memo[MemoRequestHash] == "" {
-		return s.placeInto(ctx, placed, hash, in, info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING)
+		return s.placeInto(ctx, placed, hash, in, info)
 	}
 	stored, ok := memo[MemoRequestHash]
 	if !ok {
@@ -216,16 +221,7 @@ func (s *Starter) describeRun(ctx context.Context, workflowID string) (*workflow
 func (s *Starter) startAfterEvents(ctx context.Context, placed Placed, hash string, in workflows.OrderInput) (Placed, error) {
 	opts := s.orderOptions(placed.OrderID, hash, in.CorrelationID)
 	opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
-	_, err := s.client.ExecuteWorkflow(ctx, opts, workflows.OrderWorkflow, in)
-	var started *serviceerror.WorkflowExecutionAlreadyStarted
-	switch {
-	case err == nil:
-		return placed, nil
-	case errors.As(err, &started):
-		return s.replay(ctx, placed, hash, in)
-	default:
-		return Placed{}, fmt.Errorf("place order %s after its events: %w", placed.OrderID, err)
-	}
+	return s.start(ctx, placed, opts, hash, in)
 }
 
 // RequestHash identifies a normalized order's content.
@@ -244,15 +240,31 @@ func RequestHash(order workflows.Order) (string, error) {
 // an order (its events were orphaned and aborted, it was cancelled or
 // terminated), the order starts a new run under its id: the events' charge
 // is adopted by its reference and the provider's record decides its status.
-func (s *Starter) placeInto(ctx context.Context, placed Placed, hash string, in workflows.OrderInput, running bool) (Placed, error) {
-	if !running {
+func (s *Starter) placeInto(ctx context.Context, placed Placed, hash string, in workflows.OrderInput, info *workflowpb.WorkflowExecutionInfo) (Placed, error) {
+	switch info.GetStatus() {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
 		var result workflows.OrderResult
-		err := s.client.GetWorkflow(ctx, placed.WorkflowID, "").Get(ctx, &result)
-		switch {
-		case err == nil && result.RequestHash == hash:
+		if err := s.client.GetWorkflow(ctx, placed.WorkflowID, "").Get(ctx, &result); err != nil {
+			return Placed{}, fmt.Errorf("place order %s: read its events' workflow: %w", placed.OrderID, err)
+		}
+		switch result.RequestHash {
+		case hash:
 			placed.Replayed, placed.CorrelationID = true, result.State.CorrelationID
 			return placed, nil
-		case err == nil && result.RequestHash != "":
+		case "":
+			return s.startAfterEvents(ctx, placed, hash, in)
+		default:
+			return Placed{}, fmt.Errorf("place order %s: %w", placed.OrderID, ErrConflict)
+		}
+	default:
+		// Ended without a result. Its memo says when an order was placed
+		// into it; so does its status, for workflows from before the memo
+		// did: only events waiting for their order, or parked as orphans,
+		// leave it empty or needs_attention with the orphan category.
+		status := keyword(info, workflows.SearchStatus.GetName())
+		orphan := status == "" || (status == workflows.StatusNeedsAttention && keyword(info, workflows.SearchErrorCategory.GetName()) == workflows.CategoryOrphan)
+		if !orphan {
 			return Placed{}, fmt.Errorf("place order %s: %w", placed.OrderID, ErrConflict)
 		}
 		return s.startAfterEvents(ctx, placed, hash, in)

@@ -8,7 +8,6 @@ import (
 
 	"github.com/handoff-hq/handoff/api"
 	"github.com/handoff-hq/handoff/providers"
-	"github.com/handoff-hq/handoff/providers/sandbox"
 	"github.com/handoff-hq/handoff/workflows"
 )
 
@@ -18,10 +17,8 @@ import (
 // know yet.
 func chargeAhead(t *testing.T, orderID string) providers.Charge {
 	t.Helper()
-	c := sandbox.NewClient("payments", env.provider.URL+"/payments", providers.HTTPOptions{})
-	c.HTTP().SetAuth(providers.NewClientCredentials("payments", env.provider.URL+"/oauth/token", "test-client", "test-secret-0123456789", c.HTTP().Transport(), 0))
 	o := order(orderID)
-	ch, err := c.CreateCharge(context.Background(), providers.Call{IdempotencyKey: workflows.OrderWorkflowID(orderID) + "/charge"},
+	ch, err := paymentsClient().CreateCharge(context.Background(), providers.Call{IdempotencyKey: workflows.OrderWorkflowID(orderID) + "/charge"},
 		providers.ChargeRequest{Amount: o.Amount, Currency: o.Currency, Email: o.Customer.Email})
 	if err != nil {
 		t.Fatal(err)

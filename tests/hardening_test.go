@@ -404,8 +404,9 @@ func TestALatePaymentForACancelledOrderIsRefunded(t *testing.T) {
 	}
 
 	// The customer completes the payment after all.
-	settle(t, chargeOf(t, id).ID, "succeeded")
-	awaitCompleted(t, env.client, workflows.LatePaymentWorkflowID(id))
+	ch := chargeOf(t, id)
+	settle(t, ch.ID, "succeeded")
+	awaitCompleted(t, env.client, workflows.LatePaymentWorkflowID(id, ch.ID))
 	if ch := chargeOf(t, id); ch.Status != providers.ChargeRefunded {
 		t.Errorf("charge is %s, want refunded", ch.Status)
 	}

@@ -62,7 +62,7 @@ func TestPausedProviderGetsNoCallsAndDrainsOnResume(t *testing.T) {
 		waitFor(t, id+" to wait at the charge step", func() bool {
 			status, _, body := call(t, http.MethodGet, "/v1/orders/"+id, nil, testToken)
 			var s workflows.OrderState
-			return status == http.StatusOK && json.Unmarshal(body, &s) == nil &&
+			return status == http.StatusOK && json.Unmarshal(body, &s) == nil && len(s.Steps) > 1 &&
 				s.Steps[0].Status == workflows.StepSucceeded && s.Steps[1].Status == workflows.StepRunning
 		})
 	}

@@ -115,10 +115,11 @@ var recorded = []struct {
 				t.Fatalf("skip: %d %s", status, body)
 			}
 		},
-		&alsoRecorded{file: "order_late_payment.json", workflowID: workflows.LatePaymentWorkflowID, await: func(t *testing.T, id string) {
-			settle(t, chargeOf(t, id).ID, "succeeded")
-			awaitCompleted(t, env.client, workflows.LatePaymentWorkflowID(id))
-		}}},
+		&alsoRecorded{file: "order_late_payment.json", workflowID: func(t *testing.T, id string) string { return workflows.LatePaymentWorkflowID(id, chargeOf(t, id).ID) },
+			await: func(t *testing.T, id string) {
+				settle(t, chargeOf(t, id).ID, "succeeded")
+				awaitCompleted(t, env.client, workflows.LatePaymentWorkflowID(id, chargeOf(t, id).ID))
+			}}},
 }
 
 // heldOrder is an order whose charge never settles by itself.
@@ -154,7 +155,7 @@ func awaitCompleted(t *testing.T, c client.Client, workflowID string) {
 // alsoRecorded is a further workflow a recorded path starts.
 type alsoRecorded struct {
 	file       string
-	workflowID func(orderID string) string
+	workflowID func(t *testing.T, orderID string) string
 	// await waits until the workflow has finished.
 	await func(t *testing.T, orderID string)
 }
@@ -190,7 +191,7 @@ func TestRecordHistories(t *testing.T) {
 			}
 			if a := r.also; a != nil {
 				a.await(t, o.OrderID)
-				recordHistory(t, env.client, a.workflowID(o.OrderID), a.file)
+				recordHistory(t, env.client, a.workflowID(t, o.OrderID), a.file)
 			}
 		})
 	}

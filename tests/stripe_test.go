@@ -330,9 +330,12 @@ func TestOrdersOnStripeFollowThePaymentIntentLifecycle(t *testing.T) {
 		id := "stripe-retried-card"
 		pi := e.place(t, id)
 		declined := &stagePaymentErr{Code: "card_declined", Message: "Your card was declined."}
+		before := e.stage.reads(pi)
 		e.event(t, "payment_intent.payment_failed", e.stage.set(pi, "requires_payment_method", declined))
-		// A first decline is not final: the order keeps waiting.
-		time.Sleep(time.Second)
+		// A first decline is not final: having read the declined
+		// PaymentIntent, the order keeps waiting.
+		waitFor(t, "the order to read the declined PaymentIntent", func() bool { return e.stage.reads(pi) > before })
+		time.Sleep(200 * time.Millisecond)
 		if r, err := e.starter.Order(context.Background(), id); err != nil || r.State.Status != workflows.StatusAwaitingPayment {
 			t.Fatalf("after the decline: %+v %v, want still awaiting payment", r.State, err)
 		}

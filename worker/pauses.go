@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -13,8 +12,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/interceptor"
 
-	"github.com/handoff-hq/handoff/activities"
-	"github.com/handoff-hq/handoff/config"
+	"github.com/handoff-hq/handoff/providers"
 	"github.com/handoff-hq/handoff/workflows"
 )
 
@@ -95,36 +93,29 @@ func (v *pauseView) allow(ctx context.Context, systems ...string) error {
 	return nil
 }
 
-// pauseCheck is the activity interceptor that checks the pause where the
-// call is made: a provider activity runs only while its provider is not
-// paused.
+// pauseCheck is the activity interceptor that checks the pause where each
+// call is made: it gives the activity a gate that every provider request
+// passes just before it is sent (providers.WithGate), so that no request
+// leaves for a paused provider, also one an activity makes after a look-up,
+// or after waiting for credentials.
 type pauseCheck struct {
 	interceptor.WorkerInterceptorBase
 	view *pauseView
-	// systems names the providers the intercepted worker's activities call.
-	systems func(activityType string) []string
 }
 
 func (p *pauseCheck) InterceptActivity(_ context.Context, next interceptor.ActivityInboundInterceptor) interceptor.ActivityInboundInterceptor {
-	return &pauseCheckInbound{ActivityInboundInterceptorBase: interceptor.ActivityInboundInterceptorBase{Next: next}, check: p}
+	return &pauseCheckInbound{ActivityInboundInterceptorBase: interceptor.ActivityInboundInterceptorBase{Next: next}, view: p.view}
 }
 
 type pauseCheckInbound struct {
 	interceptor.ActivityInboundInterceptorBase
-	check *pauseCheck
+	view *pauseView
 }
 
 func (i *pauseCheckInbound) ExecuteActivity(ctx context.Context, in *interceptor.ExecuteActivityInput) (any, error) {
-	systems := i.check.systems(activity.GetInfo(ctx).ActivityType.Name)
-	if len(systems) > 0 {
-		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := i.check.view.allow(rctx, systems...)
-		cancel()
-		if err != nil {
-			return nil, activities.Paused(ctx, systems, err)
-		}
-	}
-	return i.Next.ExecuteActivity(ctx, in)
+	return i.Next.ExecuteActivity(providers.WithGate(ctx, func(ctx context.Context, system string) error {
+		return i.view.allow(ctx, system)
+	}), in)
 }
 
 // providerCalls is the activity interceptor of the provider queues. A
@@ -191,17 +182,4 @@ func ReadPaused(ctx context.Context, c client.Client) (map[string]workflows.Prov
 		return nil, fmt.Errorf("read provider pauses: %w", err)
 	}
 	return state.Paused, nil
-}
-
-// comparingActivities read every provider: reconciliation does not read a
-// paused one.
-var comparingActivities = []string{"ComparePage"}
-
-// workflowQueueSystems names the providers an activity on the workflow
-// queue calls.
-func workflowQueueSystems(activityType string) []string {
-	if slices.Contains(comparingActivities, activityType) {
-		return config.Systems
-	}
-	return nil
 }

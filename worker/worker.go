@@ -157,7 +157,7 @@ func New(c client.Client, acts *activities.Activities, cfg config.Config) (*Work
 	ws := &Workers{client: c, pauses: pauses, ControlInterval: 500 * time.Millisecond, log: slog.New(slog.DiscardHandler)}
 	ws.workflows = func() sdkworker.Worker {
 		wf := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{
-			Interceptors: []interceptor.WorkerInterceptor{&pauseCheck{view: pauses, systems: workflowQueueSystems}},
+			Interceptors: []interceptor.WorkerInterceptor{&pauseCheck{view: pauses}},
 		})
 		registerWorkflows(wf)
 		wf.RegisterActivity(acts.ComparePage)
@@ -168,7 +168,6 @@ func New(c client.Client, acts *activities.Activities, cfg config.Config) (*Work
 	for _, system := range config.Systems {
 		p, _ := cfg.Provider(system)
 		fns := byQueue[system]
-		only := func(string) []string { return []string{system} }
 		ws.providers = append(ws.providers, &providerWorker{system: system, build: func() sdkworker.Worker {
 			w := sdkworker.New(c, workflows.ProviderTaskQueue(system), sdkworker.Options{
 				DisableWorkflowWorker:              true,
@@ -178,7 +177,7 @@ func New(c client.Client, acts *activities.Activities, cfg config.Config) (*Work
 				WorkerStopTimeout: 30 * time.Second,
 				// The pause is checked before the call is made; the call,
 				// once made, runs to its end.
-				Interceptors: []interceptor.WorkerInterceptor{&pauseCheck{view: pauses, systems: only}, &providerCalls{}},
+				Interceptors: []interceptor.WorkerInterceptor{&pauseCheck{view: pauses}, &providerCalls{}},
 			})
 			for _, fn := range fns {
 				w.RegisterActivity(fn)

@@ -149,7 +149,7 @@ func TestALatePaymentIsRefunded(t *testing.T) {
 	fakes := newFakeProviders()
 	fakes.cancelStatus = providers.ChargeSucceeded
 	env := newOrderEnv(fakes)
-	env.SetStartWorkflowOptions(startOptions(LatePaymentWorkflowID("T-1")))
+	env.SetStartWorkflowOptions(startOptions(LatePaymentWorkflowID("T-1", "ch_1")))
 	env.ExecuteWorkflow(OrderWorkflow, OrderInput{Order: Order{OrderID: "T-1"}, PaymentTimeout: time.Hour,
 		LatePayment: &LatePayment{ChargeID: "ch_1", EventID: "evt_9"}})
 	var result OrderResult

@@ -230,9 +230,11 @@ func (c Customer) Validate() []FieldError {
 // OrderWorkflowID is the workflow ID of an order: its business key.
 func OrderWorkflowID(orderID string) string { return "order/" + orderID }
 
-// LatePaymentWorkflowID is the workflow that refunds a payment which
-// succeeded after its order had ended without it.
-func LatePaymentWorkflowID(orderID string) string { return OrderWorkflowID(orderID) + "/late-payment" }
+// LatePaymentWorkflowID is the workflow that refunds a charge which
+// succeeded after its order had ended without it: one per order and charge.
+func LatePaymentWorkflowID(orderID, chargeID string) string {
+	return OrderWorkflowID(orderID) + "/late-payment/" + chargeID
+}
 
 // Memo keys set on an action's workflow.
 const (

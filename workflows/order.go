@@ -36,7 +36,8 @@ type OrderInput struct {
 	LatePayment *LatePayment
 }
 
-// LatePayment names a charge that succeeded after its order ended.
+// LatePayment names a charge that succeeded after its order ended; its
+// workflow ID is LatePaymentWorkflowID(order id, charge id).
 type LatePayment struct {
 	ChargeID string
 	EventID  string
@@ -115,6 +116,12 @@ func OrderWorkflow(ctx workflow.Context, in OrderInput) (OrderResult, error) {
 	switch {
 	case errors.As(err, &can):
 		return OrderResult{State: o.state, RequestHash: o.requestHash}, err
+	case errors.Is(err, errCancelled) && o.hardened:
+		// Nothing stops a compensation once it began, a cancellation
+		// through Temporal included: it runs on a context that
+		// cancellation does not reach.
+		disconnected, _ := workflow.NewDisconnectedContext(ctx)
+		err = o.compensate(disconnected)
 	case errors.Is(err, errCancelled):
 		err = o.compensate(ctx)
 	case temporal.IsCanceledError(err):
@@ -158,11 +165,17 @@ type orderRun struct {
 	hardened bool
 }
 
-func newOrderRun(ctx workflow.Context, in OrderInput) *orderRun {
-	steps := make([]Step, 0, 5)
-	for _, name := range []string{StepCustomer, StepCharge, StepPayment, StepInvoice, StepConfirmation} {
+// InitialSteps are an order's steps before any has run.
+func InitialSteps() []Step {
+	steps := make([]Step, 0, len(mainSteps))
+	for _, name := range mainSteps {
 		steps = append(steps, Step{Name: name, Status: StepPending})
 	}
+	return steps
+}
+
+func newOrderRun(ctx workflow.Context, in OrderInput) *orderRun {
+	steps := InitialSteps()
 	return &orderRun{
 		in:         in,
 		workflowID: workflow.GetInfo(ctx).WorkflowExecution.ID,
@@ -247,8 +260,8 @@ type stepResult interface {
 // cancelled, or the workflow's cancellation.
 func (o *orderRun) step(ctx workflow.Context, name string, activity any, input func() any, result stepResult) error {
 	for {
-		if err := ctx.Err(); err != nil {
-			return err // cancelled through Temporal while the step before ran
+		if o.hardened && ctx.Err() != nil {
+			return ctx.Err() // cancelled through Temporal while the step before ran
 		}
 		if o.stopping() {
 			return errCancelled

@@ -111,11 +111,15 @@ func (p *paymentTracker) outcomeFor(charge string) (status string, known bool) {
 const maxProviderWait = time.Minute
 
 // backoff is the pause before the n-th renewed look at the provider: 1 s
-// doubling to a minute, the second half of it jittered by the workflow id
-// and n, so that orders waiting together do not ask together, and the same
-// on every replay.
+// doubling to a minute, jittered.
 func (o *orderRun) backoff(n int) time.Duration {
-	d := min(time.Second<<min(max(n-1, 0), 6), maxProviderWait)
+	return o.jitter(min(time.Second<<min(max(n-1, 0), 6), maxProviderWait), n)
+}
+
+// jitter draws a pause from the second half of d by the workflow id and n,
+// so that orders waiting together do not ask together, and the same on
+// every replay.
+func (o *orderRun) jitter(d time.Duration, n int) time.Duration {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(o.workflowID + "#" + strconv.Itoa(n))) // hash writes do not fail
 	return d/2 + time.Duration(float64(d/2)*float64(h.Sum32()%1024)/1024)
@@ -151,6 +155,7 @@ func (o *orderRun) awaitPaymentEvents(ctx workflow.Context, charge string) (bool
 	if wait <= 0 {
 		wait = defaultPaymentWebhookWait
 	}
+	nominal := wait // the pause without jitter, doubling while nothing happens
 	deadline := workflow.Now(ctx).Add(o.in.PaymentTimeout)
 	fetches := 0
 	// asked is the number of events applied when the provider was last
@@ -193,18 +198,23 @@ func (o *orderRun) awaitPaymentEvents(ctx workflow.Context, charge string) (bool
 			}
 			deadline = workflow.Now(ctx).Add(o.in.PaymentTimeout)
 		}
-		if !o.hardened {
+		switch {
+		case !o.hardened:
 			wait = min(wait*2, maxPaymentPollInterval*6)
-			continue
+		case o.payment.settled():
+			// Events say the charge settled; the provider's record does
+			// not show it yet. Its record decides, after short pauses.
+			if decided {
+				workflow.GetLogger(ctx).Warn("the provider's record lags its payment event", "order_id", o.in.Order.OrderID,
+					"correlation_id", o.in.CorrelationID, "charge_id", charge, "event_status", o.payment.Status, "record_status", got.Status, "looks", fetches)
+				workflow.GetMetricsHandler(ctx).Counter(MetricPaymentRecordLagging).Inc(1)
+			}
+			wait = o.backoff(fetches)
+		default:
+			// No news: the charge is simply pending; look again later.
+			nominal = min(nominal*2, maxProviderWait)
+			wait = o.jitter(nominal, fetches)
 		}
-		if decided {
-			// An event said the charge settled; the provider's record does
-			// not show it yet. Its record decides, after a pause.
-			workflow.GetLogger(ctx).Warn("the provider's record lags its payment event", "order_id", o.in.Order.OrderID,
-				"correlation_id", o.in.CorrelationID, "charge_id", charge, "event_status", o.payment.Status, "record_status", got.Status, "looks", fetches)
-			workflow.GetMetricsHandler(ctx).Counter(MetricPaymentRecordLagging).Inc(1)
-		}
-		wait = o.backoff(fetches)
 	}
 }
 

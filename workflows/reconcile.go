@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -46,6 +47,10 @@ type ReconcileInput struct {
 // reconcileEventsPerRun bounds a reconciliation run's history; it continues
 // as new past it, between pages.
 var reconcileEventsPerRun = 10_000
+
+// versionReconcileBounds marks the look-back window, the repair cap and
+// continuing as new by history length.
+const versionReconcileBounds = "reconcile-bounds"
 
 // Defaults of a reconciliation whose input does not say.
 const (
@@ -135,25 +140,41 @@ type ReportItem struct {
 // activities and keys, so repairing twice creates nothing twice; the rest
 // are flagged, never changed.
 func ReconcileWorkflow(ctx workflow.Context, in ReconcileInput) (ReconcileReport, error) {
+	// Runs begun before the look-back window, the repair cap and
+	// continuing as new by history length keep to what they did.
+	bounded := workflow.GetVersion(ctx, versionReconcileBounds, workflow.DefaultVersion, 1) == 1
 	if in.PageSize <= 0 {
 		in.PageSize = 500
 	}
 	if in.Since <= 0 {
 		in.Since = defaultReconcileSince
 	}
+	repairCap := math.MaxInt
 	switch {
+	case !bounded:
+		if in.PagesPerRun <= 0 {
+			in.PagesPerRun = 50
+		}
 	case in.MaxRepairs == 0:
-		in.MaxRepairs = defaultReconcileMaxRepairs
+		repairCap = defaultReconcileMaxRepairs
 	case in.MaxRepairs < 0:
-		in.MaxRepairs = 0
+		repairCap = 0
+	default:
+		repairCap = in.MaxRepairs
 	}
 	p := in.Resume
 	if p == nil {
 		now := workflow.Now(ctx)
-		p = &ReconcileProgress{Phase: activities.PhaseCharges, Before: now.Add(-in.Grace), After: now.Add(-in.Since), Report: ReconcileReport{
+		p = &ReconcileProgress{Phase: activities.PhaseCharges, Before: now.Add(-in.Grace), Report: ReconcileReport{
 			ID: workflow.GetInfo(ctx).WorkflowExecution.ID, StartedAt: now, Differences: map[string]int{},
-			RepairedItems: []ReportItem{}, FlaggedItems: []ReportItem{}, Since: now.Add(-in.Since), RepairCap: in.MaxRepairs,
+			RepairedItems: []ReportItem{}, FlaggedItems: []ReportItem{},
 		}}
+		if bounded {
+			p.After, p.Report.Since = now.Add(-in.Since), now.Add(-in.Since)
+		}
+	}
+	if bounded {
+		p.Report.RepairCap = repairCap
 	}
 	p.Report.Runs++
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
@@ -162,7 +183,7 @@ func ReconcileWorkflow(ctx workflow.Context, in ReconcileInput) (ReconcileReport
 	})
 	for pages := 0; p.Phase != phaseDone; pages++ {
 		info := workflow.GetInfo(ctx)
-		long := info.GetCurrentHistoryLength() > reconcileEventsPerRun || info.GetContinueAsNewSuggested()
+		long := bounded && (info.GetCurrentHistoryLength() > reconcileEventsPerRun || info.GetContinueAsNewSuggested())
 		// Every run compares at least one page, so that it always advances.
 		if pages > 0 && (pages == in.PagesPerRun || long) {
 			next := in
@@ -189,7 +210,7 @@ func ReconcileWorkflow(ctx workflow.Context, in ReconcileInput) (ReconcileReport
 				continue
 			}
 			p.Report.Differences[d.Kind]++
-			p.settle(ctx, d, standings[d.OrderKey])
+			p.settle(ctx, d, standings[d.OrderKey], repairCap)
 		}
 		p.Cursor = page.NextCursor
 		if p.Cursor == "" {
@@ -228,7 +249,7 @@ func (r *ReconcileReport) count(phase string, page activities.ComparePageResult)
 // flagged with its error. A safe difference is repaired only for an order
 // that completed without an operator skipping that step, or that handoff
 // never ran; any other order's difference is flagged.
-func (p *ReconcileProgress) settle(ctx workflow.Context, d activities.Difference, standing activities.OrderStanding) {
+func (p *ReconcileProgress) settle(ctx workflow.Context, d activities.Difference, standing activities.OrderStanding, repairCap int) {
 	item := ReportItem{Kind: d.Kind, OrderKey: d.OrderKey, Refs: d.Refs, Reason: d.Reason}
 	if d.Safe && standing.Exists && standing.Status != StatusCompleted {
 		d.Safe = false
@@ -238,12 +259,12 @@ func (p *ReconcileProgress) settle(ctx workflow.Context, d activities.Difference
 		d.Safe = false
 		item.Reason += "; not repaired: an operator skipped the " + repairStep(d.Kind) + " step"
 	}
-	if d.Safe && p.Report.Repaired >= p.Report.RepairCap {
+	if d.Safe && p.Report.Repaired >= repairCap {
 		// A run that finds many safe differences at once more likely looks
 		// at the wrong account than at many lost records: a person decides.
 		d.Safe = false
 		p.Report.NotRepaired++
-		item.Reason += fmt.Sprintf("; not repaired: this run reached its cap of %d repairs", p.Report.RepairCap)
+		item.Reason += fmt.Sprintf("; not repaired: this run reached its cap of %d repairs", repairCap)
 	}
 	if d.Safe {
 		err := repair(ctx, d)

@@ -221,6 +221,15 @@ func (e *apiError) write(w http.ResponseWriter) {
 	writeJSON(w, e.status, body)
 }
 
+// missing is the answer about a record that does not exist.
+func missing(kind, id string) *apiError {
+	msg := "no such " + kind
+	if id != "" {
+		msg += ": " + id
+	}
+	return &apiError{status: http.StatusNotFound, typ: "invalid_request_error", code: "resource_missing", message: msg}
+}
+
 func invalid(code, msg string) *apiError {
 	return &apiError{status: http.StatusBadRequest, typ: "invalid_request_error", code: code, message: msg}
 }
@@ -320,7 +329,7 @@ func getOne[T any](s *Server, c *collection[T]) http.HandlerFunc {
 		}
 		s.mu.Unlock()
 		if !ok {
-			(&apiError{status: http.StatusNotFound, typ: "invalid_request_error", code: "resource_missing", message: "no such record: " + r.PathValue("id")}).write(w)
+			missing("record", r.PathValue("id")).write(w)
 			return
 		}
 		writeJSON(w, http.StatusOK, snapshot)
@@ -529,7 +538,7 @@ func (s *Server) createRefund(w http.ResponseWriter, r *http.Request) {
 		ch, ok := s.charges.get(req.Charge)
 		switch {
 		case !ok:
-			return nil, &apiError{status: http.StatusNotFound, typ: "invalid_request_error", code: "resource_missing", message: "no such charge: " + req.Charge}
+			return nil, missing("charge", req.Charge)
 		case ch.Status != providers.ChargeSucceeded:
 			return nil, invalid("charge_not_refundable", "only a succeeded charge can be refunded; this one is "+ch.Status)
 		}
@@ -547,7 +556,7 @@ func (s *Server) cancelCharge(w http.ResponseWriter, r *http.Request) {
 	defer s.mu.Unlock()
 	ch, ok := s.charges.get(r.PathValue("id"))
 	if !ok {
-		(&apiError{status: http.StatusNotFound, typ: "invalid_request_error", code: "resource_missing", message: "no such charge: " + r.PathValue("id")}).write(w)
+		missing("charge", r.PathValue("id")).write(w)
 		return
 	}
 	if ch.Status == providers.ChargePending {
@@ -582,7 +591,7 @@ func (s *Server) voidInvoice(w http.ResponseWriter, r *http.Request) {
 	defer s.mu.Unlock()
 	inv, ok := s.invoices.get(r.PathValue("id"))
 	if !ok {
-		(&apiError{status: http.StatusNotFound, typ: "invalid_request_error", code: "resource_missing", message: "no such invoice: " + r.PathValue("id")}).write(w)
+		missing("invoice", r.PathValue("id")).write(w)
 		return
 	}
 	inv.Status = "void"

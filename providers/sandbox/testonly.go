@@ -81,7 +81,7 @@ func (s *Server) deleteRecord(w http.ResponseWriter, r *http.Request) {
 		ok = s.contacts.remove(id)
 	}
 	if !ok {
-		(&apiError{status: http.StatusNotFound, typ: "invalid_request_error", code: "resource_missing", message: "no such record"}).write(w)
+		missing("record", "").write(w)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -101,7 +101,7 @@ func (s *Server) patchInvoice(w http.ResponseWriter, r *http.Request) {
 	defer s.mu.Unlock()
 	inv, ok := s.invoices.get(r.PathValue("id"))
 	if !ok {
-		(&apiError{status: http.StatusNotFound, typ: "invalid_request_error", code: "resource_missing", message: "no such invoice"}).write(w)
+		missing("invoice", "").write(w)
 		return
 	}
 	inv.Amount = patch.Amount
@@ -124,7 +124,7 @@ func (s *Server) settleCharge(w http.ResponseWriter, r *http.Request) {
 	defer s.mu.Unlock()
 	ch, ok := s.charges.get(r.PathValue("id"))
 	if !ok {
-		(&apiError{status: http.StatusNotFound, typ: "invalid_request_error", code: "resource_missing", message: "no such charge"}).write(w)
+		missing("charge", "").write(w)
 		return
 	}
 	if ch.Status != providers.ChargePending && ch.Status != providers.ChargeCanceled {
