@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/providers"
 )
 
@@ -31,7 +32,7 @@ const (
 // FailureDetails travels with every activity failure, so that the workflow
 // can record on the step what went wrong and how often it was tried.
 type FailureDetails struct {
-	Category string
+	Category action.Category
 	Attempt  int32
 	Status   int
 	Code     string
@@ -43,8 +44,8 @@ type FailureDetails struct {
 // the rest.
 func temporalError(ctx context.Context, op string, err error) error {
 	attempt := activity.GetInfo(ctx).Attempt
-	details := FailureDetails{Category: string(providers.CategoryOf(err)), Attempt: attempt}
-	typ, retryAfter := providers.TypeTemporary, 0
+	details := FailureDetails{Category: providers.CategoryOf(err), Attempt: attempt}
+	typ, retryAfter := action.TypeTemporary, 0
 	var pe *providers.Error
 	if errors.As(err, &pe) {
 		typ, retryAfter = pe.Type, pe.RetryAfter
@@ -52,9 +53,9 @@ func temporalError(ctx context.Context, op string, err error) error {
 	}
 	opts := temporal.ApplicationErrorOptions{Cause: err, Details: []any{details}}
 	switch {
-	case providers.CategoryOf(err) == providers.Permanent:
+	case providers.CategoryOf(err) == action.CategoryPermanent:
 		opts.NonRetryable = true
-	case typ == providers.TypePaused:
+	case typ == action.TypePaused:
 		// An operator's pause, not a failure of the provider.
 		opts.NextRetryDelay, opts.Category = pausedRetry, temporal.ApplicationErrorCategoryBenign
 	default:

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/providers"
 )
 
@@ -34,7 +34,7 @@ type OrderLookup interface {
 type OrderStanding struct {
 	Exists  bool
 	Running bool
-	Status  string
+	Status  action.Status
 	// Skipped lists the steps an operator skipped.
 	Skipped []string
 }
@@ -117,15 +117,14 @@ func (in ComparePageInput) window(created int64) bool {
 	return !t.After(in.Before) && (in.After.IsZero() || !t.Before(in.After))
 }
 
-var orderRefPattern = regexp.MustCompile(`^(order/[^/]+)/(charge|invoice|confirmation|customer)$`)
-
-// orderKey is "order/<id>" of a reference "order/<id>/<step>".
-func orderKey(ref string) (string, bool) {
-	m := orderRefPattern.FindStringSubmatch(ref)
-	if m == nil {
-		return "", false
+// orderOf is the order a record belongs to, read from its external
+// reference (the step key that made it, "order/<id>/<step>").
+func orderOf(ref string) (action.Key, bool) {
+	k, err := action.ParseStepKey(ref)
+	if err != nil || k.Action.Kind != action.KindOrder {
+		return action.Key{}, false
 	}
-	return m[1], true
+	return k.Action, true
 }
 
 // ComparePage compares one page of records with the other systems, holding
@@ -155,7 +154,7 @@ func (a *Activities) listers() (providers.ChargeLister, providers.InvoiceLister,
 	messages, ok3 := a.Mailer.(providers.MessageFinder)
 	contacts, ok4 := a.CRM.(providers.ContactFinder)
 	if !ok1 || !ok2 || !ok3 || !ok4 {
-		return nil, nil, nil, nil, &providers.Error{Category: providers.Permanent, Type: providers.TypeUnsupported, Err: errCannotList}
+		return nil, nil, nil, nil, &providers.Error{Category: action.CategoryPermanent, Type: action.TypeUnsupported, Err: errCannotList}
 	}
 	return charges, invoices, messages, contacts, nil
 }
@@ -174,13 +173,13 @@ func (a *Activities) compareCharges(ctx context.Context, in ComparePageInput) (C
 	var paid []providers.Charge
 	var invoiceRefs, messageRefs, contactIDs []string
 	for _, ch := range charges {
-		key, ok := orderKey(ch.ExternalRef)
+		key, ok := orderOf(ch.ExternalRef)
 		if !ok || ch.Status != providers.ChargeSucceeded || !in.window(ch.Created) {
 			continue
 		}
 		paid = append(paid, ch)
-		invoiceRefs = append(invoiceRefs, key+"/invoice")
-		messageRefs = append(messageRefs, key+"/confirmation")
+		invoiceRefs = append(invoiceRefs, key.Step(action.OrderStepInvoice).String())
+		messageRefs = append(messageRefs, key.Step(action.OrderStepConfirmation).String())
 		if ch.Customer != "" {
 			contactIDs = append(contactIDs, ch.Customer)
 		}
@@ -220,15 +219,15 @@ func (a *Activities) compareCharges(ctx context.Context, in ComparePageInput) (C
 // invoice with its amount and currency, one confirmation e-mail, and its
 // customer in the CRM.
 func chargeDifferences(ch providers.Charge, invoicesByRef map[string][]providers.Invoice, messagesByRef map[string]int, contactExists map[string]bool) []Difference {
-	key, _ := orderKey(ch.ExternalRef)
-	base := Difference{OrderKey: key, ChargeID: ch.ID, Customer: ch.Customer, Email: ch.Email, Currency: ch.Currency, Amount: ch.Amount}
+	key, _ := orderOf(ch.ExternalRef)
+	base := Difference{OrderKey: key.String(), ChargeID: ch.ID, Customer: ch.Customer, Email: ch.Email, Currency: ch.Currency, Amount: ch.Amount}
 	var out []Difference
 	add := func(kind string, safe bool, reason string, refs ...string) {
 		d := base
 		d.Kind, d.Safe, d.Reason, d.Refs = kind, safe, reason, append([]string{ch.ExternalRef}, refs...)
 		out = append(out, d)
 	}
-	invs := invoicesByRef[key+"/invoice"]
+	invs := invoicesByRef[key.Step(action.OrderStepInvoice).String()]
 	switch {
 	case len(invs) == 0:
 		add(DiffInvoiceMissing, true, "a succeeded charge has no invoice")
@@ -243,7 +242,7 @@ func chargeDifferences(ch providers.Charge, invoicesByRef map[string][]providers
 	case invs[0].Status != "void" && (invs[0].Amount != ch.Amount || invs[0].Currency != ch.Currency):
 		add(DiffAmountMismatch, false, fmt.Sprintf("charge %d %s, invoice %d %s", ch.Amount, ch.Currency, invs[0].Amount, invs[0].Currency), invs[0].ID)
 	}
-	switch n := messagesByRef[key+"/confirmation"]; {
+	switch n := messagesByRef[key.Step(action.OrderStepConfirmation).String()]; {
 	case n == 0 && ch.Email != "":
 		add(DiffEmailMissing, true, "a paid order has no confirmation e-mail")
 	case n == 0:
@@ -270,8 +269,8 @@ func (a *Activities) compareInvoices(ctx context.Context, in ComparePageInput) (
 	res := ComparePageResult{Invoices: len(invoices), NextCursor: next}
 	var chargeRefs []string
 	for _, inv := range invoices {
-		if key, ok := orderKey(inv.ExternalRef); ok {
-			chargeRefs = append(chargeRefs, key+"/charge")
+		if key, ok := orderOf(inv.ExternalRef); ok {
+			chargeRefs = append(chargeRefs, key.Step(action.OrderStepCharge).String())
 		}
 	}
 	charges, err := chargeLister.FindChargesByRefs(ctx, call, chargeRefs)
@@ -287,19 +286,23 @@ func (a *Activities) compareInvoices(ctx context.Context, in ComparePageInput) (
 		if inv.Status == "void" || !in.window(inv.Created) {
 			continue
 		}
-		key, _ := orderKey(inv.ExternalRef) // no key: no charge can be behind it
-		switch chargeStatus[key+"/charge"] {
+		key, ok := orderOf(inv.ExternalRef)
+		var orderKey string
+		if ok { // no key: no charge can be behind it
+			orderKey = key.String()
+		}
+		switch chargeStatus[key.Step(action.OrderStepCharge).String()] {
 		case providers.ChargeSucceeded:
 			continue
 		case providers.ChargeRefunded:
 			res.Differences = append(res.Differences, Difference{
-				Kind: DiffInvoiceForRefund, OrderKey: key, Refs: []string{inv.ExternalRef, inv.ID},
+				Kind: DiffInvoiceForRefund, OrderKey: orderKey, Refs: []string{inv.ExternalRef, inv.ID},
 				Reason: "an open invoice for a refunded charge", Amount: inv.Amount, Currency: inv.Currency,
 			})
 			continue
 		}
 		res.Differences = append(res.Differences, Difference{
-			Kind: DiffInvoiceWithoutCharge, OrderKey: key, Refs: []string{inv.ExternalRef, inv.ID},
+			Kind: DiffInvoiceWithoutCharge, OrderKey: orderKey, Refs: []string{inv.ExternalRef, inv.ID},
 			Reason: "an invoice with no paid charge behind it", Amount: inv.Amount, Currency: inv.Currency,
 		})
 	}

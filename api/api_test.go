@@ -11,6 +11,7 @@ import (
 
 	"go.temporal.io/api/serviceerror"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/starter"
 	"github.com/handoff-hq/handoff/workflows"
 )
@@ -19,14 +20,14 @@ const token = "test-token-0123456789abcdef"
 
 // fakeOrders records what the API asked and answers as scripted.
 type fakeOrders struct {
-	placed       []workflows.Order
+	placed       []action.Order
 	correlations []string
 	placeErr     error
 	replayed     bool
 	readErr      error
 }
 
-func (f *fakeOrders) PlaceOrder(_ context.Context, o workflows.Order, correlationID string) (starter.Placed, error) {
+func (f *fakeOrders) PlaceOrder(_ context.Context, o action.Order, correlationID string) (starter.Placed, error) {
 	f.placed = append(f.placed, o)
 	f.correlations = append(f.correlations, correlationID)
 	if f.placeErr != nil {
@@ -39,7 +40,7 @@ func (f *fakeOrders) Order(_ context.Context, id string) (starter.OrderRead, err
 	if f.readErr != nil {
 		return starter.OrderRead{}, f.readErr
 	}
-	return starter.OrderRead{State: workflows.OrderState{OrderID: id, Status: workflows.StatusCompleted, Steps: []workflows.Step{}}, Source: starter.SourceWorkflow}, nil
+	return starter.OrderRead{State: workflows.OrderState{OrderID: id, Status: action.StatusCompleted, Steps: []workflows.Step{}}, Source: starter.SourceWorkflow}, nil
 }
 
 func newTestServer(t *testing.T, orders *fakeOrders, ready error) *Server {
@@ -90,7 +91,7 @@ func TestPlaceOrderAnswers(t *testing.T) {
 		{name: "two objects", body: validOrder + validOrder, auth: "Bearer " + token, wantStatus: 400, wantProblem: "invalid-request"},
 		{name: "empty body", body: ``, auth: "Bearer " + token, wantStatus: 400, wantProblem: "invalid-request"},
 		{name: "too large", body: `{"order_id":"` + strings.Repeat("a", maxBodyBytes) + `"}`, auth: "Bearer " + token, wantStatus: 413, wantProblem: "too-large"},
-		{name: "invalid fields", body: validOrder, auth: "Bearer " + token, placeErr: &starter.ValidationError{Fields: []workflows.FieldError{{Field: "amount", Detail: "bad"}}}, wantStatus: 400, wantProblem: "invalid-request", wantCalls: 1},
+		{name: "invalid fields", body: validOrder, auth: "Bearer " + token, placeErr: &starter.ValidationError{Fields: []action.FieldError{{Field: "amount", Detail: "bad"}}}, wantStatus: 400, wantProblem: "invalid-request", wantCalls: 1},
 		{name: "conflict", body: validOrder, auth: "Bearer " + token, placeErr: starter.ErrConflict, wantStatus: 409, wantProblem: "conflict", wantCalls: 1},
 		{name: "temporal down", body: validOrder, auth: "Bearer " + token, placeErr: serviceerror.NewUnavailable("down"), wantStatus: 503, wantProblem: "unavailable", wantCalls: 1},
 		{name: "unexpected", body: validOrder, auth: "Bearer " + token, placeErr: errors.New("boom"), wantStatus: 500, wantProblem: "internal", wantCalls: 1},
@@ -133,7 +134,7 @@ func TestPlaceOrderAnswers(t *testing.T) {
 }
 
 func TestValidationProblemNamesTheFields(t *testing.T) {
-	fields := []workflows.FieldError{{Field: "customer.email", Detail: "must be an e-mail address"}, {Field: "amount", Detail: "x"}}
+	fields := []action.FieldError{{Field: "customer.email", Detail: "must be an e-mail address"}, {Field: "amount", Detail: "x"}}
 	rec := do(newTestServer(t, &fakeOrders{placeErr: &starter.ValidationError{Fields: fields}}, nil), http.MethodPost, "/v1/orders", validOrder, "Bearer "+token)
 	var p Problem
 	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {

@@ -10,13 +10,14 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/starter"
 	"github.com/handoff-hq/handoff/workflows"
 )
 
 // Operators is what operator endpoints need.
 type Operators interface {
-	Resolve(ctx context.Context, workflowID, action string, req workflows.OperatorRequest) (workflows.OperatorResult, error)
+	Resolve(ctx context.Context, workflowID, answer string, req workflows.OperatorRequest) (workflows.OperatorResult, error)
 	ListActions(ctx context.Context, f starter.ActionFilter) (starter.ActionPage, error)
 	CancelOrder(ctx context.Context, orderID, reason string) (workflows.OperatorResult, error)
 	PauseProvider(ctx context.Context, system, reason string) (starter.ProviderStatus, error)
@@ -31,15 +32,15 @@ var (
 
 // operatorBody is the optional body of operator actions.
 type operatorBody struct {
-	Reason   string              `json:"reason"`
-	Customer *workflows.Customer `json:"customer"`
+	Reason   string           `json:"reason"`
+	Customer *action.Customer `json:"customer"`
 }
 
 // ActionAnswer is the answer to an operator action.
 type ActionAnswer struct {
 	WorkflowID string            `json:"workflow_id"`
 	Action     string            `json:"action"`
-	Status     string            `json:"status"`
+	Status     action.Status     `json:"status"`
 	Step       string            `json:"step,omitempty"`
 	Links      map[string]string `json:"links"`
 }
@@ -55,18 +56,18 @@ func (s *Server) resolveAction(c echo.Context) error {
 	if i <= 0 {
 		return problemNotFound.with("use /v1/actions/{workflow_id}/retry, /skip or /abort")
 	}
-	workflowID, action := rest[:i], rest[i+1:]
+	workflowID, answer := rest[:i], rest[i+1:]
 	var body operatorBody
 	if c.Request().ContentLength != 0 {
 		if err := decodeJSON(c, &body); err != nil {
 			return err
 		}
 	}
-	result, err := s.operators.Resolve(c.Request().Context(), workflowID, action, workflows.OperatorRequest{Reason: body.Reason, Customer: body.Customer})
+	result, err := s.operators.Resolve(c.Request().Context(), workflowID, answer, workflows.OperatorRequest{Reason: body.Reason, Customer: body.Customer})
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, ActionAnswer{WorkflowID: workflowID, Action: action, Status: result.Status, Step: result.Step, Links: s.links(workflowID)})
+	return c.JSON(http.StatusOK, ActionAnswer{WorkflowID: workflowID, Action: answer, Status: result.Status, Step: result.Step, Links: s.links(workflowID)})
 }
 
 func (s *Server) cancelOrder(c echo.Context) error {
@@ -84,7 +85,7 @@ func (s *Server) cancelOrder(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	wid := workflows.OrderWorkflowID(id)
+	wid := action.OrderKey(id).String()
 	return c.JSON(http.StatusAccepted, ActionAnswer{WorkflowID: wid, Action: workflows.UpdateCancel, Status: result.Status, Links: s.links(wid)})
 }
 
@@ -107,7 +108,7 @@ func (s *Server) listActions(c echo.Context) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 100 {
 			return &Problem{Type: problemTypePrefix + "invalid-request", Title: problemInvalid.title, Status: http.StatusBadRequest,
-				Errors: []workflows.FieldError{{Field: "page_size", Detail: "must be between 1 and 100"}}}
+				Errors: []action.FieldError{{Field: "page_size", Detail: "must be between 1 and 100"}}}
 		}
 		size = n
 	}

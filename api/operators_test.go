@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/starter"
 	"github.com/handoff-hq/handoff/workflows"
 )
@@ -22,10 +23,10 @@ type fakeOperators struct {
 	err      error
 }
 
-func (f *fakeOperators) Resolve(_ context.Context, workflowID, action string, req workflows.OperatorRequest) (workflows.OperatorResult, error) {
-	f.resolved = append(f.resolved, workflowID+" "+action)
+func (f *fakeOperators) Resolve(_ context.Context, workflowID, answer string, req workflows.OperatorRequest) (workflows.OperatorResult, error) {
+	f.resolved = append(f.resolved, workflowID+" "+answer)
 	f.requests = append(f.requests, req)
-	return workflows.OperatorResult{Status: workflows.StatusNeedsAttention, Step: "invoice"}, f.err
+	return workflows.OperatorResult{Status: action.StatusNeedsAttention, Step: "invoice"}, f.err
 }
 
 func (f *fakeOperators) ListActions(_ context.Context, filter starter.ActionFilter) (starter.ActionPage, error) {
@@ -35,7 +36,7 @@ func (f *fakeOperators) ListActions(_ context.Context, filter starter.ActionFilt
 
 func (f *fakeOperators) CancelOrder(_ context.Context, orderID, reason string) (workflows.OperatorResult, error) {
 	f.resolved = append(f.resolved, "cancel "+orderID+" "+reason)
-	return workflows.OperatorResult{Status: workflows.StatusProcessing}, f.err
+	return workflows.OperatorResult{Status: action.StatusProcessing}, f.err
 }
 
 func (f *fakeOperators) PauseProvider(_ context.Context, system, reason string) (starter.ProviderStatus, error) {

@@ -9,9 +9,8 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/labstack/echo/v4"
-
-	"github.com/handoff-hq/handoff/workflows"
 )
 
 // HeaderIdempotentReplayed marks an answer to a request that had been made
@@ -28,12 +27,12 @@ const HeaderStateSource = "Handoff-State-Source"
 type PlacedOrder struct {
 	OrderID    string            `json:"order_id"`
 	WorkflowID string            `json:"workflow_id"`
-	Status     string            `json:"status"`
+	Status     action.Status     `json:"status"`
 	Links      map[string]string `json:"links"`
 }
 
 func (s *Server) placeOrder(c echo.Context) error {
-	var order workflows.Order
+	var order action.Order
 	if err := decodeJSON(c, &order); err != nil {
 		return err
 	}
@@ -53,7 +52,7 @@ func (s *Server) placeOrder(c echo.Context) error {
 		links["web_ui"] = fmt.Sprintf("%s/namespaces/%s/workflows/%s", s.webUI, url.PathEscape(s.ns), url.PathEscape(placed.WorkflowID))
 	}
 	return c.JSON(http.StatusAccepted, PlacedOrder{
-		OrderID: placed.OrderID, WorkflowID: placed.WorkflowID, Status: workflows.StatusProcessing, Links: links,
+		OrderID: placed.OrderID, WorkflowID: placed.WorkflowID, Status: action.StatusProcessing, Links: links,
 	})
 }
 
@@ -98,7 +97,7 @@ func decodeProblem(err error) *Problem {
 	var syntaxErr *json.SyntaxError
 	switch {
 	case errors.As(err, &typeErr):
-		p.Errors = []workflows.FieldError{{Field: typeErr.Field, Detail: "has the wrong type: want " + typeErr.Type.String()}}
+		p.Errors = []action.FieldError{{Field: typeErr.Field, Detail: "has the wrong type: want " + typeErr.Type.String()}}
 	case errors.As(err, &syntaxErr):
 		p.Detail = fmt.Sprintf("the body is not valid JSON (at byte %d)", syntaxErr.Offset)
 	case errors.Is(err, io.EOF):

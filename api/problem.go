@@ -10,8 +10,8 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.temporal.io/api/serviceerror"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/starter"
-	"github.com/handoff-hq/handoff/workflows"
 )
 
 // Problem is an RFC 9457 problem details answer; every error the API gives
@@ -23,7 +23,7 @@ type Problem struct {
 	Detail   string `json:"detail,omitempty"`
 	Instance string `json:"instance,omitempty"`
 	// Errors lists the failing fields of an invalid request.
-	Errors []workflows.FieldError `json:"errors,omitempty"`
+	Errors []action.FieldError `json:"errors,omitempty"`
 }
 
 // problemTypePrefix starts every problem type URI.

@@ -22,9 +22,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/config"
 	"github.com/handoff-hq/handoff/starter"
-	"github.com/handoff-hq/handoff/workflows"
 )
 
 // businessKey is the request context key of the action's business key.
@@ -38,7 +38,7 @@ const maxBodyBytes = 1 << 20
 
 // Orders is what the API needs to place and read orders.
 type Orders interface {
-	PlaceOrder(ctx context.Context, order workflows.Order, correlationID string) (starter.Placed, error)
+	PlaceOrder(ctx context.Context, order action.Order, correlationID string) (starter.Placed, error)
 	Order(ctx context.Context, orderID string) (starter.OrderRead, error)
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/starter"
 	"github.com/handoff-hq/handoff/webhooks"
 )
@@ -36,7 +37,7 @@ type WebhookSource struct {
 
 // Events is what the webhook endpoint hands verified events to.
 type Events interface {
-	DeliverPaymentEvent(ctx context.Context, e webhooks.PaymentEvent) error
+	DeliverPaymentEvent(ctx context.Context, e action.PaymentEvent) error
 }
 
 // Webhook problem kinds.
@@ -126,19 +127,19 @@ func (s *Server) webhook(c echo.Context) error {
 }
 
 // decodeWebhook verifies the signature before reading anything else.
-func decodeWebhook(system string, src WebhookSource, h http.Header, body []byte, now time.Time) (webhooks.PaymentEvent, error) {
+func decodeWebhook(system string, src WebhookSource, h http.Header, body []byte, now time.Time) (action.PaymentEvent, error) {
 	if src.Scheme == SchemeStripe {
 		if err := webhooks.VerifyStripe(src.Secrets, h, body, now); err != nil {
-			return webhooks.PaymentEvent{}, err
+			return action.PaymentEvent{}, err
 		}
 		return webhooks.DecodeStripe(body)
 	}
 	id, err := webhooks.VerifyStandard(src.Secrets, h, body, now)
 	if err != nil {
-		return webhooks.PaymentEvent{}, err
+		return action.PaymentEvent{}, err
 	}
 	if system != "payments" {
-		return webhooks.PaymentEvent{}, webhooks.ErrUnhandled
+		return action.PaymentEvent{}, webhooks.ErrUnhandled
 	}
 	return webhooks.DecodeStandard(id, body)
 }

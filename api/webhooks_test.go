@@ -11,18 +11,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/starter"
 	"github.com/handoff-hq/handoff/webhooks"
 )
 
 // fakeEvents records the events handed on and answers as scripted.
 type fakeEvents struct {
-	got   []webhooks.PaymentEvent
+	got   []action.PaymentEvent
 	err   error
 	delay time.Duration
 }
 
-func (f *fakeEvents) DeliverPaymentEvent(ctx context.Context, e webhooks.PaymentEvent) error {
+func (f *fakeEvents) DeliverPaymentEvent(ctx context.Context, e action.PaymentEvent) error {
 	if f.delay > 0 {
 		select {
 		case <-time.After(f.delay):
@@ -120,7 +121,7 @@ func TestWebhookHandsOnTheDecodedEvent(t *testing.T) {
 		t.Fatalf("status %d, %d events", rec.Code, len(events.got))
 	}
 	e := events.got[0]
-	if e.EventID != "msg_42" || e.OrderID != "A-1" || e.ChargeID != "ch_1" || e.Status != webhooks.PaymentSucceeded || e.Version != 2 {
+	if e.EventID != "msg_42" || e.OrderID != "A-1" || e.ChargeID != "ch_1" || e.Status != action.PaymentSucceeded || e.Version != 2 {
 		t.Errorf("event = %+v", e)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/handoff-hq/handoff/action"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 )
@@ -145,13 +146,13 @@ func (c *ClientCredentials) Refresh() bool {
 // classify maps a token endpoint failure: refused credentials are permanent,
 // an unreachable, slow or failing endpoint temporary.
 func (c *ClientCredentials) classify(err error) error {
-	e := &Error{System: c.system, Operation: "fetch_token", Category: Temporary, Type: TypeTemporary, Err: err}
+	e := &Error{System: c.system, Operation: "fetch_token", Category: action.CategoryTemporary, Type: action.TypeTemporary, Err: err}
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) && re.Response != nil {
 		e.Status = re.Response.StatusCode
 		e.Category, e.Type = ClassifyStatus(re.Response.StatusCode)
 		if e.Status == http.StatusBadRequest || e.Status == http.StatusUnauthorized {
-			e.Type = TypeUnauthorized
+			e.Type = action.TypeUnauthorized
 		}
 		e.Code = re.ErrorCode
 		e.Message = fmt.Sprintf("token endpoint refused the client: %s %s", re.ErrorCode, re.ErrorDescription)

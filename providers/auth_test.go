@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/handoff-hq/handoff/action"
 )
 
 // hangingTokenEndpoint accepts token requests and answers none of them
@@ -68,7 +70,7 @@ func TestTokenEndpointThatNeverAnswersFailsEachCallAsTemporaryWithinItsTimeout(t
 	wg.Wait()
 	for i, err := range errs {
 		var pe *Error
-		if !errors.As(err, &pe) || pe.Category != Temporary || pe.Operation != "fetch_token" {
+		if !errors.As(err, &pe) || pe.Category != action.CategoryTemporary || pe.Operation != "fetch_token" {
 			t.Errorf("call %d: err = %v, want a temporary fetch_token error", i, err)
 		}
 		// A generous bound: what matters is that the call ended while the

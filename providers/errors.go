@@ -5,44 +5,15 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/redact"
-)
-
-// Category says what a failed provider call means for the next attempt.
-type Category string
-
-const (
-	// Temporary failures did not happen at the provider; try again later.
-	Temporary Category = "temporary"
-	// Permanent failures will fail the same way again; an operator must act.
-	Permanent Category = "permanent"
-	// Ambiguous failures may or may not have happened at the provider: the
-	// request was sent and no answer came. The next attempt first looks the
-	// record up by its external reference.
-	Ambiguous Category = "ambiguous"
-)
-
-// Error types of permanent failures; they become Temporal error type names.
-const (
-	TypeInvalidInput = "InvalidInput"
-	TypeUnauthorized = "Unauthorized"
-	TypeForbidden    = "Forbidden"
-	TypeNotFound     = "NotFound"
-	TypeConflict     = "Conflict"
-	TypeCardDeclined = "CardDeclined"
-	TypeUnsupported  = "Unsupported"
-	TypeTemporary    = "ProviderUnavailable"
-	TypeAmbiguous    = "AmbiguousOutcome"
-	// TypePaused is a call that was not sent because an operator paused
-	// the provider; it is temporary.
-	TypePaused = "ProviderPaused"
 )
 
 // Error is a classified failure of one provider call.
 type Error struct {
 	System    string
 	Operation string
-	Category  Category
+	Category  action.Category
 	// Type names the failure for Temporal and for operators.
 	Type string
 	// Status is the HTTP status, 0 when no answer came.
@@ -73,40 +44,40 @@ func (e *Error) Unwrap() error { return e.Err }
 // statusTable is the one classification of HTTP answers. A status not listed
 // is temporary when it is 5xx and permanent otherwise.
 var statusTable = map[int]struct {
-	category Category
+	category action.Category
 	typ      string
 }{
-	http.StatusBadRequest:          {Permanent, TypeInvalidInput},
-	http.StatusUnauthorized:        {Permanent, TypeUnauthorized},
-	http.StatusForbidden:           {Permanent, TypeForbidden},
-	http.StatusNotFound:            {Permanent, TypeNotFound},
-	http.StatusConflict:            {Permanent, TypeConflict},
-	http.StatusUnprocessableEntity: {Permanent, TypeInvalidInput},
-	http.StatusRequestTimeout:      {Temporary, TypeTemporary},
-	http.StatusTooManyRequests:     {Temporary, TypeTemporary},
-	http.StatusInternalServerError: {Temporary, TypeTemporary},
-	http.StatusBadGateway:          {Temporary, TypeTemporary},
-	http.StatusServiceUnavailable:  {Temporary, TypeTemporary},
-	http.StatusGatewayTimeout:      {Temporary, TypeTemporary},
+	http.StatusBadRequest:          {action.CategoryPermanent, action.TypeInvalidInput},
+	http.StatusUnauthorized:        {action.CategoryPermanent, action.TypeUnauthorized},
+	http.StatusForbidden:           {action.CategoryPermanent, action.TypeForbidden},
+	http.StatusNotFound:            {action.CategoryPermanent, action.TypeNotFound},
+	http.StatusConflict:            {action.CategoryPermanent, action.TypeConflict},
+	http.StatusUnprocessableEntity: {action.CategoryPermanent, action.TypeInvalidInput},
+	http.StatusRequestTimeout:      {action.CategoryTemporary, action.TypeTemporary},
+	http.StatusTooManyRequests:     {action.CategoryTemporary, action.TypeTemporary},
+	http.StatusInternalServerError: {action.CategoryTemporary, action.TypeTemporary},
+	http.StatusBadGateway:          {action.CategoryTemporary, action.TypeTemporary},
+	http.StatusServiceUnavailable:  {action.CategoryTemporary, action.TypeTemporary},
+	http.StatusGatewayTimeout:      {action.CategoryTemporary, action.TypeTemporary},
 }
 
 // errorTypeTable classifies by the error type a provider names in its answer
 // (Stripe's types, which the sandbox uses too); it takes precedence over the
 // status, as Stripe advises. A type not listed is classified by status.
 var errorTypeTable = map[string]struct {
-	category Category
+	category action.Category
 	typ      string
 }{
-	"card_error":           {Permanent, TypeCardDeclined},
-	"idempotency_error":    {Permanent, TypeConflict},
-	"authentication_error": {Permanent, TypeUnauthorized},
-	"rate_limit_error":     {Temporary, TypeTemporary},
-	"api_error":            {Temporary, TypeTemporary},
+	"card_error":           {action.CategoryPermanent, action.TypeCardDeclined},
+	"idempotency_error":    {action.CategoryPermanent, action.TypeConflict},
+	"authentication_error": {action.CategoryPermanent, action.TypeUnauthorized},
+	"rate_limit_error":     {action.CategoryTemporary, action.TypeTemporary},
+	"api_error":            {action.CategoryTemporary, action.TypeTemporary},
 }
 
 // Classify maps a non-2xx answer to its category and type name: by the
 // provider's error type when it names a known one, else by status.
-func Classify(status int, errorType string) (Category, string) {
+func Classify(status int, errorType string) (action.Category, string) {
 	if c, ok := errorTypeTable[errorType]; ok {
 		return c.category, c.typ
 	}
@@ -114,23 +85,23 @@ func Classify(status int, errorType string) (Category, string) {
 }
 
 // ClassifyStatus maps a non-2xx HTTP status to its category and type name.
-func ClassifyStatus(status int) (Category, string) {
+func ClassifyStatus(status int) (action.Category, string) {
 	if c, ok := statusTable[status]; ok {
 		return c.category, c.typ
 	}
 	if status >= 500 {
-		return Temporary, TypeTemporary
+		return action.CategoryTemporary, action.TypeTemporary
 	}
-	return Permanent, TypeUnsupported
+	return action.CategoryPermanent, action.TypeUnsupported
 }
 
 // CategoryOf returns the category of a provider error, and Temporary for any
 // other error: what was not classified is retried, within the step's bounded
 // attempts.
-func CategoryOf(err error) Category {
+func CategoryOf(err error) action.Category {
 	var pe *Error
 	if errors.As(err, &pe) {
 		return pe.Category
 	}
-	return Temporary
+	return action.CategoryTemporary
 }

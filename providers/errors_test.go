@@ -6,28 +6,30 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/handoff-hq/handoff/action"
 )
 
 func TestClassifyStatus(t *testing.T) {
 	tests := []struct {
 		status       int
-		wantCategory Category
+		wantCategory action.Category
 		wantType     string
 	}{
-		{http.StatusBadRequest, Permanent, TypeInvalidInput},
-		{http.StatusUnauthorized, Permanent, TypeUnauthorized},
-		{http.StatusForbidden, Permanent, TypeForbidden},
-		{http.StatusNotFound, Permanent, TypeNotFound},
-		{http.StatusConflict, Permanent, TypeConflict},
-		{http.StatusUnprocessableEntity, Permanent, TypeInvalidInput},
-		{http.StatusRequestTimeout, Temporary, TypeTemporary},
-		{http.StatusTooManyRequests, Temporary, TypeTemporary},
-		{http.StatusInternalServerError, Temporary, TypeTemporary},
-		{http.StatusBadGateway, Temporary, TypeTemporary},
-		{http.StatusServiceUnavailable, Temporary, TypeTemporary},
-		{http.StatusGatewayTimeout, Temporary, TypeTemporary},
-		{599, Temporary, TypeTemporary},
-		{http.StatusTeapot, Permanent, TypeUnsupported},
+		{http.StatusBadRequest, action.CategoryPermanent, action.TypeInvalidInput},
+		{http.StatusUnauthorized, action.CategoryPermanent, action.TypeUnauthorized},
+		{http.StatusForbidden, action.CategoryPermanent, action.TypeForbidden},
+		{http.StatusNotFound, action.CategoryPermanent, action.TypeNotFound},
+		{http.StatusConflict, action.CategoryPermanent, action.TypeConflict},
+		{http.StatusUnprocessableEntity, action.CategoryPermanent, action.TypeInvalidInput},
+		{http.StatusRequestTimeout, action.CategoryTemporary, action.TypeTemporary},
+		{http.StatusTooManyRequests, action.CategoryTemporary, action.TypeTemporary},
+		{http.StatusInternalServerError, action.CategoryTemporary, action.TypeTemporary},
+		{http.StatusBadGateway, action.CategoryTemporary, action.TypeTemporary},
+		{http.StatusServiceUnavailable, action.CategoryTemporary, action.TypeTemporary},
+		{http.StatusGatewayTimeout, action.CategoryTemporary, action.TypeTemporary},
+		{599, action.CategoryTemporary, action.TypeTemporary},
+		{http.StatusTeapot, action.CategoryPermanent, action.TypeUnsupported},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.status), func(t *testing.T) {
@@ -43,17 +45,17 @@ func TestClassifyPrefersTheProvidersErrorType(t *testing.T) {
 	tests := []struct {
 		status       int
 		errorType    string
-		wantCategory Category
+		wantCategory action.Category
 		wantType     string
 	}{
-		{402, "card_error", Permanent, TypeCardDeclined},
-		{400, "idempotency_error", Permanent, TypeConflict},
-		{429, "rate_limit_error", Temporary, TypeTemporary},
-		{500, "api_error", Temporary, TypeTemporary},
-		{401, "authentication_error", Permanent, TypeUnauthorized},
-		{400, "invalid_request_error", Permanent, TypeInvalidInput},
-		{404, "invalid_request_error", Permanent, TypeNotFound},
-		{503, "", Temporary, TypeTemporary},
+		{402, "card_error", action.CategoryPermanent, action.TypeCardDeclined},
+		{400, "idempotency_error", action.CategoryPermanent, action.TypeConflict},
+		{429, "rate_limit_error", action.CategoryTemporary, action.TypeTemporary},
+		{500, "api_error", action.CategoryTemporary, action.TypeTemporary},
+		{401, "authentication_error", action.CategoryPermanent, action.TypeUnauthorized},
+		{400, "invalid_request_error", action.CategoryPermanent, action.TypeInvalidInput},
+		{404, "invalid_request_error", action.CategoryPermanent, action.TypeNotFound},
+		{503, "", action.CategoryTemporary, action.TypeTemporary},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%d %s", tt.status, tt.errorType), func(t *testing.T) {
@@ -66,11 +68,11 @@ func TestClassifyPrefersTheProvidersErrorType(t *testing.T) {
 }
 
 func TestCategoryOf(t *testing.T) {
-	wrapped := fmt.Errorf("create charge: %w", &Error{Category: Ambiguous})
-	if got := CategoryOf(wrapped); got != Ambiguous {
+	wrapped := fmt.Errorf("create charge: %w", &Error{Category: action.CategoryAmbiguous})
+	if got := CategoryOf(wrapped); got != action.CategoryAmbiguous {
 		t.Errorf("CategoryOf(wrapped ambiguous) = %s, want ambiguous", got)
 	}
-	if got := CategoryOf(errors.New("unclassified")); got != Temporary {
+	if got := CategoryOf(errors.New("unclassified")); got != action.CategoryTemporary {
 		t.Errorf("CategoryOf(plain error) = %s, want temporary", got)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/redact"
 )
 
@@ -137,7 +138,7 @@ func (c *HTTPClient) do(ctx context.Context, r Request, out any) error {
 		if errors.As(err, &pe) {
 			return pe
 		}
-		return c.fail(r, Permanent, TypeInvalidInput, 0, err)
+		return c.fail(r, action.CategoryPermanent, action.TypeInvalidInput, 0, err)
 	}
 	// Asked again: fetching credentials may have taken a while.
 	if err := c.pass(ctx, r); err != nil {
@@ -152,14 +153,14 @@ func (c *HTTPClient) do(ctx context.Context, r Request, out any) error {
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if wrote.Load() && parent.Err() == nil {
-			return c.fail(r, Ambiguous, TypeAmbiguous, 0, err)
+			return c.fail(r, action.CategoryAmbiguous, action.TypeAmbiguous, 0, err)
 		}
-		return c.fail(r, Temporary, TypeTemporary, 0, err)
+		return c.fail(r, action.CategoryTemporary, action.TypeTemporary, 0, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
 	if err != nil {
-		return c.fail(r, Ambiguous, TypeAmbiguous, resp.StatusCode, fmt.Errorf("read answer: %w", err))
+		return c.fail(r, action.CategoryAmbiguous, action.TypeAmbiguous, resp.StatusCode, fmt.Errorf("read answer: %w", err))
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return c.statusError(r, resp, body)
@@ -167,13 +168,13 @@ func (c *HTTPClient) do(ctx context.Context, r Request, out any) error {
 	// A 2xx answer that cannot be read may still mean the work was done:
 	// ambiguous, so that a retry looks the record up instead of redoing it.
 	if len(body) > MaxResponseBytes {
-		return c.fail(r, Ambiguous, TypeAmbiguous, resp.StatusCode, fmt.Errorf("answer larger than %d bytes", MaxResponseBytes))
+		return c.fail(r, action.CategoryAmbiguous, action.TypeAmbiguous, resp.StatusCode, fmt.Errorf("answer larger than %d bytes", MaxResponseBytes))
 	}
 	if out == nil {
 		return nil
 	}
 	if err := json.Unmarshal(body, out); err != nil {
-		return c.fail(r, Ambiguous, TypeAmbiguous, resp.StatusCode, fmt.Errorf("decode answer: %w", err))
+		return c.fail(r, action.CategoryAmbiguous, action.TypeAmbiguous, resp.StatusCode, fmt.Errorf("decode answer: %w", err))
 	}
 	return nil
 }
@@ -197,7 +198,7 @@ func (c *HTTPClient) pass(ctx context.Context, r Request) error {
 		return nil
 	}
 	if err := g(ctx, c.system); err != nil {
-		return c.fail(r, Temporary, TypePaused, 0, err)
+		return c.fail(r, action.CategoryTemporary, action.TypePaused, 0, err)
 	}
 	return nil
 }
@@ -271,7 +272,7 @@ func (c *HTTPClient) statusError(r Request, resp *http.Response, body []byte) er
 	}
 }
 
-func (c *HTTPClient) fail(r Request, cat Category, typ string, status int, err error) error {
+func (c *HTTPClient) fail(r Request, cat action.Category, typ string, status int, err error) error {
 	return &Error{System: c.system, Operation: r.Operation, Category: cat, Type: typ, Status: status, Err: err}
 }
 

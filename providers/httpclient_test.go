@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/handoff-hq/handoff/action"
 )
 
 // recorder is an httptest handler that remembers the requests it was sent.
@@ -77,7 +79,7 @@ func TestDoClassifiesStatusAnswers(t *testing.T) {
 	if !errors.As(err, &pe) {
 		t.Fatalf("error %v is not a *providers.Error", err)
 	}
-	if pe.Category != Temporary || pe.Status != 429 || pe.RetryAfter != 7 || pe.Code != "rate_limited" || pe.Message != "slow down" {
+	if pe.Category != action.CategoryTemporary || pe.Status != 429 || pe.RetryAfter != 7 || pe.Code != "rate_limited" || pe.Message != "slow down" {
 		t.Errorf("error = %+v, want temporary 429 retry after 7 s with the provider's code and message", pe)
 	}
 }
@@ -103,7 +105,7 @@ func TestDoNoAnswerAfterSendingIsAmbiguous(t *testing.T) {
 	}()
 	c := NewHTTPClient("payments", "http://"+ln.Addr().String(), HTTPOptions{})
 	err = c.Do(context.Background(), Request{Operation: "create_charge", Method: http.MethodPost, Path: "/charges", Body: map[string]int{"amount": 1}}, nil)
-	if got := CategoryOf(err); got != Ambiguous {
+	if got := CategoryOf(err); got != action.CategoryAmbiguous {
 		t.Errorf("category = %s (%v), want ambiguous", got, err)
 	}
 }
@@ -117,7 +119,7 @@ func TestDoConnectionRefusedIsTemporary(t *testing.T) {
 	ln.Close() // nothing listens there now
 	c := NewHTTPClient("mail", "http://"+addr, HTTPOptions{ConnectTimeout: time.Second})
 	err = c.Do(context.Background(), Request{Operation: "send_message", Method: http.MethodPost, Path: "/messages", Body: map[string]string{}}, nil)
-	if got := CategoryOf(err); got != Temporary {
+	if got := CategoryOf(err); got != action.CategoryTemporary {
 		t.Errorf("category = %s (%v), want temporary", got, err)
 	}
 }
@@ -131,7 +133,7 @@ func TestDoRefusesOversizedAnswers(t *testing.T) {
 	var out Contact
 	err := c.Do(context.Background(), Request{Operation: "get_contact", Method: http.MethodGet, Path: "/contacts/1"}, &out)
 	var pe *Error
-	if !errors.As(err, &pe) || pe.Category != Ambiguous {
+	if !errors.As(err, &pe) || pe.Category != action.CategoryAmbiguous {
 		t.Errorf("error = %v, want an ambiguous *providers.Error: the work may have been done", err)
 	}
 }
@@ -149,7 +151,7 @@ func TestAGateThatRefusesKeepsTheCallFromBeingSent(t *testing.T) {
 	})
 	err := c.Do(ctx, Request{Operation: "create_charge", Method: http.MethodPost, Path: "/charges", Call: Call{IdempotencyKey: "k"}, Body: map[string]int{"amount": 1}}, nil)
 	var pe *Error
-	if !errors.As(err, &pe) || pe.Type != TypePaused || pe.Category != Temporary || !errors.Is(err, paused) {
+	if !errors.As(err, &pe) || pe.Type != action.TypePaused || pe.Category != action.CategoryTemporary || !errors.Is(err, paused) {
 		t.Errorf("error = %v, want a temporary ProviderPaused error", err)
 	}
 	if len(rec.requests) != 0 {

@@ -10,7 +10,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/handoff-hq/handoff/webhooks"
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/workflows"
 )
 
@@ -31,8 +31,8 @@ var (
 // DeliverPaymentEvent hands a verified payment event to its order's
 // workflow as a signal. It returns once Temporal has durably accepted the
 // signal; the workflow itself ignores duplicates and stale events.
-func (s *Starter) DeliverPaymentEvent(ctx context.Context, e webhooks.PaymentEvent) error {
-	id := workflows.OrderWorkflowID(e.OrderID)
+func (s *Starter) DeliverPaymentEvent(ctx context.Context, e action.PaymentEvent) error {
+	id := action.OrderKey(e.OrderID).String()
 	// An event for an order not placed yet starts the order's workflow,
 	// which keeps the event until the order arrives.
 	opts := client.StartWorkflowOptions{
@@ -43,7 +43,7 @@ func (s *Starter) DeliverPaymentEvent(ctx context.Context, e webhooks.PaymentEve
 		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.SearchBusinessKey.ValueSet(e.OrderID)),
 	}
 	in := workflows.OrderInput{
-		Order: workflows.Order{OrderID: e.OrderID}, AwaitingOrder: true, OrphanWindow: s.opts.OrphanWindow,
+		Order: action.Order{OrderID: e.OrderID}, AwaitingOrder: true, OrphanWindow: s.opts.OrphanWindow,
 	}
 	_, err := s.client.SignalWithStartWorkflow(ctx, id, workflows.SignalPaymentEvent, e, opts, workflows.OrderWorkflow, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
@@ -52,7 +52,7 @@ func (s *Starter) DeliverPaymentEvent(ctx context.Context, e webhooks.PaymentEve
 		return nil
 	case errors.As(err, &started):
 		// The order's workflow has closed and its id is not reused.
-		if e.Status == webhooks.PaymentSucceeded {
+		if e.Status == action.PaymentSucceeded {
 			return s.latePayment(ctx, e)
 		}
 		return fmt.Errorf("deliver %s to %s: %w", e.EventID, id, ErrActionFinished)
@@ -68,30 +68,30 @@ func (s *Starter) DeliverPaymentEvent(ctx context.Context, e webhooks.PaymentEve
 // late-payment workflow refunds it, once per order. A workflow that never
 // held an order (events whose order never came) is left alone, since the
 // order may still be placed and adopt the charge.
-func (s *Starter) latePayment(ctx context.Context, e webhooks.PaymentEvent) error {
-	id := workflows.OrderWorkflowID(e.OrderID)
+func (s *Starter) latePayment(ctx context.Context, e action.PaymentEvent) error {
+	id := action.OrderKey(e.OrderID).String()
 	info, err := s.describe(ctx, id)
 	if err != nil {
 		return fmt.Errorf("deliver %s to %s: %w", e.EventID, id, err)
 	}
 	memo := memoOf(info)
 	placed := memo[MemoAwaitingOrder] != "true" || memo[MemoRequestHash] != ""
-	switch status := keyword(info, workflows.SearchStatus.GetName()); {
-	case !placed || (status != workflows.StatusRejected && status != workflows.StatusCancelled):
+	switch status := statusOf(info); {
+	case !placed || (status != action.StatusRejected && status != action.StatusCancelled):
 		return fmt.Errorf("deliver %s to %s: %w", e.EventID, id, ErrActionFinished)
 	}
-	late := workflows.LatePaymentWorkflowID(e.OrderID, e.ChargeID)
+	late := action.LatePaymentKey(e.OrderID, e.ChargeID).String()
 	_, err = s.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: late, TaskQueue: workflows.TaskQueue,
 		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		Memo:                                     map[string]any{MemoCorrelationID: memo[MemoCorrelationID]},
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.SearchStatus.ValueSet(workflows.StatusProcessing),
+			workflows.SearchStatus.ValueSet(string(action.StatusProcessing)),
 			workflows.SearchBusinessKey.ValueSet(e.OrderID),
 		),
 	}, workflows.OrderWorkflow, workflows.OrderInput{
-		Order: workflows.Order{OrderID: e.OrderID}, CorrelationID: memo[MemoCorrelationID],
+		Order: action.Order{OrderID: e.OrderID}, CorrelationID: memo[MemoCorrelationID],
 		PaymentTimeout: s.opts.PaymentTimeout, LatePayment: &workflows.LatePayment{ChargeID: e.ChargeID, EventID: e.EventID},
 	})
 	var started *serviceerror.WorkflowExecutionAlreadyStarted

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/config"
 	"github.com/handoff-hq/handoff/workflows"
 )
@@ -29,37 +31,37 @@ func (e *NotApplicableError) Error() string { return "not applicable: " + e.Reas
 // Resolve sends an operator's retry, skip or abort to a parked action. Only
 // business actions (workflow IDs "order/…") have these; any other workflow
 // id, such as the provider control or a reconciliation, is not found.
-func (s *Starter) Resolve(ctx context.Context, workflowID, action string, req workflows.OperatorRequest) (workflows.OperatorResult, error) {
+func (s *Starter) Resolve(ctx context.Context, workflowID, answer string, req workflows.OperatorRequest) (workflows.OperatorResult, error) {
 	if !isAction(workflowID) {
-		return workflows.OperatorResult{}, fmt.Errorf("%s %s: not a business action: %w", action, workflowID, ErrNotFound)
+		return workflows.OperatorResult{}, fmt.Errorf("%s %s: not a business action: %w", answer, workflowID, ErrNotFound)
 	}
-	switch action {
+	switch answer {
 	case workflows.UpdateRetry, workflows.UpdateSkip, workflows.UpdateAbort:
 	default:
-		return workflows.OperatorResult{}, &ValidationError{Fields: []workflows.FieldError{{Field: "action", Detail: "must be retry, skip or abort"}}}
+		return workflows.OperatorResult{}, &ValidationError{Fields: []action.FieldError{{Field: "action", Detail: "must be retry, skip or abort"}}}
 	}
 	if req.Customer != nil {
-		if action != workflows.UpdateRetry {
-			return workflows.OperatorResult{}, &ValidationError{Fields: []workflows.FieldError{{Field: "customer", Detail: "corrections go with retry only"}}}
+		if answer != workflows.UpdateRetry {
+			return workflows.OperatorResult{}, &ValidationError{Fields: []action.FieldError{{Field: "customer", Detail: "corrections go with retry only"}}}
 		}
-		c := workflows.Order{Customer: *req.Customer}.Normalize().Customer
+		c := action.Order{Customer: *req.Customer}.Normalize().Customer
 		if fields := c.Validate(); len(fields) > 0 {
 			return workflows.OperatorResult{}, &ValidationError{Fields: fields}
 		}
 		req.Customer = &c
 	}
-	return s.update(ctx, workflowID, action, req)
+	return s.update(ctx, workflowID, answer, req)
 }
 
 // isAction reports whether a workflow id names a business action.
 func isAction(workflowID string) bool {
-	rest, ok := strings.CutPrefix(workflowID, workflows.OrderWorkflowID(""))
-	return ok && rest != ""
+	k, err := action.ParseKey(workflowID)
+	return err == nil && (k.Kind == action.KindOrder || k.Kind == action.KindLatePayment)
 }
 
 // CancelOrder asks an order to stop and undo what it did.
 func (s *Starter) CancelOrder(ctx context.Context, orderID, reason string) (workflows.OperatorResult, error) {
-	return s.update(ctx, workflows.OrderWorkflowID(orderID), workflows.UpdateCancel, workflows.OperatorRequest{Reason: reason})
+	return s.update(ctx, action.OrderKey(orderID).String(), workflows.UpdateCancel, workflows.OperatorRequest{Reason: reason})
 }
 
 func (s *Starter) update(ctx context.Context, workflowID, name string, req workflows.OperatorRequest) (workflows.OperatorResult, error) {
@@ -76,7 +78,7 @@ func (s *Starter) update(ctx context.Context, workflowID, name string, req workf
 	switch {
 	case err == nil:
 		return result, nil
-	case errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeNotApplicable:
+	case errors.As(err, &appErr) && appErr.Type() == action.TypeNotApplicable:
 		return result, fmt.Errorf("%s %s: %w", name, workflowID, &NotApplicableError{Reason: appErr.Message()})
 	case errors.As(err, &notFound):
 		if info, derr := s.describe(ctx, workflowID); derr == nil && info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
@@ -100,25 +102,20 @@ type ActionFilter struct {
 
 // Action is one action as lists show it.
 type Action struct {
-	WorkflowID    string    `json:"workflow_id"`
-	BusinessKey   string    `json:"business_key"`
-	Status        string    `json:"status"`
-	Step          string    `json:"step,omitempty"`
-	ErrorCategory string    `json:"error_category,omitempty"`
-	Provider      string    `json:"provider,omitempty"`
-	Reason        string    `json:"reason,omitempty"`
-	StartedAt     time.Time `json:"started_at"`
+	WorkflowID    string        `json:"workflow_id"`
+	BusinessKey   string        `json:"business_key"`
+	Status        action.Status `json:"status"`
+	Step          string        `json:"step,omitempty"`
+	ErrorCategory string        `json:"error_category,omitempty"`
+	Provider      string        `json:"provider,omitempty"`
+	Reason        string        `json:"reason,omitempty"`
+	StartedAt     time.Time     `json:"started_at"`
 }
 
 // ActionPage is one page of actions.
 type ActionPage struct {
 	Actions       []Action `json:"actions"`
 	NextPageToken string   `json:"next_page_token,omitempty"`
-}
-
-var actionStatuses = map[string]bool{
-	workflows.StatusProcessing: true, workflows.StatusAwaitingPayment: true, workflows.StatusCompleted: true,
-	workflows.StatusNeedsAttention: true, workflows.StatusCancelling: true, workflows.StatusCancelled: true, workflows.StatusRejected: true,
 }
 
 // ListActions pages through actions with a visibility query built from the
@@ -131,7 +128,7 @@ func (s *Starter) ListActions(ctx context.Context, f ActionFilter) (ActionPage, 
 	}
 	token, err := base64.RawURLEncoding.DecodeString(f.PageToken)
 	if err != nil {
-		return ActionPage{}, &ValidationError{Fields: []workflows.FieldError{{Field: "page_token", Detail: "is not a token from an earlier page"}}}
+		return ActionPage{}, &ValidationError{Fields: []action.FieldError{{Field: "page_token", Detail: "is not a token from an earlier page"}}}
 	}
 	size := f.PageSize
 	if size <= 0 || size > 100 {
@@ -157,7 +154,7 @@ func (s *Starter) ListActions(ctx context.Context, f ActionFilter) (ActionPage, 
 		}
 		page.Actions = append(page.Actions, Action{
 			WorkflowID: e.GetExecution().GetWorkflowId(), BusinessKey: keyword(workflows.SearchBusinessKey.GetName()),
-			Status: keyword(workflows.SearchStatus.GetName()), Step: keyword(workflows.SearchStep.GetName()),
+			Status: action.Status(keyword(workflows.SearchStatus.GetName())), Step: keyword(workflows.SearchStep.GetName()),
 			ErrorCategory: keyword(workflows.SearchErrorCategory.GetName()), Provider: keyword(workflows.SearchProvider.GetName()),
 			Reason: reason, StartedAt: e.GetStartTime().AsTime(),
 		})
@@ -167,14 +164,14 @@ func (s *Starter) ListActions(ctx context.Context, f ActionFilter) (ActionPage, 
 
 // query builds the visibility query from validated values only.
 func (f ActionFilter) query() (string, error) {
-	var fields []workflows.FieldError
+	var fields []action.FieldError
 	clauses := []string{`WorkflowType = "OrderWorkflow"`}
 	if f.Status != "" {
-		if !actionStatuses[f.Status] {
-			fields = append(fields, workflows.FieldError{Field: "status", Detail: "is not an action status"})
+		if !slices.Contains(action.Statuses, action.Status(f.Status)) {
+			fields = append(fields, action.FieldError{Field: "status", Detail: "is not an action status"})
 		}
 		clauses = append(clauses, fmt.Sprintf("%s = %q", workflows.SearchStatus.GetName(), f.Status))
-		if f.Status == workflows.StatusNeedsAttention {
+		if action.Status(f.Status) == action.StatusNeedsAttention {
 			clauses = append(clauses, `ExecutionStatus = "Running"`)
 		}
 	}
@@ -184,14 +181,14 @@ func (f ActionFilter) query() (string, error) {
 			known = known || s == f.Provider
 		}
 		if !known {
-			fields = append(fields, workflows.FieldError{Field: "provider", Detail: "must be one of " + strings.Join(config.Systems, ", ")})
+			fields = append(fields, action.FieldError{Field: "provider", Detail: "must be one of " + strings.Join(config.Systems, ", ")})
 		}
 		clauses = append(clauses, fmt.Sprintf("%s = %q", workflows.SearchProvider.GetName(), f.Provider))
 	}
 	if f.Step != "" {
 		clauses = append(clauses, fmt.Sprintf("%s = %q", workflows.SearchStep.GetName(), f.Step))
 		if strings.ContainsAny(f.Step, `"\`) {
-			fields = append(fields, workflows.FieldError{Field: "step", Detail: "is not a step name"})
+			fields = append(fields, action.FieldError{Field: "step", Detail: "is not a step name"})
 		}
 	}
 	if len(fields) > 0 {

@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/workflows"
 )
 
@@ -68,8 +69,8 @@ func (s *Starter) controlProvider(ctx context.Context, update, system, reason st
 		err = handle.Get(ctx, &state)
 	}
 	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeNotApplicable {
-		return ProviderStatus{}, &ValidationError{Fields: []workflows.FieldError{{Field: "system", Detail: appErr.Message()}}}
+	if errors.As(err, &appErr) && appErr.Type() == action.TypeNotApplicable {
+		return ProviderStatus{}, &ValidationError{Fields: []action.FieldError{{Field: "system", Detail: appErr.Message()}}}
 	}
 	if err != nil {
 		return ProviderStatus{}, fmt.Errorf("%s %s: %w", update, system, err)

@@ -9,6 +9,7 @@ import (
 	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/workflows"
 )
 
@@ -39,14 +40,14 @@ type OrderRead struct {
 // A completed order answers from its result; one that ended otherwise from
 // its execution status and memo.
 func (s *Starter) Order(ctx context.Context, orderID string) (OrderRead, error) {
-	id := workflows.OrderWorkflowID(orderID)
+	id := action.OrderKey(orderID).String()
 	desc, err := s.describeRun(ctx, id)
 	if err != nil {
 		return OrderRead{}, fmt.Errorf("read order %s: %w", orderID, err)
 	}
 	info := desc.GetWorkflowExecutionInfo()
 	memo, state, hasState := orderMemo(info)
-	status := keyword(info, workflows.SearchStatus.GetName())
+	status := statusOf(info)
 	// A workflow an early provider event started holds no order until the
 	// order is placed (which sets its status).
 	unplaced := memo[MemoAwaitingOrder] == "true" && memo[MemoRequestHash] == "" && status == ""
@@ -97,9 +98,9 @@ func (s *Starter) Order(ctx context.Context, orderID string) (OrderRead, error) 
 		if !hasState {
 			state = workflows.OrderState{OrderID: orderID, Steps: []workflows.Step{}, CorrelationID: memo[MemoCorrelationID]}
 		}
-		state.Status = workflows.StatusNeedsAttention
+		state.Status = action.StatusNeedsAttention
 		if info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED {
-			state.Status = workflows.StatusCancelled
+			state.Status = action.StatusCancelled
 		}
 		state.UpdatedAt = info.GetCloseTime().AsTime()
 		return OrderRead{State: state, Source: SourceSnapshot}, nil
@@ -128,6 +129,11 @@ func orderMemo(info *workflowpb.WorkflowExecutionInfo) (map[string]string, workf
 		ok = false // an unreadable state reads as none
 	}
 	return strings, state, ok
+}
+
+// statusOf reads the HandoffStatus search attribute.
+func statusOf(info *workflowpb.WorkflowExecutionInfo) action.Status {
+	return action.Status(keyword(info, workflows.SearchStatus.GetName()))
 }
 
 // keyword reads a Keyword search attribute; absent or unreadable is empty.

@@ -22,6 +22,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/workflows"
 )
 
@@ -41,7 +42,7 @@ var ErrNotFound = errors.New("no such action")
 
 // ValidationError lists every invalid field of a request.
 type ValidationError struct {
-	Fields []workflows.FieldError
+	Fields []action.FieldError
 }
 
 func (e *ValidationError) Error() string {
@@ -106,7 +107,7 @@ type Placed struct {
 // PlaceOrder starts the order's workflow unless the same order was placed
 // before. It returns a *ValidationError for an invalid order and ErrConflict
 // when the order id was used by a different order.
-func (s *Starter) PlaceOrder(ctx context.Context, order workflows.Order, correlationID string) (Placed, error) {
+func (s *Starter) PlaceOrder(ctx context.Context, order action.Order, correlationID string) (Placed, error) {
 	order = order.Normalize()
 	if fields := order.Validate(); len(fields) > 0 {
 		return Placed{}, &ValidationError{Fields: fields}
@@ -115,7 +116,7 @@ func (s *Starter) PlaceOrder(ctx context.Context, order workflows.Order, correla
 	if err != nil {
 		return Placed{}, fmt.Errorf("place order %s: %w", order.OrderID, err)
 	}
-	id := workflows.OrderWorkflowID(order.OrderID)
+	id := action.OrderKey(order.OrderID).String()
 	opts := s.orderOptions(order.OrderID, hash, correlationID)
 	in := workflows.OrderInput{
 		Order: order, CorrelationID: correlationID,
@@ -145,14 +146,14 @@ func (s *Starter) start(ctx context.Context, placed Placed, opts client.StartWor
 // memo.
 func (s *Starter) orderOptions(orderID, hash, correlationID string) client.StartWorkflowOptions {
 	return client.StartWorkflowOptions{
-		ID:                                       workflows.OrderWorkflowID(orderID),
+		ID:                                       action.OrderKey(orderID).String(),
 		TaskQueue:                                workflows.TaskQueue,
 		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		Memo:                                     map[string]any{MemoRequestHash: hash, MemoCorrelationID: correlationID},
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.SearchStatus.ValueSet(workflows.StatusProcessing),
+			workflows.SearchStatus.ValueSet(string(action.StatusProcessing)),
 			workflows.SearchBusinessKey.ValueSet(orderID),
 		),
 	}
@@ -225,7 +226,7 @@ func (s *Starter) startAfterEvents(ctx context.Context, placed Placed, hash stri
 }
 
 // RequestHash identifies a normalized order's content.
-func RequestHash(order workflows.Order) (string, error) {
+func RequestHash(order action.Order) (string, error) {
 	b, err := json.Marshal(order)
 	if err != nil {
 		return "", fmt.Errorf("hash request: %w", err)
@@ -262,8 +263,8 @@ func (s *Starter) placeInto(ctx context.Context, placed Placed, hash string, in 
 		// into it; so does its status, for workflows from before the memo
 		// did: only events waiting for their order, or parked as orphans,
 		// leave it empty or needs_attention with the orphan category.
-		status := keyword(info, workflows.SearchStatus.GetName())
-		orphan := status == "" || (status == workflows.StatusNeedsAttention && keyword(info, workflows.SearchErrorCategory.GetName()) == workflows.CategoryOrphan)
+		status := statusOf(info)
+		orphan := status == "" || (status == action.StatusNeedsAttention && keyword(info, workflows.SearchErrorCategory.GetName()) == string(action.CategoryOrphan))
 		if !orphan {
 			return Placed{}, fmt.Errorf("place order %s: %w", placed.OrderID, ErrConflict)
 		}
@@ -279,7 +280,7 @@ func (s *Starter) placeInto(ctx context.Context, placed Placed, hash string, in 
 		err = handle.Get(ctx, &result)
 	}
 	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeConflict {
+	if errors.As(err, &appErr) && appErr.Type() == action.TypeConflict {
 		return Placed{}, fmt.Errorf("place order %s: %w", placed.OrderID, ErrConflict)
 	}
 	if err != nil {

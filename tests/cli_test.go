@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/handoff-hq/handoff/workflows"
+	"github.com/handoff-hq/handoff/action"
 )
 
 // handoffCLI runs the handoff binary against the test server.
@@ -25,7 +25,7 @@ func TestOperatorCommands(t *testing.T) {
 	bin := buildHandoff(t)
 	id := "cli-1"
 	parkOnInvoice(t, id)
-	wid := workflows.OrderWorkflowID(id)
+	wid := action.OrderKey(id).String()
 
 	waitFor(t, "the parked order in `handoff actions list`", func() bool {
 		out, err := handoffCLI(t, bin, "actions", "list", "--provider", "accounting", "--all")
@@ -38,7 +38,7 @@ func TestOperatorCommands(t *testing.T) {
 	if err != nil {
 		t.Fatalf("actions retry: %v\n%s", err, out)
 	}
-	awaitOrder(t, id, workflows.StatusCompleted)
+	awaitOrder(t, id, action.StatusCompleted)
 
 	out, err = handoffCLI(t, bin, "providers", "status", "crm")
 	if err != nil || !strings.Contains(out, `"system": "crm"`) || !strings.Contains(out, `"paused": false`) {

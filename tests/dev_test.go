@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/workflows"
 )
 
@@ -202,7 +203,7 @@ func devRequest(t *testing.T, method, url, token string, body any) (int, []byte)
 	return resp.StatusCode, raw
 }
 
-func awaitDevOrder(t *testing.T, apiURL, token, id, want string) {
+func awaitDevOrder(t *testing.T, apiURL, token, id string, want action.Status) {
 	t.Helper()
 	var last string
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
@@ -243,7 +244,7 @@ func TestDevRunsTheWholeSystemAndStopsCleanly(t *testing.T) {
 	if status, body := devRequest(t, http.MethodPost, apiURL+"/v1/orders", token, order("dev-1")); status != http.StatusAccepted {
 		t.Fatalf("place order: %d %s", status, body)
 	}
-	awaitDevOrder(t, apiURL, token, "dev-1", workflows.StatusCompleted)
+	awaitDevOrder(t, apiURL, token, "dev-1", action.StatusCompleted)
 	// /metrics carries handoff's series and the Temporal SDK's (reported
 	// every second).
 	var metrics string
@@ -267,7 +268,7 @@ func TestDevRunsTheWholeSystemAndStopsCleanly(t *testing.T) {
 	if got := devToken(t, dataDir); got != token {
 		t.Errorf("token changed across restarts")
 	}
-	awaitDevOrder(t, apiURL, token, "dev-1", workflows.StatusCompleted)
+	awaitDevOrder(t, apiURL, token, "dev-1", action.StatusCompleted)
 	p.stop(t)
 	if left := processesMentioning(t, dataDir); len(left) > 0 {
 		t.Fatalf("processes left after the second SIGTERM:\n%s", strings.Join(left, "\n"))
@@ -310,5 +311,5 @@ func TestDevUsesARunningTemporal(t *testing.T) {
 	if status, body := devRequest(t, http.MethodPost, apiURL+"/v1/orders", "explicit-token-0123456789", order("dev-existing-1")); status != http.StatusAccepted {
 		t.Fatalf("place order: %d %s", status, body)
 	}
-	awaitDevOrder(t, apiURL, "explicit-token-0123456789", "dev-existing-1", workflows.StatusCompleted)
+	awaitDevOrder(t, apiURL, "explicit-token-0123456789", "dev-existing-1", action.StatusCompleted)
 }

@@ -6,9 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/api"
 	"github.com/handoff-hq/handoff/providers"
-	"github.com/handoff-hq/handoff/workflows"
 )
 
 // chargeAhead creates the order's charge at the payments provider before
@@ -18,7 +18,7 @@ import (
 func chargeAhead(t *testing.T, orderID string) providers.Charge {
 	t.Helper()
 	o := order(orderID)
-	ch, err := paymentsClient().CreateCharge(context.Background(), providers.Call{IdempotencyKey: workflows.OrderWorkflowID(orderID) + "/charge"},
+	ch, err := paymentsClient().CreateCharge(context.Background(), providers.Call{IdempotencyKey: action.OrderKey(orderID).Step("charge").String()},
 		providers.ChargeRequest{Amount: o.Amount, Currency: o.Currency, Email: o.Customer.Email})
 	if err != nil {
 		t.Fatal(err)
@@ -30,7 +30,7 @@ func TestEarlyEventsAreKeptAndAppliedWhenTheOrderArrives(t *testing.T) {
 	id := "early-1"
 	charge := chargeAhead(t, id)
 	waitFor(t, "the early payment events to be accepted", func() bool {
-		d, ok := lastDelivery(env.sandbox, workflows.OrderWorkflowID(id)+"/charge", "payment.succeeded")
+		d, ok := lastDelivery(env.sandbox, action.OrderKey(id).Step("charge").String(), "payment.succeeded")
 		return ok && d.Delivered
 	})
 	if status, _, body := call(t, http.MethodGet, "/v1/orders/"+id, nil, testToken); status != http.StatusNotFound {
@@ -41,7 +41,7 @@ func TestEarlyEventsAreKeptAndAppliedWhenTheOrderArrives(t *testing.T) {
 	if status != http.StatusAccepted || header.Get(api.HeaderIdempotentReplayed) != "" {
 		t.Fatalf("place order: %d replayed=%q %s", status, header.Get(api.HeaderIdempotentReplayed), body)
 	}
-	state := awaitOrder(t, id, workflows.StatusCompleted)
+	state := awaitOrder(t, id, action.StatusCompleted)
 	payment := state.Steps[2]
 	if payment.RemoteRef != charge.ID || payment.Attempts != 0 || chargeReads(charge.ID) != 0 {
 		t.Errorf("payment step = %+v, charge read %d times; want the early events to have decided %s", payment, chargeReads(charge.ID), charge.ID)
@@ -62,12 +62,12 @@ func TestEarlyEventsAreKeptAndAppliedWhenTheOrderArrives(t *testing.T) {
 func TestEventsWhoseOrderNeverComesAreParked(t *testing.T) {
 	id := "orphan-1"
 	chargeAhead(t, id)
-	state := awaitOrder(t, id, workflows.StatusNeedsAttention)
+	state := awaitOrder(t, id, action.StatusNeedsAttention)
 	defer func() {
-		_ = env.client.TerminateWorkflow(context.Background(), workflows.OrderWorkflowID(id), "", "test finished")
+		_ = env.client.TerminateWorkflow(context.Background(), action.OrderKey(id).String(), "", "test finished")
 	}()
 	payment := state.Steps[2]
-	if payment.LastError == nil || payment.LastError.Category != workflows.CategoryOrphan || !strings.Contains(payment.LastError.Message, "never placed") {
+	if payment.LastError == nil || payment.LastError.Category != action.CategoryOrphan || !strings.Contains(payment.LastError.Message, "never placed") {
 		t.Errorf("payment step = %+v, want an orphan error", payment)
 	}
 }

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/providers/sandbox"
-	"github.com/handoff-hq/handoff/workflows"
 )
 
 // stepTargets names, for each step of an order, the provider call it makes
@@ -46,7 +46,7 @@ func addFault(t *testing.T, f sandbox.Fault) {
 // so that the order asks the provider for the charge.
 func holdWebhooks(t *testing.T, orderID string) {
 	t.Helper()
-	addFault(t, sandbox.Fault{System: "payments", Mode: sandbox.FaultDelayWebhooks, KeyPrefix: workflows.OrderWorkflowID(orderID) + "/",
+	addFault(t, sandbox.Fault{System: "payments", Mode: sandbox.FaultDelayWebhooks, KeyPrefix: action.OrderKey(orderID).String() + "/",
 		LatencyMS: int(3 * testWebhookWait / time.Millisecond), Count: 2})
 }
 
@@ -124,15 +124,15 @@ func TestEveryTemporaryFaultOnEveryStepEndsInExactlyOneOfEach(t *testing.T) {
 					// charge only when its webhook is late: make it late.
 					holdWebhooks(t, id)
 				} else {
-					f.KeyPrefix = workflows.OrderWorkflowID(id) + "/"
+					f.KeyPrefix = action.OrderKey(id).String() + "/"
 				}
 				addFault(t, f)
 				ids = append(ids, id)
 			}
 			placeOrders(t, ids...)
 			for i, id := range ids {
-				state := awaitOrder(t, id, workflows.StatusCompleted, workflows.StatusNeedsAttention)
-				if state.Status != workflows.StatusCompleted {
+				state := awaitOrder(t, id, action.StatusCompleted, action.StatusNeedsAttention)
+				if state.Status != action.StatusCompleted {
 					t.Errorf("order %s = %s, want completed: %+v", id, state.Status, state.Steps)
 					continue
 				}
@@ -141,7 +141,7 @@ func TestEveryTemporaryFaultOnEveryStepEndsInExactlyOneOfEach(t *testing.T) {
 				if mode.Mode == sandbox.FaultTimeoutAfterCommit && target.collection != "" && target.step != "customer" {
 					// The create went through but its answer was lost: the
 					// retry found the record by its reference and adopted it.
-					key := workflows.OrderWorkflowID(id) + "/" + target.step
+					key := action.OrderKey(id).String() + "/" + target.step
 					if got := len(env.sandbox.Calls(target.system, target.operation, key)); got != 1 {
 						t.Errorf("%s: %d create calls, want 1 (then adoption)", key, got)
 					}
@@ -168,23 +168,23 @@ func TestPermanentFaultsStopTheStepAfterOneAttempt(t *testing.T) {
 			if target.operation == "get_charge" {
 				holdWebhooks(t, id)
 			} else {
-				f.KeyPrefix = workflows.OrderWorkflowID(id) + "/"
+				f.KeyPrefix = action.OrderKey(id).String() + "/"
 			}
 			addFault(t, f)
 			placeOrders(t, id)
-			state := awaitOrder(t, id, workflows.StatusNeedsAttention, workflows.StatusCompleted)
+			state := awaitOrder(t, id, action.StatusNeedsAttention, action.StatusCompleted)
 			defer func() {
-				_ = env.client.TerminateWorkflow(context.Background(), workflows.OrderWorkflowID(id), "", "test finished")
+				_ = env.client.TerminateWorkflow(context.Background(), action.OrderKey(id).String(), "", "test finished")
 			}()
 			step := state.Steps[i]
-			if state.Status != workflows.StatusNeedsAttention || step.Status != workflows.StepFailed || step.LastError == nil ||
-				step.LastError.Category != workflows.CategoryPermanent || !strings.Contains(step.LastError.Message, "InvalidInput") {
+			if state.Status != action.StatusNeedsAttention || step.Status != action.StepFailed || step.LastError == nil ||
+				step.LastError.Category != action.CategoryPermanent || !strings.Contains(step.LastError.Message, "InvalidInput") {
 				t.Fatalf("order = %s, step = %+v; want needs_attention, the step failed as permanent InvalidInput", state.Status, step)
 			}
 			if target.step != "payment" && step.Attempts != 1 {
 				t.Errorf("attempts = %d, want 1", step.Attempts)
 			}
-			key := workflows.OrderWorkflowID(id) + "/" + target.step
+			key := action.OrderKey(id).String() + "/" + target.step
 			if target.operation == "get_charge" {
 				key = ""
 			}
@@ -215,8 +215,8 @@ func TestRetriesAreJittered(t *testing.T) {
 	wg.Wait()
 	var delays []float64
 	for _, id := range ids {
-		awaitOrder(t, id, workflows.StatusCompleted)
-		key := workflows.OrderWorkflowID(id) + "/customer"
+		awaitOrder(t, id, action.StatusCompleted)
+		key := action.OrderKey(id).Step("customer").String()
 		failed, ok := firstCRMFailure.Load(key)
 		calls := env.sandbox.Calls("crm", "upsert_contact", key)
 		if !ok || len(calls) != 1 {
@@ -252,11 +252,11 @@ func meanSD(xs []float64) (float64, float64) {
 func TestRetryAfterIsHonoured(t *testing.T) {
 	defer clearFaults(t)
 	id := "retry-after-1"
-	addFault(t, sandbox.Fault{System: "mail", Operation: "send_message", KeyPrefix: workflows.OrderWorkflowID(id) + "/",
+	addFault(t, sandbox.Fault{System: "mail", Operation: "send_message", KeyPrefix: action.OrderKey(id).String() + "/",
 		Mode: sandbox.FaultRateLimit, RetryAfter: 3, Count: 1})
 	placeOrders(t, id)
-	awaitOrder(t, id, workflows.StatusCompleted)
-	calls := env.sandbox.Calls("mail", "send_message", workflows.OrderWorkflowID(id)+"/confirmation")
+	awaitOrder(t, id, action.StatusCompleted)
+	calls := env.sandbox.Calls("mail", "send_message", action.OrderKey(id).Step("confirmation").String())
 	if len(calls) != 2 {
 		t.Fatalf("e-mail calls = %d, want 2", len(calls))
 	}
@@ -281,16 +281,16 @@ func TestRevokedCredentialsParkTheOrderAsUnauthorized(t *testing.T) {
 	defer revoke(http.MethodDelete)
 	id := "revoked-1"
 	placeOrders(t, id)
-	state := awaitOrder(t, id, workflows.StatusNeedsAttention, workflows.StatusCompleted)
+	state := awaitOrder(t, id, action.StatusNeedsAttention, action.StatusCompleted)
 	defer func() {
-		_ = env.client.TerminateWorkflow(context.Background(), workflows.OrderWorkflowID(id), "", "test finished")
+		_ = env.client.TerminateWorkflow(context.Background(), action.OrderKey(id).String(), "", "test finished")
 	}()
 	customer := state.Steps[0]
-	if state.Status != workflows.StatusNeedsAttention || customer.LastError == nil ||
-		customer.LastError.Category != workflows.CategoryPermanent || !strings.Contains(customer.LastError.Message, "Unauthorized") || customer.Attempts != 1 {
+	if state.Status != action.StatusNeedsAttention || customer.LastError == nil ||
+		customer.LastError.Category != action.CategoryPermanent || !strings.Contains(customer.LastError.Message, "Unauthorized") || customer.Attempts != 1 {
 		t.Errorf("order %s, customer step %+v; want needs_attention after one Unauthorized attempt", state.Status, customer)
 	}
-	if got := len(env.sandbox.Calls("crm", "upsert_contact", workflows.OrderWorkflowID(id)+"/customer")); got != 1 {
+	if got := len(env.sandbox.Calls("crm", "upsert_contact", action.OrderKey(id).Step("customer").String())); got != 1 {
 		t.Errorf("CRM calls = %d, want 1", got)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/api"
 	"github.com/handoff-hq/handoff/providers"
 	"github.com/handoff-hq/handoff/providers/sandbox"
@@ -24,7 +25,7 @@ import (
 // which creates it when the time is up, whether or not the caller waited.
 func slowCharge(t *testing.T, id string, latency time.Duration) {
 	t.Helper()
-	addFault(t, sandbox.Fault{System: "payments", Operation: "create_charge", KeyPrefix: workflows.OrderWorkflowID(id) + "/",
+	addFault(t, sandbox.Fault{System: "payments", Operation: "create_charge", KeyPrefix: action.OrderKey(id).String() + "/",
 		Mode: sandbox.FaultLatency, LatencyMS: int(latency / time.Millisecond), Count: 1})
 }
 
@@ -32,7 +33,7 @@ func slowCharge(t *testing.T, id string, latency time.Duration) {
 func awaitChargeCall(t *testing.T, id string) {
 	t.Helper()
 	waitFor(t, id+"'s charge call to reach the provider", func() bool {
-		return len(env.sandbox.Calls("payments", "create_charge", workflows.OrderWorkflowID(id)+"/charge")) > 0
+		return len(env.sandbox.Calls("payments", "create_charge", action.OrderKey(id).Step("charge").String())) > 0
 	})
 }
 
@@ -53,14 +54,14 @@ func assertRefundedOnce(t *testing.T, id string) {
 // charge has settled, so that compensation must refund it.
 func settleBeforeCancel(t *testing.T, id string) {
 	t.Helper()
-	addFault(t, sandbox.Fault{System: "payments", Operation: "cancel_charge", KeyPrefix: workflows.OrderWorkflowID(id) + "/",
+	addFault(t, sandbox.Fault{System: "payments", Operation: "cancel_charge", KeyPrefix: action.OrderKey(id).String() + "/",
 		Mode: sandbox.FaultLatency, LatencyMS: 300, Count: 1})
 }
 
 // chargeOf returns the order's charge at the provider.
 func chargeOf(t *testing.T, id string) providers.Charge {
 	t.Helper()
-	ch, found := env.sandbox.ChargeByRef(workflows.OrderWorkflowID(id) + "/charge")
+	ch, found := env.sandbox.ChargeByRef(action.OrderKey(id).Step("charge").String())
 	if !found {
 		t.Fatalf("%s: no charge at the provider", id)
 	}
@@ -79,7 +80,7 @@ func TestCancelDuringASlowChargeKeepsNoMoney(t *testing.T) {
 		cancel func(t *testing.T, id string)
 	}{
 		{"cancelled through Temporal", func(t *testing.T, id string) {
-			if err := env.client.CancelWorkflow(context.Background(), workflows.OrderWorkflowID(id), ""); err != nil {
+			if err := env.client.CancelWorkflow(context.Background(), action.OrderKey(id).String(), ""); err != nil {
 				t.Fatal(err)
 			}
 		}},
@@ -97,8 +98,8 @@ func TestCancelDuringASlowChargeKeepsNoMoney(t *testing.T) {
 			placeOrders(t, id)
 			awaitChargeCall(t, id)
 			c.cancel(t, id)
-			state := awaitOrder(t, id, workflows.StatusCancelled, workflows.StatusCompleted)
-			if state.Status != workflows.StatusCancelled {
+			state := awaitOrder(t, id, action.StatusCancelled, action.StatusCompleted)
+			if state.Status != action.StatusCancelled {
 				t.Fatalf("status = %s, want cancelled", state.Status)
 			}
 			assertRefundedOnce(t, id)
@@ -114,19 +115,19 @@ func TestCancelDuringASlowChargeKeepsNoMoney(t *testing.T) {
 	t.Run("aborted", func(t *testing.T) {
 		id := "slow-abort"
 		settleBeforeCancel(t, id)
-		addFault(t, sandbox.Fault{System: "payments", Operation: "create_charge", KeyPrefix: workflows.OrderWorkflowID(id) + "/",
+		addFault(t, sandbox.Fault{System: "payments", Operation: "create_charge", KeyPrefix: action.OrderKey(id).String() + "/",
 			Mode: sandbox.FaultTimeoutAfterCommit, LatencyMS: 300, Count: 1})
 		placeOrders(t, id)
 		awaitChargeCall(t, id)
 		addFault(t, sandbox.Fault{System: "payments", Operation: "list_charges", Mode: sandbox.FaultStatus, Status: 403, Count: 1})
-		state := awaitOrder(t, id, workflows.StatusNeedsAttention)
-		if state.Steps[1].Name != workflows.StepCharge || state.Steps[1].Status != workflows.StepFailed {
+		state := awaitOrder(t, id, action.StatusNeedsAttention)
+		if state.Steps[1].Name != workflows.StepCharge || state.Steps[1].Status != action.StepFailed {
 			t.Fatalf("steps = %+v, want the charge step parked", state.Steps)
 		}
-		if status, body := operatorCall(t, "/v1/actions/"+workflows.OrderWorkflowID(id)+"/abort", map[string]string{"reason": "provider trouble"}); status != http.StatusOK {
+		if status, body := operatorCall(t, "/v1/actions/"+action.OrderKey(id).Step("abort").String(), map[string]string{"reason": "provider trouble"}); status != http.StatusOK {
 			t.Fatalf("abort: %d %s", status, body)
 		}
-		awaitOrder(t, id, workflows.StatusCancelled)
+		awaitOrder(t, id, action.StatusCancelled)
 		assertRefundedOnce(t, id)
 	})
 }
@@ -152,8 +153,8 @@ func TestACancelledOrderWhoseChargeNeverSettlesCancelsItAtTheProvider(t *testing
 			}
 		}},
 		{"never-settles-abort", func(t *testing.T, id string) {
-			awaitOrder(t, id, workflows.StatusNeedsAttention)
-			if status, body := operatorCall(t, "/v1/actions/"+workflows.OrderWorkflowID(id)+"/abort", map[string]string{"reason": "never paid"}); status != http.StatusOK {
+			awaitOrder(t, id, action.StatusNeedsAttention)
+			if status, body := operatorCall(t, "/v1/actions/"+action.OrderKey(id).Step("abort").String(), map[string]string{"reason": "never paid"}); status != http.StatusOK {
 				t.Fatalf("abort: %d %s", status, body)
 			}
 		}},
@@ -163,16 +164,16 @@ func TestACancelledOrderWhoseChargeNeverSettlesCancelsItAtTheProvider(t *testing
 			if _, err := st.PlaceOrder(ctx, heldOrder(c.id), "never-settles"); err != nil {
 				t.Fatal(err)
 			}
-			awaitOrder(t, c.id, workflows.StatusAwaitingPayment, workflows.StatusNeedsAttention)
+			awaitOrder(t, c.id, action.StatusAwaitingPayment, action.StatusNeedsAttention)
 			c.cancel(t, c.id)
-			state := awaitOrder(t, c.id, workflows.StatusCancelled)
-			if s := stepNamed(state, workflows.StepCancelCharge); s == nil || s.Status != workflows.StepSucceeded {
+			state := awaitOrder(t, c.id, action.StatusCancelled)
+			if s := stepNamed(state, workflows.StepCancelCharge); s == nil || s.Status != action.StepSucceeded {
 				t.Errorf("steps = %+v, want cancel_charge succeeded", state.Steps)
 			}
 			if ch := chargeOf(t, c.id); ch.Status != providers.ChargeCanceled || len(env.sandbox.RefundsOf(ch.ID)) != 0 {
 				t.Errorf("charge at the provider is %s with %d refunds, want canceled with none", ch.Status, len(env.sandbox.RefundsOf(ch.ID)))
 			}
-			if got := historyLength(t, env.client, workflows.OrderWorkflowID(c.id)); got > 300 {
+			if got := historyLength(t, env.client, action.OrderKey(c.id).String()); got > 300 {
 				t.Errorf("history has %d events, want a bounded few hundred at most", got)
 			} else {
 				t.Logf("%s: %d history events", c.id, got)
@@ -209,19 +210,19 @@ func stepNamed(s workflows.OrderState, name string) *workflows.Step {
 func TestARefundMadeByHandIsAdopted(t *testing.T) {
 	defer clearFaults(t)
 	id := "refund-by-hand"
-	addFault(t, sandbox.Fault{System: "mail", Operation: "send_message", KeyPrefix: workflows.OrderWorkflowID(id) + "/",
+	addFault(t, sandbox.Fault{System: "mail", Operation: "send_message", KeyPrefix: action.OrderKey(id).String() + "/",
 		Mode: sandbox.FaultStatus, Status: 403, Count: 1})
 	placeOrders(t, id)
-	awaitOrder(t, id, workflows.StatusNeedsAttention)
+	awaitOrder(t, id, action.StatusNeedsAttention)
 	byHand, err := paymentsClient().RefundCharge(context.Background(), providers.Call{IdempotencyKey: "dashboard-refund-1"}, providers.RefundRequest{Charge: chargeOf(t, id).ID})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if status, body := operatorCall(t, "/v1/actions/"+workflows.OrderWorkflowID(id)+"/abort", map[string]string{"reason": "refunded by hand"}); status != http.StatusOK {
+	if status, body := operatorCall(t, "/v1/actions/"+action.OrderKey(id).Step("abort").String(), map[string]string{"reason": "refunded by hand"}); status != http.StatusOK {
 		t.Fatalf("abort: %d %s", status, body)
 	}
-	state := awaitOrder(t, id, workflows.StatusCancelled)
-	if s := stepNamed(state, workflows.StepRefund); s == nil || s.Status != workflows.StepSucceeded || s.RemoteRef != byHand.ID {
+	state := awaitOrder(t, id, action.StatusCancelled)
+	if s := stepNamed(state, workflows.StepRefund); s == nil || s.Status != action.StepSucceeded || s.RemoteRef != byHand.ID {
 		t.Errorf("refund step = %+v, want the refund made by hand (%s) adopted", s, byHand.ID)
 	}
 	assertRefundedOnce(t, id)
@@ -244,17 +245,17 @@ func TestAnOrderArrivingAfterItsEventsWorkflowEndedIsPlaced(t *testing.T) {
 	id := "late-order-1"
 	charge := chargeAhead(t, id)
 	waitFor(t, "the early events to be accepted", func() bool {
-		d, ok := lastDelivery(env.sandbox, workflows.OrderWorkflowID(id)+"/charge", "payment.succeeded")
+		d, ok := lastDelivery(env.sandbox, action.OrderKey(id).Step("charge").String(), "payment.succeeded")
 		return ok && d.Delivered
 	})
-	if err := env.client.TerminateWorkflow(context.Background(), workflows.OrderWorkflowID(id), "", "operator gave up on the events"); err != nil {
+	if err := env.client.TerminateWorkflow(context.Background(), action.OrderKey(id).String(), "", "operator gave up on the events"); err != nil {
 		t.Fatal(err)
 	}
 	status, header, body := call(t, http.MethodPost, "/v1/orders", order(id), testToken)
 	if status != http.StatusAccepted || header.Get(api.HeaderIdempotentReplayed) != "" {
 		t.Fatalf("place after the events' workflow ended: %d %s, want 202", status, body)
 	}
-	state := awaitOrder(t, id, workflows.StatusCompleted)
+	state := awaitOrder(t, id, action.StatusCompleted)
 	if state.Steps[1].RemoteRef != charge.ID {
 		t.Errorf("charge step = %+v, want the charge %s adopted", state.Steps[1], charge.ID)
 	}
@@ -263,7 +264,7 @@ func TestAnOrderArrivingAfterItsEventsWorkflowEndedIsPlaced(t *testing.T) {
 		t.Errorf("the same order again: %d replayed=%q, want 202 replayed", status, header.Get(api.HeaderIdempotentReplayed))
 	}
 	changed := order(id)
-	changed.Amount, changed.Items = 100, []workflows.Item{{SKU: "pen", Quantity: 1, UnitAmount: 100}}
+	changed.Amount, changed.Items = 100, []action.Item{{SKU: "pen", Quantity: 1, UnitAmount: 100}}
 	if status, _, _ := call(t, http.MethodPost, "/v1/orders", changed, testToken); status != http.StatusConflict {
 		t.Errorf("another order under the id: %d, want 409", status)
 	}
@@ -285,7 +286,7 @@ func TestReadsOfOrdersNeedNoWorker(t *testing.T) {
 	waitFor(t, "the orders to park and to wait", func() bool {
 		p, err1 := e.starter.Order(ctx, "nw-parked")
 		w, err2 := e.starter.Order(ctx, "nw-waiting")
-		return err1 == nil && err2 == nil && p.State.Status == workflows.StatusNeedsAttention && w.State.Status == workflows.StatusAwaitingPayment
+		return err1 == nil && err2 == nil && p.State.Status == action.StatusNeedsAttention && w.State.Status == action.StatusAwaitingPayment
 	})
 	e.stopWorkers(t)
 
@@ -318,8 +319,8 @@ func TestReadsOfOrdersNeedNoWorker(t *testing.T) {
 	parked, took := read("nw-parked")
 	t.Logf("parked order read without a worker in %v", took)
 	invoice := stepNamed(parked, workflows.StepInvoice)
-	if parked.Status != workflows.StatusNeedsAttention || invoice == nil || invoice.Status != workflows.StepFailed ||
-		invoice.LastError == nil || invoice.LastError.Category != workflows.CategoryPermanent || parked.Steps[1].RemoteRef == "" {
+	if parked.Status != action.StatusNeedsAttention || invoice == nil || invoice.Status != action.StepFailed ||
+		invoice.LastError == nil || invoice.LastError.Category != action.CategoryPermanent || parked.Steps[1].RemoteRef == "" {
 		t.Errorf("parked order = %+v, want needs_attention with the failed invoice step and the charge's reference", parked)
 	}
 	// The read must not wait for a worker: a query without one would hang
@@ -329,7 +330,7 @@ func TestReadsOfOrdersNeedNoWorker(t *testing.T) {
 	}
 	running, took := read("nw-waiting")
 	t.Logf("waiting order read without a worker in %v", took)
-	if running.Status != workflows.StatusAwaitingPayment || running.Steps[1].Status != workflows.StepSucceeded {
+	if running.Status != action.StatusAwaitingPayment || running.Steps[1].Status != action.StepSucceeded {
 		t.Errorf("waiting order = %+v, want awaiting_payment with its charge made", running)
 	}
 }
@@ -353,8 +354,8 @@ func TestOperatorActionsOnWorkflowsThatAreNotActionsAreNotFound(t *testing.T) {
 func TestPersonalDataInProviderErrorsIsMasked(t *testing.T) {
 	id := personalDeclinePrefix + "1"
 	placeOrders(t, id)
-	state := awaitOrder(t, id, workflows.StatusNeedsAttention)
-	defer operatorCall(t, "/v1/actions/"+workflows.OrderWorkflowID(id)+"/abort", map[string]string{"reason": "test finished"})
+	state := awaitOrder(t, id, action.StatusNeedsAttention)
+	defer operatorCall(t, "/v1/actions/"+action.OrderKey(id).Step("abort").String(), map[string]string{"reason": "test finished"})
 	raw, _ := json.Marshal(state)
 	for _, secret := range []string{"ada.lovelace@example.com", "4242 4242 4242 4242"} {
 		if strings.Contains(string(raw), secret) {
@@ -366,7 +367,7 @@ func TestPersonalDataInProviderErrorsIsMasked(t *testing.T) {
 	}
 	waitFor(t, "the parked order in the list", func() bool {
 		status, _, body := call(t, http.MethodGet, "/v1/actions?status=needs_attention&provider=payments", nil, testOperatorToken)
-		return status == http.StatusOK && strings.Contains(string(body), workflows.OrderWorkflowID(id))
+		return status == http.StatusOK && strings.Contains(string(body), action.OrderKey(id).String())
 	})
 	_, _, body := call(t, http.MethodGet, "/v1/actions?status=needs_attention&provider=payments", nil, testOperatorToken)
 	if strings.Contains(string(body), "ada.lovelace@") || strings.Contains(string(body), "4242 4242") {
@@ -386,19 +387,19 @@ func TestALatePaymentForACancelledOrderIsRefunded(t *testing.T) {
 	if status, _, body := call(t, http.MethodPost, "/v1/orders", o, testToken); status != http.StatusAccepted {
 		t.Fatalf("place: %d %s", status, body)
 	}
-	awaitOrder(t, id, workflows.StatusAwaitingPayment)
+	awaitOrder(t, id, action.StatusAwaitingPayment)
 	if status, _, body := call(t, http.MethodPost, "/v1/orders/"+id+"/cancel", nil, testToken); status != http.StatusAccepted {
 		t.Fatalf("cancel: %d %s", status, body)
 	}
-	awaitOrder(t, id, workflows.StatusNeedsAttention)
+	awaitOrder(t, id, action.StatusNeedsAttention)
 	clearFaults(t)
-	if status, body := operatorCall(t, "/v1/actions/"+workflows.OrderWorkflowID(id)+"/skip", map[string]string{}); status != http.StatusConflict {
+	if status, body := operatorCall(t, "/v1/actions/"+action.OrderKey(id).Step("skip").String(), map[string]string{}); status != http.StatusConflict {
 		t.Errorf("skip without a reason: %d %s, want 409", status, body)
 	}
-	if status, body := operatorCall(t, "/v1/actions/"+workflows.OrderWorkflowID(id)+"/skip", map[string]string{"reason": "asked the provider by phone"}); status != http.StatusOK {
+	if status, body := operatorCall(t, "/v1/actions/"+action.OrderKey(id).Step("skip").String(), map[string]string{"reason": "asked the provider by phone"}); status != http.StatusOK {
 		t.Fatalf("skip: %d %s", status, body)
 	}
-	state := awaitOrder(t, id, workflows.StatusCancelled)
+	state := awaitOrder(t, id, action.StatusCancelled)
 	if s := stepNamed(state, workflows.StepCancelCharge); s == nil || s.Resolution == nil || s.Resolution.Reason != "asked the provider by phone" {
 		t.Errorf("cancel_charge step = %+v, want the skip's reason recorded", s)
 	}
@@ -406,12 +407,12 @@ func TestALatePaymentForACancelledOrderIsRefunded(t *testing.T) {
 	// The customer completes the payment after all.
 	ch := chargeOf(t, id)
 	settle(t, ch.ID, "succeeded")
-	awaitCompleted(t, env.client, workflows.LatePaymentWorkflowID(id, ch.ID))
+	awaitCompleted(t, env.client, latePaymentID(id, ch.ID))
 	if ch := chargeOf(t, id); ch.Status != providers.ChargeRefunded {
 		t.Errorf("charge is %s, want refunded", ch.Status)
 	}
 	assertRefundedOnce(t, id)
-	d, _ := lastDelivery(env.sandbox, workflows.OrderWorkflowID(id)+"/charge", "payment.succeeded")
+	d, _ := lastDelivery(env.sandbox, action.OrderKey(id).Step("charge").String(), "payment.succeeded")
 	if !d.Delivered {
 		t.Errorf("the late success was not acknowledged: %+v", d)
 	}

@@ -26,6 +26,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/activities"
 	"github.com/handoff-hq/handoff/api"
 	"github.com/handoff-hq/handoff/config"
@@ -237,7 +238,7 @@ func faulty(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := r.Header.Get("Idempotency-Key")
 		if r.Method == http.MethodPost && r.URL.Path == "/crm/contacts" &&
-			strings.HasPrefix(key, workflows.OrderWorkflowID(failFirstCRMCallPrefix)) {
+			strings.HasPrefix(key, action.OrderKey(failFirstCRMCallPrefix).String()) {
 			mu.Lock()
 			first := !seen[key]
 			seen[key] = true
@@ -251,14 +252,14 @@ func faulty(next http.Handler) http.Handler {
 			}
 		}
 		if r.Method == http.MethodPost && r.URL.Path == "/payments/charges" &&
-			strings.HasPrefix(key, workflows.OrderWorkflowID(personalDeclinePrefix)) {
+			strings.HasPrefix(key, action.OrderKey(personalDeclinePrefix).String()) {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusPaymentRequired)
 			_, _ = io.WriteString(w, `{"error":{"type":"card_error","code":"card_declined","message":"`+personalDecline+`"}}`)
 			return
 		}
 		if r.Method == http.MethodPost && r.URL.Path == "/accounting/invoices" &&
-			strings.HasPrefix(key, workflows.OrderWorkflowID(rejectInvoicePrefix)) {
+			strings.HasPrefix(key, action.OrderKey(rejectInvoicePrefix).String()) {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusUnprocessableEntity)
 			_, _ = io.WriteString(w, `{"error":{"type":"invalid_request_error","code":"tax_id_invalid","message":"customer tax id is invalid"}}`)
@@ -269,13 +270,13 @@ func faulty(next http.Handler) http.Handler {
 }
 
 // order returns a valid order with the given id, for a customer of its own.
-func order(id string) workflows.Order {
-	return workflows.Order{
+func order(id string) action.Order {
+	return action.Order{
 		OrderID:  id,
-		Customer: workflows.Customer{Email: "ada+" + id + "@example.com", Name: "Ada Lovelace"},
+		Customer: action.Customer{Email: "ada+" + id + "@example.com", Name: "Ada Lovelace"},
 		Currency: "eur",
 		Amount:   4500,
-		Items: []workflows.Item{
+		Items: []action.Item{
 			{SKU: "book", Quantity: 2, UnitAmount: 1500},
 			{SKU: "pen", Quantity: 3, UnitAmount: 500},
 		},
@@ -323,7 +324,7 @@ func send(method, path string, body any, token string) (int, http.Header, []byte
 }
 
 // awaitOrder polls GET /v1/orders/{id} until the status is one of want.
-func awaitOrder(t *testing.T, id string, want ...string) workflows.OrderState {
+func awaitOrder(t *testing.T, id string, want ...action.Status) workflows.OrderState {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	var last workflows.OrderState
@@ -348,7 +349,7 @@ func awaitOrder(t *testing.T, id string, want ...string) workflows.OrderState {
 // countFor reports how many records of a collection carry the external
 // reference "<workflow id>/<step>".
 func countFor(state sandbox.State, system, collection, orderID, step string) int {
-	return state[system][collection].ByExternalRef[workflows.OrderWorkflowID(orderID)+"/"+step]
+	return state[system][collection].ByExternalRef[action.OrderKey(orderID).String()+"/"+step]
 }
 
 // chargeReads counts the GETs of one charge the sandbox received.

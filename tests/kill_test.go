@@ -14,9 +14,9 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/providers/sandbox"
 	"github.com/handoff-hq/handoff/starter"
-	"github.com/handoff-hq/handoff/workflows"
 )
 
 // workerProcess is a running `handoff worker`.
@@ -101,7 +101,7 @@ func TestAWorkerKilledDuringAProviderCallCompletesTheStepOnce(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.id, func(t *testing.T) {
-			key := workflows.OrderWorkflowID(tc.id) + "/charge"
+			key := action.OrderKey(tc.id).Step("charge").String()
 			// The provider holds the call open for a minute: long enough to
 			// kill the worker in the middle of it.
 			f := sandbox.Fault{System: "payments", Operation: "create_charge", KeyPrefix: key, Mode: tc.mode, LatencyMS: 60_000, Count: 1}
@@ -124,7 +124,7 @@ func TestAWorkerKilledDuringAProviderCallCompletesTheStepOnce(t *testing.T) {
 			var state starter.OrderRead
 			waitFor(t, tc.id+" to complete on the restarted worker", func() bool {
 				state, err = st.Order(ctx, tc.id)
-				return err == nil && state.State.Status == workflows.StatusCompleted
+				return err == nil && state.State.Status == action.StatusCompleted
 			})
 			second.kill(syscall.SIGTERM)
 			if t.Failed() {
@@ -135,12 +135,12 @@ func TestAWorkerKilledDuringAProviderCallCompletesTheStepOnce(t *testing.T) {
 			if n := counts.ByExternalRef[key]; n != 1 {
 				t.Errorf("charges = %d, want exactly 1", n)
 			}
-			if charge := state.State.Steps[1]; charge.Status != workflows.StepSucceeded || charge.Attempts != 2 {
+			if charge := state.State.Steps[1]; charge.Status != action.StepSucceeded || charge.Attempts != 2 {
 				t.Errorf("charge step = %+v, want succeeded on the second attempt", charge)
 			}
 			// The history shows the retry: the step's activity started a
 			// second time after the first attempt's heartbeat timed out.
-			it := c.GetWorkflowHistory(ctx, workflows.OrderWorkflowID(tc.id), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+			it := c.GetWorkflowHistory(ctx, action.OrderKey(tc.id).String(), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 			retried := false
 			for it.HasNext() {
 				ev, err := it.Next()

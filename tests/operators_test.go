@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/api"
 	"github.com/handoff-hq/handoff/providers/sandbox"
 	"github.com/handoff-hq/handoff/workflows"
@@ -15,10 +16,10 @@ import (
 // 422, and waits until it needs attention.
 func parkOnInvoice(t *testing.T, id string) workflows.OrderState {
 	t.Helper()
-	addFault(t, sandbox.Fault{System: "accounting", Operation: "create_invoice", KeyPrefix: workflows.OrderWorkflowID(id) + "/",
+	addFault(t, sandbox.Fault{System: "accounting", Operation: "create_invoice", KeyPrefix: action.OrderKey(id).String() + "/",
 		Mode: sandbox.FaultStatus, Status: 422, Count: 1})
 	placeOrders(t, id)
-	return awaitOrder(t, id, workflows.StatusNeedsAttention)
+	return awaitOrder(t, id, action.StatusNeedsAttention)
 }
 
 func operatorCall(t *testing.T, path string, body any) (int, []byte) {
@@ -41,7 +42,7 @@ func TestParkedOrderIsListedAndRetriedWithCorrectedData(t *testing.T) {
 			return false
 		}
 		for i, a := range list.Actions {
-			if a.WorkflowID == workflows.OrderWorkflowID(id) {
+			if a.WorkflowID == action.OrderKey(id).String() {
 				found = &list.Actions[i]
 				return true
 			}
@@ -53,20 +54,20 @@ func TestParkedOrderIsListedAndRetriedWithCorrectedData(t *testing.T) {
 	}
 
 	corrected := map[string]any{"reason": "customer gave a valid tax id", "customer": map[string]string{"email": "ada+" + id + "@example.com", "name": "Ada Lovelace Ltd"}}
-	if status, body := operatorCall(t, "/v1/actions/"+workflows.OrderWorkflowID(id)+"/retry", corrected); status != http.StatusOK {
+	if status, body := operatorCall(t, "/v1/actions/"+action.OrderKey(id).Step("retry").String(), corrected); status != http.StatusOK {
 		t.Fatalf("retry: %d %s", status, body)
 	}
-	state := awaitOrder(t, id, workflows.StatusCompleted)
-	if inv := state.Steps[3]; inv.Status != workflows.StepSucceeded || inv.Attempts != 2 {
+	state := awaitOrder(t, id, action.StatusCompleted)
+	if inv := state.Steps[3]; inv.Status != action.StepSucceeded || inv.Attempts != 2 {
 		t.Errorf("invoice step = %+v, want succeeded on the second attempt", inv)
 	}
 	assertExactlyOnce(t, id)
-	if got := len(env.sandbox.Calls("accounting", "create_invoice", workflows.OrderWorkflowID(id)+"/invoice")); got != 2 {
+	if got := len(env.sandbox.Calls("accounting", "create_invoice", action.OrderKey(id).Step("invoice").String())); got != 2 {
 		t.Errorf("invoice calls = %d, want 2 under the same key", got)
 	}
 
 	// Once it is done, a retry does not apply.
-	if status, body := operatorCall(t, "/v1/actions/"+workflows.OrderWorkflowID(id)+"/retry", nil); status != http.StatusConflict {
+	if status, body := operatorCall(t, "/v1/actions/"+action.OrderKey(id).Step("retry").String(), nil); status != http.StatusConflict {
 		t.Errorf("retry of a completed order: %d %s, want 409", status, body)
 	}
 }
@@ -75,11 +76,11 @@ func TestSkipCompletesWithoutTheStep(t *testing.T) {
 	defer clearFaults(t)
 	id := "op-skip-1"
 	parkOnInvoice(t, id)
-	if status, body := operatorCall(t, "/v1/actions/"+workflows.OrderWorkflowID(id)+"/skip", map[string]string{"reason": "invoiced by hand"}); status != http.StatusOK {
+	if status, body := operatorCall(t, "/v1/actions/"+action.OrderKey(id).Step("skip").String(), map[string]string{"reason": "invoiced by hand"}); status != http.StatusOK {
 		t.Fatalf("skip: %d %s", status, body)
 	}
-	state := awaitOrder(t, id, workflows.StatusCompleted)
-	if state.Steps[3].Status != workflows.StepSkipped || state.Steps[4].Status != workflows.StepSucceeded {
+	state := awaitOrder(t, id, action.StatusCompleted)
+	if state.Steps[3].Status != action.StepSkipped || state.Steps[4].Status != action.StepSucceeded {
 		t.Errorf("steps = %+v, want the invoice skipped and the confirmation sent", state.Steps)
 	}
 	if got := countFor(env.sandbox.State(), "accounting", "invoices", id, "invoice"); got != 0 {
@@ -91,19 +92,19 @@ func TestAbortOfAPaidOrderRefundsAndVoids(t *testing.T) {
 	defer clearFaults(t)
 	id := "op-abort-1"
 	// The invoice is made, then the e-mail fails for good.
-	addFault(t, sandbox.Fault{System: "mail", Operation: "send_message", KeyPrefix: workflows.OrderWorkflowID(id) + "/",
+	addFault(t, sandbox.Fault{System: "mail", Operation: "send_message", KeyPrefix: action.OrderKey(id).String() + "/",
 		Mode: sandbox.FaultStatus, Status: 403, Count: 1})
 	placeOrders(t, id)
-	awaitOrder(t, id, workflows.StatusNeedsAttention)
+	awaitOrder(t, id, action.StatusNeedsAttention)
 
 	// An operation that does not exist is refused.
-	if status, body := operatorCall(t, "/v1/actions/"+workflows.OrderWorkflowID(id)+"/bogus", nil); status != http.StatusBadRequest {
+	if status, body := operatorCall(t, "/v1/actions/"+action.OrderKey(id).Step("bogus").String(), nil); status != http.StatusBadRequest {
 		t.Errorf("unknown operation: %d %s, want 400", status, body)
 	}
-	if status, body := operatorCall(t, "/v1/actions/"+workflows.OrderWorkflowID(id)+"/abort", map[string]string{"reason": "customer withdrew"}); status != http.StatusOK {
+	if status, body := operatorCall(t, "/v1/actions/"+action.OrderKey(id).Step("abort").String(), map[string]string{"reason": "customer withdrew"}); status != http.StatusOK {
 		t.Fatalf("abort: %d %s", status, body)
 	}
-	state := awaitOrder(t, id, workflows.StatusCancelled)
+	state := awaitOrder(t, id, action.StatusCancelled)
 	st := env.sandbox.State()
 	if got := countFor(st, "payments", "refunds", id, "refund"); got != 1 {
 		t.Errorf("refunds = %d, want 1", got)
@@ -113,13 +114,13 @@ func TestAbortOfAPaidOrderRefundsAndVoids(t *testing.T) {
 	}
 	var refund, void bool
 	for _, s := range state.Steps {
-		refund = refund || (s.Name == workflows.StepRefund && s.Status == workflows.StepSucceeded)
-		void = void || (s.Name == workflows.StepVoidInvoice && s.Status == workflows.StepSucceeded)
+		refund = refund || (s.Name == workflows.StepRefund && s.Status == action.StepSucceeded)
+		void = void || (s.Name == workflows.StepVoidInvoice && s.Status == action.StepSucceeded)
 	}
 	if !refund || !void {
 		t.Errorf("steps = %+v, want refund and void_invoice succeeded", state.Steps)
 	}
-	if status, body := operatorCall(t, "/v1/actions/"+workflows.OrderWorkflowID(id)+"/abort", nil); status != http.StatusConflict {
+	if status, body := operatorCall(t, "/v1/actions/"+action.OrderKey(id).Step("abort").String(), nil); status != http.StatusConflict {
 		t.Errorf("second abort: %d %s, want 409", status, body)
 	}
 }
@@ -130,27 +131,27 @@ func TestUpdatesThatDoNotApplyAre409WithAReason(t *testing.T) {
 	holdWebhooks(t, id)
 	defer clearFaults(t)
 	placeOrders(t, id)
-	awaitOrder(t, id, workflows.StatusAwaitingPayment, workflows.StatusCompleted)
-	status, body := operatorCall(t, "/v1/actions/"+workflows.OrderWorkflowID(id)+"/skip", nil)
+	awaitOrder(t, id, action.StatusAwaitingPayment, action.StatusCompleted)
+	status, body := operatorCall(t, "/v1/actions/"+action.OrderKey(id).Step("skip").String(), nil)
 	if status != http.StatusConflict || !strings.Contains(string(body), "waiting for an operator") {
 		t.Errorf("skip of a running order: %d %s, want 409 with the reason", status, body)
 	}
-	awaitOrder(t, id, workflows.StatusCompleted)
+	awaitOrder(t, id, action.StatusCompleted)
 }
 
 func TestCancelAnOrderCompensatesInReverse(t *testing.T) {
 	defer clearFaults(t)
 	id := "op-cancel-1"
 	// Park it on the e-mail: charged and invoiced, then cancelled.
-	addFault(t, sandbox.Fault{System: "mail", Operation: "send_message", KeyPrefix: workflows.OrderWorkflowID(id) + "/",
+	addFault(t, sandbox.Fault{System: "mail", Operation: "send_message", KeyPrefix: action.OrderKey(id).String() + "/",
 		Mode: sandbox.FaultStatus, Status: 422, Count: 1})
 	placeOrders(t, id)
-	awaitOrder(t, id, workflows.StatusNeedsAttention)
+	awaitOrder(t, id, action.StatusNeedsAttention)
 	status, _, body := call(t, http.MethodPost, "/v1/orders/"+id+"/cancel", map[string]string{"reason": "not wanted"}, testToken)
 	if status != http.StatusAccepted {
 		t.Fatalf("cancel: %d %s", status, body)
 	}
-	awaitOrder(t, id, workflows.StatusCancelled)
+	awaitOrder(t, id, action.StatusCancelled)
 	if got := countFor(env.sandbox.State(), "payments", "refunds", id, "refund"); got != 1 {
 		t.Errorf("refunds = %d, want 1", got)
 	}

@@ -12,8 +12,8 @@ import (
 
 	"go.temporal.io/api/workflowservice/v1"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/api"
-	"github.com/handoff-hq/handoff/workflows"
 )
 
 func TestPlaceOrderCompletesEndToEnd(t *testing.T) {
@@ -26,7 +26,7 @@ func TestPlaceOrderCompletesEndToEnd(t *testing.T) {
 	if err := json.Unmarshal(body, &placed); err != nil {
 		t.Fatalf("decode answer: %v", err)
 	}
-	if placed.OrderID != id || placed.WorkflowID != "order/"+id || placed.Status != workflows.StatusProcessing {
+	if placed.OrderID != id || placed.WorkflowID != "order/"+id || placed.Status != action.StatusProcessing {
 		t.Errorf("answer = %+v, want order %s, workflow order/%s, status processing", placed, id, id)
 	}
 	if placed.Links["self"] != "/v1/orders/"+id || !strings.Contains(placed.Links["web_ui"], "order%2F"+id) {
@@ -36,13 +36,13 @@ func TestPlaceOrderCompletesEndToEnd(t *testing.T) {
 		t.Errorf("first answer has Idempotent-Replayed %q, want none", got)
 	}
 
-	state := awaitOrder(t, id, workflows.StatusCompleted)
+	state := awaitOrder(t, id, action.StatusCompleted)
 	wantSteps := []string{"customer", "charge", "payment", "invoice", "confirmation"}
 	if len(state.Steps) != len(wantSteps) {
 		t.Fatalf("steps = %+v, want %v", state.Steps, wantSteps)
 	}
 	for i, s := range state.Steps {
-		if s.Name != wantSteps[i] || s.Status != workflows.StepSucceeded || s.RemoteRef == "" || s.LastError != nil {
+		if s.Name != wantSteps[i] || s.Status != action.StepSucceeded || s.RemoteRef == "" || s.LastError != nil {
 			t.Errorf("step %d = %+v, want %s succeeded with a remote ref", i, s, wantSteps[i])
 		}
 	}
@@ -105,8 +105,8 @@ func TestSameOrderTwentyTimesConcurrentlyStartsOneWorkflow(t *testing.T) {
 		t.Errorf("%d answers without Idempotent-Replayed, want exactly 1", fresh)
 	}
 
-	awaitOrder(t, id, workflows.StatusCompleted)
-	assertOneRun(t, workflows.OrderWorkflowID(id))
+	awaitOrder(t, id, action.StatusCompleted)
+	assertOneRun(t, action.OrderKey(id).String())
 
 	// After completion the same order is still the same order.
 	status, header, body := call(t, http.MethodPost, "/v1/orders", order(id), testToken)
@@ -160,17 +160,17 @@ func TestDeclinedPaymentRejectsTheOrder(t *testing.T) {
 	if status, _, body := call(t, http.MethodPost, "/v1/orders", o, testToken); status != http.StatusAccepted {
 		t.Fatalf("status %d, want 202: %s", status, body)
 	}
-	state := awaitOrder(t, id, workflows.StatusRejected, workflows.StatusCompleted)
-	if state.Status != workflows.StatusRejected {
+	state := awaitOrder(t, id, action.StatusRejected, action.StatusCompleted)
+	if state.Status != action.StatusRejected {
 		t.Fatalf("status = %s, want rejected", state.Status)
 	}
 	payment := state.Steps[2]
-	if payment.Name != "payment" || payment.Status != workflows.StepFailed || payment.LastError == nil ||
-		payment.LastError.Category != workflows.CategoryDeclined || !strings.Contains(payment.LastError.Message, "card_declined") {
+	if payment.Name != "payment" || payment.Status != action.StepFailed || payment.LastError == nil ||
+		payment.LastError.Category != action.CategoryDeclined || !strings.Contains(payment.LastError.Message, "card_declined") {
 		t.Errorf("payment step = %+v, want failed, declined, card_declined", payment)
 	}
 	for _, s := range state.Steps[3:] {
-		if s.Status != workflows.StepPending {
+		if s.Status != action.StepPending {
 			t.Errorf("step %s = %s after a declined payment, want pending", s.Name, s.Status)
 		}
 	}
@@ -188,16 +188,16 @@ func TestPermanentFailureParksTheOrderWhereOperatorsFindIt(t *testing.T) {
 	if status, _, body := call(t, http.MethodPost, "/v1/orders", order(id), testToken); status != http.StatusAccepted {
 		t.Fatalf("status %d, want 202: %s", status, body)
 	}
-	state := awaitOrder(t, id, workflows.StatusNeedsAttention, workflows.StatusCompleted)
-	if state.Status != workflows.StatusNeedsAttention {
+	state := awaitOrder(t, id, action.StatusNeedsAttention, action.StatusCompleted)
+	if state.Status != action.StatusNeedsAttention {
 		t.Fatalf("status = %s, want needs_attention", state.Status)
 	}
 	invoice := state.Steps[3]
-	if invoice.Status != workflows.StepFailed || invoice.Attempts != 1 || invoice.LastError == nil ||
-		invoice.LastError.Category != workflows.CategoryPermanent || !strings.Contains(invoice.LastError.Message, "tax id") {
+	if invoice.Status != action.StepFailed || invoice.Attempts != 1 || invoice.LastError == nil ||
+		invoice.LastError.Category != action.CategoryPermanent || !strings.Contains(invoice.LastError.Message, "tax id") {
 		t.Errorf("invoice step = %+v, want failed once, permanent, with the provider's message", invoice)
 	}
-	if state.Steps[4].Status != workflows.StepPending {
+	if state.Steps[4].Status != action.StepPending {
 		t.Errorf("confirmation = %s, want pending", state.Steps[4].Status)
 	}
 
@@ -217,7 +217,7 @@ func TestPermanentFailureParksTheOrderWhereOperatorsFindIt(t *testing.T) {
 	if found != 1 {
 		t.Errorf("workflows matching %s = %d, want 1", query, found)
 	}
-	_ = env.client.TerminateWorkflow(context.Background(), workflows.OrderWorkflowID(id), "", "test finished")
+	_ = env.client.TerminateWorkflow(context.Background(), action.OrderKey(id).String(), "", "test finished")
 }
 
 func TestUnknownOrderIsNotFound(t *testing.T) {

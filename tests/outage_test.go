@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/api"
 	"github.com/handoff-hq/handoff/providers/sandbox"
 	"github.com/handoff-hq/handoff/starter"
@@ -93,12 +94,12 @@ func TestWebhooksWaitOutATemporalOutage(t *testing.T) {
 	}
 	waitFor(t, "the order to wait for its payment", func() bool {
 		s, err := st.Order(ctx, id)
-		return err == nil && s.State.Status == workflows.StatusAwaitingPayment
+		return err == nil && s.State.Status == action.StatusAwaitingPayment
 	})
 	if err := server.Stop(); err != nil {
 		t.Logf("stop dev server: %v", err)
 	}
-	ref := workflows.OrderWorkflowID(id) + "/charge"
+	ref := action.OrderKey(id).Step("charge").String()
 	waitFor(t, "the payment webhook to be refused while Temporal is down", func() bool {
 		d, ok := lastDelivery(sb, ref, "payment.succeeded")
 		return ok && d.Attempts >= 2 && !d.Delivered && d.Status == http.StatusServiceUnavailable
@@ -106,7 +107,7 @@ func TestWebhooksWaitOutATemporalOutage(t *testing.T) {
 	server = startServer()
 	waitFor(t, "the order to complete after the restart", func() bool {
 		s, err := st.Order(ctx, id)
-		return err == nil && s.State.Status == workflows.StatusCompleted
+		return err == nil && s.State.Status == action.StatusCompleted
 	})
 	d, _ := lastDelivery(sb, ref, "payment.succeeded")
 	t.Logf("payment.succeeded delivered after %d attempts", d.Attempts)

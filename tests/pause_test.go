@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/starter"
 	"github.com/handoff-hq/handoff/worker"
 	"github.com/handoff-hq/handoff/workflows"
@@ -63,7 +64,7 @@ func TestPausedProviderGetsNoCallsAndDrainsOnResume(t *testing.T) {
 			status, _, body := call(t, http.MethodGet, "/v1/orders/"+id, nil, testToken)
 			var s workflows.OrderState
 			return status == http.StatusOK && json.Unmarshal(body, &s) == nil && len(s.Steps) > 1 &&
-				s.Steps[0].Status == workflows.StepSucceeded && s.Steps[1].Status == workflows.StepRunning
+				s.Steps[0].Status == action.StepSucceeded && s.Steps[1].Status == action.StepRunning
 		})
 	}
 	waitFor(t, "the payments backlog to show", func() bool {
@@ -78,7 +79,7 @@ func TestPausedProviderGetsNoCallsAndDrainsOnResume(t *testing.T) {
 	for _, id := range ids {
 		status, _, body := call(t, http.MethodGet, "/v1/orders/"+id, nil, testToken)
 		var s workflows.OrderState
-		if status != http.StatusOK || json.Unmarshal(body, &s) != nil || s.Status == workflows.StatusNeedsAttention {
+		if status != http.StatusOK || json.Unmarshal(body, &s) != nil || s.Status == action.StatusNeedsAttention {
 			t.Errorf("order %s while paused: %s, want waiting", id, body)
 		}
 	}
@@ -103,7 +104,7 @@ func TestPausedProviderGetsNoCallsAndDrainsOnResume(t *testing.T) {
 	}
 	resumed = true
 	for _, id := range ids {
-		awaitOrder(t, id, workflows.StatusCompleted)
+		awaitOrder(t, id, action.StatusCompleted)
 		assertExactlyOnce(t, id)
 	}
 	if st := providerStatus(t, "payments"); st.Paused {

@@ -19,6 +19,7 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/config"
 	"github.com/handoff-hq/handoff/providers"
 	"github.com/handoff-hq/handoff/providers/sandbox"
@@ -241,16 +242,16 @@ func TestReconciliationLeavesRunningAndSkippedOrdersAlone(t *testing.T) {
 		}
 		waitFor(t, id+" to park", func() bool {
 			s, err := e.starter.Order(ctx, id)
-			return err == nil && s.State.Status == workflows.StatusNeedsAttention
+			return err == nil && s.State.Status == action.StatusNeedsAttention
 		})
 	}
 	e.send(t, http.MethodDelete, "/_sandbox/faults", "")
-	if _, err := e.starter.Resolve(ctx, workflows.OrderWorkflowID("skipped-1"), workflows.UpdateSkip, workflows.OperatorRequest{Reason: "invoiced by hand"}); err != nil {
+	if _, err := e.starter.Resolve(ctx, action.OrderKey("skipped-1").String(), workflows.UpdateSkip, workflows.OperatorRequest{Reason: "invoiced by hand"}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "skipped-1 to complete", func() bool {
 		s, err := e.starter.Order(ctx, "skipped-1")
-		return err == nil && s.State.Status == workflows.StatusCompleted
+		return err == nil && s.State.Status == action.StatusCompleted
 	})
 
 	report := e.reconcile(t)
@@ -258,13 +259,13 @@ func TestReconciliationLeavesRunningAndSkippedOrdersAlone(t *testing.T) {
 	if report.Repaired != 0 || report.InFlight != 2 || report.Flagged != 1 {
 		t.Fatalf("report: repaired %d, in flight %d, flagged %d (%+v); want 0, 2 and 1", report.Repaired, report.InFlight, report.Flagged, report.FlaggedItems)
 	}
-	if item := report.FlaggedItems[0]; item.OrderKey != workflows.OrderWorkflowID("skipped-1") || !strings.Contains(item.Reason, "skipped") {
+	if item := report.FlaggedItems[0]; item.OrderKey != action.OrderKey("skipped-1").String() || !strings.Contains(item.Reason, "skipped") {
 		t.Errorf("flagged = %+v, want skipped-1 flagged because its invoice was skipped", item)
 	}
 	if n := e.sandbox.State()["accounting"]["invoices"].Count; n != 0 {
 		t.Errorf("invoices = %d, want none made behind the orders' backs", n)
 	}
-	_ = e.client.TerminateWorkflow(ctx, workflows.OrderWorkflowID("parked-1"), "", "test finished")
+	_ = e.client.TerminateWorkflow(ctx, action.OrderKey("parked-1").String(), "", "test finished")
 }
 
 // TestReconciliationLooksBackOnlySoFarAndRepairsAtMostItsCap: ten orders

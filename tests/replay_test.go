@@ -16,9 +16,9 @@ import (
 	"go.temporal.io/api/temporalproto"
 	"go.temporal.io/sdk/client"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/providers/sandbox"
 	"github.com/handoff-hq/handoff/worker"
-	"github.com/handoff-hq/handoff/workflows"
 )
 
 // update re-records the committed histories (make histories). Histories of
@@ -33,66 +33,66 @@ const historiesDir = "testdata/histories"
 // of one path through the order workflow.
 var recorded = []struct {
 	file   string
-	order  func() workflows.Order
-	status string
+	order  func() action.Order
+	status action.Status
 	// before runs ahead of placing the order, then after placing it.
 	before, then func(t *testing.T, orderID string)
 	// also records the history of a further workflow the path started.
 	also *alsoRecorded
 }{
-	{"order_completed.json", func() workflows.Order { return order("history-completed") }, workflows.StatusCompleted, nil, nil, nil},
-	{"order_declined.json", func() workflows.Order {
+	{"order_completed.json", func() action.Order { return order("history-completed") }, action.StatusCompleted, nil, nil, nil},
+	{"order_declined.json", func() action.Order {
 		o := order("history-declined")
 		o.Customer.Email = "decline@example.com"
 		return o
-	}, workflows.StatusRejected, nil, nil, nil},
-	{"order_parked.json", func() workflows.Order { return order(rejectInvoicePrefix + "history") }, workflows.StatusNeedsAttention, nil, nil, nil},
-	{"order_parked_then_retried.json", func() workflows.Order { return order("history-retried") }, workflows.StatusCompleted,
+	}, action.StatusRejected, nil, nil, nil},
+	{"order_parked.json", func() action.Order { return order(rejectInvoicePrefix + "history") }, action.StatusNeedsAttention, nil, nil, nil},
+	{"order_parked_then_retried.json", func() action.Order { return order("history-retried") }, action.StatusCompleted,
 		func(t *testing.T, id string) {
-			addFault(t, sandbox.Fault{System: "accounting", Operation: "create_invoice", KeyPrefix: workflows.OrderWorkflowID(id) + "/",
+			addFault(t, sandbox.Fault{System: "accounting", Operation: "create_invoice", KeyPrefix: action.OrderKey(id).String() + "/",
 				Mode: sandbox.FaultStatus, Status: 422, Count: 1})
 		},
 		func(t *testing.T, id string) {
-			awaitOrder(t, id, workflows.StatusNeedsAttention)
-			if status, body := operatorCall(t, "/v1/actions/"+workflows.OrderWorkflowID(id)+"/retry", map[string]string{"reason": "fixed"}); status != http.StatusOK {
+			awaitOrder(t, id, action.StatusNeedsAttention)
+			if status, body := operatorCall(t, "/v1/actions/"+action.OrderKey(id).Step("retry").String(), map[string]string{"reason": "fixed"}); status != http.StatusOK {
 				t.Fatalf("retry: %d %s", status, body)
 			}
 		}, nil},
-	{"order_cancelled.json", func() workflows.Order { return order("history-cancelled") }, workflows.StatusCancelled,
+	{"order_cancelled.json", func() action.Order { return order("history-cancelled") }, action.StatusCancelled,
 		func(t *testing.T, id string) {
-			addFault(t, sandbox.Fault{System: "mail", Operation: "send_message", KeyPrefix: workflows.OrderWorkflowID(id) + "/",
+			addFault(t, sandbox.Fault{System: "mail", Operation: "send_message", KeyPrefix: action.OrderKey(id).String() + "/",
 				Mode: sandbox.FaultStatus, Status: 422, Count: 1})
 		},
 		func(t *testing.T, id string) {
-			awaitOrder(t, id, workflows.StatusNeedsAttention)
+			awaitOrder(t, id, action.StatusNeedsAttention)
 			if status, _, body := call(t, http.MethodPost, "/v1/orders/"+id+"/cancel", nil, testToken); status != http.StatusAccepted {
 				t.Fatalf("cancel: %d %s", status, body)
 			}
 		}, nil},
-	{"order_early_events.json", func() workflows.Order { return order("history-early") }, workflows.StatusCompleted, func(t *testing.T, id string) {
+	{"order_early_events.json", func() action.Order { return order("history-early") }, action.StatusCompleted, func(t *testing.T, id string) {
 		chargeAhead(t, id)
 		waitFor(t, "the early events", func() bool {
-			d, ok := lastDelivery(env.sandbox, workflows.OrderWorkflowID(id)+"/charge", "payment.succeeded")
+			d, ok := lastDelivery(env.sandbox, action.OrderKey(id).Step("charge").String(), "payment.succeeded")
 			return ok && d.Delivered
 		})
 	}, nil, nil},
 	// Cancelled through Temporal while the charge call is in flight: the
 	// order waits for the call, and refunds the charge that settled.
-	{"order_cancelled_during_charge.json", func() workflows.Order { return order("history-cancelled-in-flight") }, workflows.StatusCancelled,
+	{"order_cancelled_during_charge.json", func() action.Order { return order("history-cancelled-in-flight") }, action.StatusCancelled,
 		func(t *testing.T, id string) {
 			slowCharge(t, id, time.Second)
 			settleBeforeCancel(t, id)
 		},
 		func(t *testing.T, id string) {
 			awaitChargeCall(t, id)
-			if err := env.client.CancelWorkflow(context.Background(), workflows.OrderWorkflowID(id), ""); err != nil {
+			if err := env.client.CancelWorkflow(context.Background(), action.OrderKey(id).String(), ""); err != nil {
 				t.Fatal(err)
 			}
 		}, nil},
 	// Cancelled while the charge is pending: it is cancelled at the provider.
-	{"order_cancelled_charge_cancelled.json", func() workflows.Order { return heldOrder("history-charge-cancelled") }, workflows.StatusCancelled, nil,
+	{"order_cancelled_charge_cancelled.json", func() action.Order { return heldOrder("history-charge-cancelled") }, action.StatusCancelled, nil,
 		func(t *testing.T, id string) {
-			awaitOrder(t, id, workflows.StatusAwaitingPayment)
+			awaitOrder(t, id, action.StatusAwaitingPayment)
 			if status, _, body := call(t, http.MethodPost, "/v1/orders/"+id+"/cancel", nil, testToken); status != http.StatusAccepted {
 				t.Fatalf("cancel: %d %s", status, body)
 			}
@@ -100,30 +100,30 @@ var recorded = []struct {
 	// The charge cannot be cancelled; an operator skips the step with a
 	// reason; the payment succeeds later and is refunded by the
 	// late-payment workflow.
-	{"order_cancel_charge_skipped.json", func() workflows.Order { return heldOrder("history-skipped-cancel") }, workflows.StatusCancelled,
+	{"order_cancel_charge_skipped.json", func() action.Order { return heldOrder("history-skipped-cancel") }, action.StatusCancelled,
 		func(t *testing.T, id string) {
-			addFault(t, sandbox.Fault{System: "payments", Operation: "cancel_charge", KeyPrefix: workflows.OrderWorkflowID(id) + "/",
+			addFault(t, sandbox.Fault{System: "payments", Operation: "cancel_charge", KeyPrefix: action.OrderKey(id).String() + "/",
 				Mode: sandbox.FaultStatus, Status: 403, Count: 1})
 		},
 		func(t *testing.T, id string) {
-			awaitOrder(t, id, workflows.StatusAwaitingPayment)
+			awaitOrder(t, id, action.StatusAwaitingPayment)
 			if status, _, body := call(t, http.MethodPost, "/v1/orders/"+id+"/cancel", nil, testToken); status != http.StatusAccepted {
 				t.Fatalf("cancel: %d %s", status, body)
 			}
-			awaitOrder(t, id, workflows.StatusNeedsAttention)
-			if status, body := operatorCall(t, "/v1/actions/"+workflows.OrderWorkflowID(id)+"/skip", map[string]string{"reason": "cancelled by hand"}); status != http.StatusOK {
+			awaitOrder(t, id, action.StatusNeedsAttention)
+			if status, body := operatorCall(t, "/v1/actions/"+action.OrderKey(id).Step("skip").String(), map[string]string{"reason": "cancelled by hand"}); status != http.StatusOK {
 				t.Fatalf("skip: %d %s", status, body)
 			}
 		},
-		&alsoRecorded{file: "order_late_payment.json", workflowID: func(t *testing.T, id string) string { return workflows.LatePaymentWorkflowID(id, chargeOf(t, id).ID) },
+		&alsoRecorded{file: "order_late_payment.json", workflowID: func(t *testing.T, id string) string { return latePaymentID(id, chargeOf(t, id).ID) },
 			await: func(t *testing.T, id string) {
 				settle(t, chargeOf(t, id).ID, "succeeded")
-				awaitCompleted(t, env.client, workflows.LatePaymentWorkflowID(id, chargeOf(t, id).ID))
+				awaitCompleted(t, env.client, latePaymentID(id, chargeOf(t, id).ID))
 			}}},
 }
 
 // heldOrder is an order whose charge never settles by itself.
-func heldOrder(id string) workflows.Order {
+func heldOrder(id string) action.Order {
 	o := order(id)
 	o.Customer.Email = sandbox.HoldEmailPrefix + "+" + id + "@example.com"
 	return o
@@ -182,9 +182,9 @@ func TestRecordHistories(t *testing.T) {
 			}
 			awaitOrder(t, o.OrderID, r.status)
 			path := filepath.Join(dir, r.file)
-			writeHistory(t, workflows.OrderWorkflowID(o.OrderID), path)
-			if r.status == workflows.StatusNeedsAttention {
-				_ = env.client.TerminateWorkflow(context.Background(), workflows.OrderWorkflowID(o.OrderID), "", "history recorded")
+			writeHistory(t, action.OrderKey(o.OrderID).String(), path)
+			if r.status == action.StatusNeedsAttention {
+				_ = env.client.TerminateWorkflow(context.Background(), action.OrderKey(o.OrderID).String(), "", "history recorded")
 			}
 			if err := worker.ReplayFiles(slog.New(slog.DiscardHandler), path); err != nil {
 				t.Errorf("replay fresh history: %v", err)
@@ -259,4 +259,9 @@ func writeHistoryFrom(t *testing.T, c client.Client, workflowID, path string) {
 	if err := os.WriteFile(path, append(raw, '\n'), 0o644); err != nil {
 		t.Fatalf("write history: %v", err)
 	}
+}
+
+// latePaymentID is the workflow ID of the late-payment action of a charge.
+func latePaymentID(orderID, chargeID string) string {
+	return action.LatePaymentKey(orderID, chargeID).String()
 }

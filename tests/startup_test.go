@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/providers/sandbox"
 	"github.com/handoff-hq/handoff/starter"
 	"github.com/handoff-hq/handoff/worker"
@@ -106,7 +107,7 @@ func TestAWorkerStartedBeforeTemporalWaitsForIt(t *testing.T) {
 	}
 	waitFor(t, "the order to complete", func() bool {
 		r, err := st.Order(context.Background(), "after-startup")
-		return err == nil && r.State.Status == workflows.StatusCompleted
+		return err == nil && r.State.Status == action.StatusCompleted
 	})
 }
 

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/api"
 	"github.com/handoff-hq/handoff/config"
 	"github.com/handoff-hq/handoff/providers/stripe"
@@ -183,7 +184,7 @@ func (s *stripeStage) intentFor(t *testing.T, orderID string) string {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for _, pi := range s.intents {
-			if pi.Metadata[stripe.MetadataExternalRef] == workflows.OrderWorkflowID(orderID)+"/charge" {
+			if pi.Metadata[stripe.MetadataExternalRef] == action.OrderKey(orderID).Step("charge").String() {
 				id = pi.ID
 				return true
 			}
@@ -283,10 +284,10 @@ func (e *stripeEnv) place(t *testing.T, id string) string {
 	return e.stage.intentFor(t, id)
 }
 
-func (e *stripeEnv) await(t *testing.T, id string, want ...string) workflows.OrderState {
+func (e *stripeEnv) await(t *testing.T, id string, want ...action.Status) workflows.OrderState {
 	t.Helper()
 	var state workflows.OrderState
-	waitFor(t, id+" to be one of "+strings.Join(want, ", "), func() bool {
+	waitFor(t, fmt.Sprintf("%s to be one of %v", id, want), func() bool {
 		r, err := e.starter.Order(context.Background(), id)
 		state = r.State
 		for _, w := range want {
@@ -310,8 +311,8 @@ func TestOrdersOnStripeFollowThePaymentIntentLifecycle(t *testing.T) {
 		if status := e.event(t, "payment_intent.succeeded", e.stage.set(pi, "succeeded", nil)); status != http.StatusOK {
 			t.Fatalf("event: %d", status)
 		}
-		state := e.await(t, "stripe-succeeded", workflows.StatusCompleted, workflows.StatusRejected)
-		if state.Status != workflows.StatusCompleted || state.Steps[2].RemoteRef != pi {
+		state := e.await(t, "stripe-succeeded", action.StatusCompleted, action.StatusRejected)
+		if state.Status != action.StatusCompleted || state.Steps[2].RemoteRef != pi {
 			t.Errorf("state = %+v, want completed, paid by %s", state, pi)
 		}
 	})
@@ -321,7 +322,7 @@ func TestOrdersOnStripeFollowThePaymentIntentLifecycle(t *testing.T) {
 		e.event(t, "payment_intent.processing", e.stage.set(pi, "processing", nil))
 		time.Sleep(300 * time.Millisecond)
 		e.event(t, "payment_intent.succeeded", e.stage.set(pi, "succeeded", nil))
-		if state := e.await(t, "stripe-processing", workflows.StatusCompleted, workflows.StatusRejected); state.Status != workflows.StatusCompleted {
+		if state := e.await(t, "stripe-processing", action.StatusCompleted, action.StatusRejected); state.Status != action.StatusCompleted {
 			t.Errorf("status = %s, want completed", state.Status)
 		}
 	})
@@ -336,12 +337,12 @@ func TestOrdersOnStripeFollowThePaymentIntentLifecycle(t *testing.T) {
 		// PaymentIntent, the order keeps waiting.
 		waitFor(t, "the order to read the declined PaymentIntent", func() bool { return e.stage.reads(pi) > before })
 		time.Sleep(200 * time.Millisecond)
-		if r, err := e.starter.Order(context.Background(), id); err != nil || r.State.Status != workflows.StatusAwaitingPayment {
+		if r, err := e.starter.Order(context.Background(), id); err != nil || r.State.Status != action.StatusAwaitingPayment {
 			t.Fatalf("after the decline: %+v %v, want still awaiting payment", r.State, err)
 		}
 		e.event(t, "payment_intent.succeeded", e.stage.set(pi, "succeeded", nil))
-		state := e.await(t, id, workflows.StatusCompleted, workflows.StatusRejected)
-		if state.Status != workflows.StatusCompleted || e.stage.refundsOf(pi) != 0 {
+		state := e.await(t, id, action.StatusCompleted, action.StatusRejected)
+		if state.Status != action.StatusCompleted || e.stage.refundsOf(pi) != 0 {
 			t.Errorf("status %s with %d refunds, want completed and the money kept for the order", state.Status, e.stage.refundsOf(pi))
 		}
 	})
@@ -350,7 +351,7 @@ func TestOrdersOnStripeFollowThePaymentIntentLifecycle(t *testing.T) {
 		id := "stripe-canceled"
 		pi := e.place(t, id)
 		e.event(t, "payment_intent.canceled", e.stage.set(pi, "canceled", nil))
-		if state := e.await(t, id, workflows.StatusRejected, workflows.StatusCompleted); state.Status != workflows.StatusRejected {
+		if state := e.await(t, id, action.StatusRejected, action.StatusCompleted); state.Status != action.StatusRejected {
 			t.Errorf("status = %s, want rejected", state.Status)
 		}
 	})
@@ -364,7 +365,7 @@ func TestOrdersOnStripeFollowThePaymentIntentLifecycle(t *testing.T) {
 		e.event(t, "payment_intent.succeeded", succeeded)
 		time.Sleep(4 * time.Second)
 		e.stage.set(pi, "succeeded", nil)
-		if state := e.await(t, id, workflows.StatusCompleted, workflows.StatusRejected); state.Status != workflows.StatusCompleted {
+		if state := e.await(t, id, action.StatusCompleted, action.StatusRejected); state.Status != action.StatusCompleted {
 			t.Errorf("status = %s, want completed", state.Status)
 		}
 		reads := e.stage.reads(pi)
@@ -377,11 +378,11 @@ func TestOrdersOnStripeFollowThePaymentIntentLifecycle(t *testing.T) {
 	t.Run("an order cancelled before payment cancels its PaymentIntent", func(t *testing.T) {
 		id := "stripe-cancelled-order"
 		pi := e.place(t, id)
-		e.await(t, id, workflows.StatusAwaitingPayment)
+		e.await(t, id, action.StatusAwaitingPayment)
 		if _, err := e.starter.CancelOrder(context.Background(), id, "customer left"); err != nil {
 			t.Fatal(err)
 		}
-		e.await(t, id, workflows.StatusCancelled)
+		e.await(t, id, action.StatusCancelled)
 		if got := e.stage.status(pi); got != "canceled" || e.stage.refundsOf(pi) != 0 {
 			t.Errorf("PaymentIntent is %s with %d refunds, want canceled: the customer can no longer pay it", got, e.stage.refundsOf(pi))
 		}

@@ -11,15 +11,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/providers/sandbox"
 	"github.com/handoff-hq/handoff/webhooks"
 	"github.com/handoff-hq/handoff/workflows"
 )
 
 // stepRank orders step statuses by progress; a step never moves back.
-var stepRank = map[string]int{
-	workflows.StepPending: 0, workflows.StepRunning: 1, workflows.StepWaiting: 1,
-	workflows.StepSucceeded: 2, workflows.StepFailed: 2, workflows.StepSkipped: 2,
+var stepRank = map[action.StepStatus]int{
+	action.StepPending: 0, action.StepRunning: 1, action.StepWaiting: 1,
+	action.StepSucceeded: 2, action.StepFailed: 2, action.StepSkipped: 2,
 }
 
 // progressWatcher polls orders while they run and records any step that
@@ -38,7 +39,7 @@ func (w *progressWatcher) observe(id string, s workflows.OrderState) {
 	if !ok {
 		return
 	}
-	if prev.Status == workflows.StatusCompleted && s.Status != workflows.StatusCompleted {
+	if prev.Status == action.StatusCompleted && s.Status != action.StatusCompleted {
 		w.regression = append(w.regression, fmt.Sprintf("%s: %s after completed", id, s.Status))
 	}
 	for i := range s.Steps {
@@ -55,7 +56,7 @@ func (w *progressWatcher) observe(id string, s workflows.OrderState) {
 func TestDuplicatedAndReorderedWebhooksChangeNothing(t *testing.T) {
 	defer clearFaults(t)
 	const n = 100
-	prefix := workflows.OrderWorkflowID("wh-")
+	prefix := action.OrderKey("wh-").String()
 	addFault(t, sandbox.Fault{System: "payments", Mode: sandbox.FaultDuplicateWebhooks, KeyPrefix: prefix})
 	addFault(t, sandbox.Fault{System: "payments", Mode: sandbox.FaultReorderWebhooks, KeyPrefix: prefix, Rate: 0.33, Seed: 7, LatencyMS: 400})
 
@@ -95,7 +96,7 @@ func TestDuplicatedAndReorderedWebhooksChangeNothing(t *testing.T) {
 	}
 	placing.Wait()
 	for _, id := range ids {
-		awaitOrder(t, id, workflows.StatusCompleted)
+		awaitOrder(t, id, action.StatusCompleted)
 		assertExactlyOnce(t, id)
 	}
 	stopWatching()
@@ -136,9 +137,9 @@ func TestWebhookAckLatencyDoesNotDependOnProviderLatency(t *testing.T) {
 	// A parked order keeps running and so keeps taking events.
 	id := rejectInvoicePrefix + "ack-latency"
 	placeOrders(t, id)
-	state := awaitOrder(t, id, workflows.StatusNeedsAttention)
+	state := awaitOrder(t, id, action.StatusNeedsAttention)
 	defer func() {
-		_ = env.client.TerminateWorkflow(context.Background(), workflows.OrderWorkflowID(id), "", "test finished")
+		_ = env.client.TerminateWorkflow(context.Background(), action.OrderKey(id).String(), "", "test finished")
 	}()
 	charge := state.Steps[1].RemoteRef
 
@@ -178,7 +179,7 @@ func percentiles(ds []time.Duration) (median, p99 time.Duration) {
 func postWebhook(t *testing.T, eventID, orderID, chargeID string) int {
 	t.Helper()
 	body := fmt.Sprintf(`{"type":"payment.pending","timestamp":%q,"data":{"charge_id":%q,"external_ref":%q,"status":"pending","version":1}}`,
-		time.Now().UTC().Format(time.RFC3339Nano), chargeID, workflows.OrderWorkflowID(orderID)+"/charge")
+		time.Now().UTC().Format(time.RFC3339Nano), chargeID, action.OrderKey(orderID).Step("charge").String())
 	ts := time.Now().Unix()
 	sig, err := webhooks.SignStandard(testWebhookSecret, eventID, ts, []byte(body))
 	if err != nil {

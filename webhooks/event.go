@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/redact"
 )
 
@@ -22,43 +23,14 @@ var (
 	ErrForeign = errors.New("webhook event about a record handoff did not make")
 )
 
-// Payment statuses an event can report.
-const (
-	PaymentPending   = "pending"
-	PaymentSucceeded = "succeeded"
-	PaymentFailed    = "failed"
-)
-
-// PaymentEvent is a provider's news about a charge, in handoff's terms.
-type PaymentEvent struct {
-	// EventID identifies the delivery's event; duplicates share it.
-	EventID string
-	Type    string
-	// OrderID is the order the charge belongs to, from its external reference.
-	OrderID  string
-	ChargeID string
-	Status   string
-	// Version orders events about one charge: a higher version is newer.
-	// Events with equal versions cannot be ordered.
-	Version int64
-	// Ordered is true when Version is the provider's own sequence; false
-	// when it is only a timestamp, too coarse to trust on its own.
-	Ordered        bool
-	OccurredAt     time.Time
-	FailureCode    string
-	FailureMessage string
-}
-
-// chargeRefPattern is the external reference of an order's charge.
-var chargeRefPattern = regexp.MustCompile(`^order/([A-Za-z0-9][A-Za-z0-9._:-]{0,127})/charge$`)
-
-// OrderIDFromChargeRef extracts the order id from "order/<id>/charge".
+// OrderIDFromChargeRef extracts the order id from the external reference of
+// an order's charge, "order/<id>/charge".
 func OrderIDFromChargeRef(ref string) (string, bool) {
-	m := chargeRefPattern.FindStringSubmatch(ref)
-	if m == nil {
+	k, err := action.ParseStepKey(ref)
+	if err != nil || k.Action.Kind != action.KindOrder || k.Step != action.OrderStepCharge {
 		return "", false
 	}
-	return m[1], true
+	return k.Action.ID, true
 }
 
 var eventIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
@@ -78,44 +50,44 @@ type standardEvent struct {
 }
 
 var standardPaymentTypes = map[string]string{
-	"payment.pending":   PaymentPending,
-	"payment.succeeded": PaymentSucceeded,
-	"payment.failed":    PaymentFailed,
-	"payment.canceled":  PaymentFailed,
+	"payment.pending":   action.PaymentPending,
+	"payment.succeeded": action.PaymentSucceeded,
+	"payment.failed":    action.PaymentFailed,
+	"payment.canceled":  action.PaymentFailed,
 }
 
 // DecodeStandard decodes a verified Standard Webhooks payment event; the
 // event id is the webhook-id header.
-func DecodeStandard(id string, body []byte) (PaymentEvent, error) {
+func DecodeStandard(id string, body []byte) (action.PaymentEvent, error) {
 	var e standardEvent
 	if err := json.Unmarshal(body, &e); err != nil {
-		return PaymentEvent{}, fmt.Errorf("%w: %w", ErrMalformed, err)
+		return action.PaymentEvent{}, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	if !eventIDPattern.MatchString(id) {
-		return PaymentEvent{}, fmt.Errorf("%w: event id %q", ErrMalformed, id)
+		return action.PaymentEvent{}, fmt.Errorf("%w: event id %q", ErrMalformed, id)
 	}
 	if e.Type == "" {
-		return PaymentEvent{}, fmt.Errorf("%w: no type", ErrMalformed)
+		return action.PaymentEvent{}, fmt.Errorf("%w: no type", ErrMalformed)
 	}
 	status, ok := standardPaymentTypes[e.Type]
 	if !ok {
-		return PaymentEvent{}, fmt.Errorf("%w: %s", ErrUnhandled, e.Type)
+		return action.PaymentEvent{}, fmt.Errorf("%w: %s", ErrUnhandled, e.Type)
 	}
 	occurred, err := time.Parse(time.RFC3339Nano, e.Timestamp)
 	if err != nil {
-		return PaymentEvent{}, fmt.Errorf("%w: timestamp: %w", ErrMalformed, err)
+		return action.PaymentEvent{}, fmt.Errorf("%w: timestamp: %w", ErrMalformed, err)
 	}
 	if e.Data.ExternalRef == "" {
-		return PaymentEvent{}, fmt.Errorf("%w: no external_ref", ErrMalformed)
+		return action.PaymentEvent{}, fmt.Errorf("%w: no external_ref", ErrMalformed)
 	}
 	orderID, ok := OrderIDFromChargeRef(e.Data.ExternalRef)
 	if !ok {
-		return PaymentEvent{}, fmt.Errorf("%w: external_ref is not an order's charge", ErrForeign)
+		return action.PaymentEvent{}, fmt.Errorf("%w: external_ref is not an order's charge", ErrForeign)
 	}
 	if e.Data.ChargeID == "" || e.Data.Version < 1 {
-		return PaymentEvent{}, fmt.Errorf("%w: charge_id and a positive version are required", ErrMalformed)
+		return action.PaymentEvent{}, fmt.Errorf("%w: charge_id and a positive version are required", ErrMalformed)
 	}
-	return PaymentEvent{
+	return action.PaymentEvent{
 		EventID: id, Type: e.Type, OrderID: orderID, ChargeID: e.Data.ChargeID, Status: status,
 		Version: e.Data.Version, Ordered: true, OccurredAt: occurred,
 		FailureCode: e.Data.FailureCode, FailureMessage: redact.Text(e.Data.FailureMessage),
@@ -143,10 +115,10 @@ type stripeEvent struct {
 // payment attempt leaves the PaymentIntent open for another attempt (it is
 // still pending), and only a cancelled one has failed for good.
 var stripePaymentTypes = map[string]string{
-	"payment_intent.processing":     PaymentPending,
-	"payment_intent.succeeded":      PaymentSucceeded,
-	"payment_intent.payment_failed": PaymentPending,
-	"payment_intent.canceled":       PaymentFailed,
+	"payment_intent.processing":     action.PaymentPending,
+	"payment_intent.succeeded":      action.PaymentSucceeded,
+	"payment_intent.payment_failed": action.PaymentPending,
+	"payment_intent.canceled":       action.PaymentFailed,
 }
 
 // StripeExternalRefKey is the PaymentIntent metadata key holding handoff's
@@ -156,30 +128,30 @@ const StripeExternalRefKey = "handoff_external_ref"
 // DecodeStripe decodes a verified Stripe event about a PaymentIntent. Its
 // version is the event's creation second, so two events of the same second
 // cannot be ordered, and the workflow asks Stripe instead.
-func DecodeStripe(body []byte) (PaymentEvent, error) {
+func DecodeStripe(body []byte) (action.PaymentEvent, error) {
 	var e stripeEvent
 	if err := json.Unmarshal(body, &e); err != nil {
-		return PaymentEvent{}, fmt.Errorf("%w: %w", ErrMalformed, err)
+		return action.PaymentEvent{}, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	if !strings.HasPrefix(e.ID, "evt_") || !eventIDPattern.MatchString(e.ID) || e.Type == "" || e.Created <= 0 {
-		return PaymentEvent{}, fmt.Errorf("%w: id, type and created are required", ErrMalformed)
+		return action.PaymentEvent{}, fmt.Errorf("%w: id, type and created are required", ErrMalformed)
 	}
 	status, ok := stripePaymentTypes[e.Type]
 	if !ok {
-		return PaymentEvent{}, fmt.Errorf("%w: %s", ErrUnhandled, e.Type)
+		return action.PaymentEvent{}, fmt.Errorf("%w: %s", ErrUnhandled, e.Type)
 	}
 	obj := e.Data.Object
 	if obj.ID == "" {
-		return PaymentEvent{}, fmt.Errorf("%w: no payment intent", ErrMalformed)
+		return action.PaymentEvent{}, fmt.Errorf("%w: no payment intent", ErrMalformed)
 	}
 	orderID, ok := OrderIDFromChargeRef(obj.Metadata[StripeExternalRefKey])
 	if !ok {
 		// A genuine event for a PaymentIntent of someone else on the same
 		// Stripe account: acknowledged, so that Stripe does not retry it
 		// for days and disable the endpoint.
-		return PaymentEvent{}, fmt.Errorf("%w: payment intent without handoff's reference", ErrForeign)
+		return action.PaymentEvent{}, fmt.Errorf("%w: payment intent without handoff's reference", ErrForeign)
 	}
-	pe := PaymentEvent{
+	pe := action.PaymentEvent{
 		EventID: e.ID, Type: e.Type, OrderID: orderID, ChargeID: obj.ID, Status: status,
 		Version: e.Created, OccurredAt: time.Unix(e.Created, 0).UTC(),
 	}

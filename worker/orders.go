@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/activities"
 	"github.com/handoff-hq/handoff/workflows"
 )
@@ -36,7 +37,9 @@ func (l orderLookup) OrderStandings(ctx context.Context, keys []string) (map[str
 		info := desc.RawResponse.GetWorkflowExecutionInfo()
 		st := activities.OrderStanding{Exists: true}
 		if p, ok := info.GetSearchAttributes().GetIndexedFields()[workflows.SearchStatus.GetName()]; ok {
-			_ = converter.GetDefaultDataConverter().FromPayload(p, &st.Status) // unreadable reads as unknown
+			var status string
+			_ = converter.GetDefaultDataConverter().FromPayload(p, &status) // unreadable reads as unknown
+			st.Status = action.Status(status)
 		}
 		switch info.GetStatus() {
 		case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
@@ -48,13 +51,13 @@ func (l orderLookup) OrderStandings(ctx context.Context, keys []string) (map[str
 			}
 			st.Status = result.State.Status
 			for _, s := range result.State.Steps {
-				if s.Status == workflows.StepSkipped {
+				if s.Status == action.StepSkipped {
 					st.Skipped = append(st.Skipped, s.Name)
 				}
 			}
 		default:
 			if st.Status == "" {
-				st.Status = "ended (" + info.GetStatus().String() + ")"
+				st.Status = action.Status("ended (" + info.GetStatus().String() + ")")
 			}
 		}
 		out[key] = st

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoff-hq/handoff/action"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/workflow"
 )
@@ -48,7 +49,7 @@ func TestLongOrdersContinueAsNewWithTheirProgress(t *testing.T) {
 	if runs == 0 {
 		t.Fatal("the order never continued as new")
 	}
-	if result.State.Status != StatusCompleted || result.State.CorrelationID != "corr-1" {
+	if result.State.Status != action.StatusCompleted || result.State.CorrelationID != "corr-1" {
 		t.Fatalf("after %d continuations: %+v, want completed with its correlation id", runs, result.State)
 	}
 	for _, op := range []string{"upsert_contact", "create_charge", "create_invoice", "send_message"} {

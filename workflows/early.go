@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/handoff-hq/handoff/action"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 )
@@ -12,16 +13,9 @@ import (
 // event started for it.
 const UpdatePlaceOrder = "place_order"
 
-// CategoryOrphan marks events whose order never arrived.
-const CategoryOrphan = "orphan"
-
 // defaultOrphanWindow is how long events wait for their order when the
 // input does not say.
 const defaultOrphanWindow = 24 * time.Hour
-
-// ErrTypeConflict is the update failure type of a different order placed
-// under an id already taken.
-const ErrTypeConflict = "Conflict"
 
 // PlaceOrderRequest is the place_order update's argument.
 type PlaceOrderRequest struct {
@@ -54,14 +48,14 @@ func (o *orderRun) awaitOrder(ctx workflow.Context) error {
 		}
 		if !placed {
 			// A retry waits another window; an abort ends the workflow.
-			if err := o.parkFailure(ctx, StepPayment, failure{category: CategoryOrphan,
+			if err := o.parkFailure(ctx, StepPayment, failure{category: action.CategoryOrphan,
 				message: "provider events arrived for an order that was never placed within " + window.String()}); err != nil {
 				return err
 			}
 		}
 	}
 	o.state.Status = ""
-	return o.setStatus(ctx, StatusProcessing)
+	return o.setStatus(ctx, action.StatusProcessing)
 }
 
 // registerPlaceOrder installs the place_order update. Every order has it,
@@ -96,7 +90,7 @@ func (o *orderRun) registerPlaceOrder(ctx workflow.Context) error {
 				return notApplicable("this order was placed directly; place_order does not apply")
 			}
 			if o.placed && req.RequestHash != o.requestHash {
-				return temporal.NewApplicationError("order id already used with a different request", ErrTypeConflict)
+				return temporal.NewApplicationError("order id already used with a different request", action.TypeConflict)
 			}
 			return nil
 		}},
@@ -107,7 +101,7 @@ func (o *orderRun) registerPlaceOrder(ctx workflow.Context) error {
 func (o *orderRun) placeOrder(ctx workflow.Context, req PlaceOrderRequest) {
 	o.placed, o.requestHash = true, req.RequestHash
 	o.in = req.Input
-	o.state.Status = StatusProcessing
+	o.state.Status = action.StatusProcessing
 	o.state.CorrelationID = req.Input.CorrelationID
 	o.state.UpdatedAt = workflow.Now(ctx)
 }

@@ -8,6 +8,7 @@ import (
 
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/providers"
 )
 
@@ -41,7 +42,7 @@ func TestAbortOfAChargeThatNeverSettlesCancelsItAndEnds(t *testing.T) {
 	if err := env.GetWorkflowResult(&result); err != nil {
 		t.Fatal(err)
 	}
-	if result.State.Status != StatusCancelled {
+	if result.State.Status != action.StatusCancelled {
 		t.Fatalf("status = %s, want cancelled", result.State.Status)
 	}
 	if got := fakes.count("cancel_charge"); got != 1 {
@@ -83,7 +84,7 @@ func TestACancelThatCannotTakeHoldYetParksBoundedAndIsSkippedOnlyWithAReason(t *
 		t.Fatal(err)
 	}
 	step := stepByName(result.State, StepCancelCharge)
-	if result.State.Status != StatusCancelled || step.Status != StepSkipped {
+	if result.State.Status != action.StatusCancelled || step.Status != action.StepSkipped {
 		t.Fatalf("state = %+v, want cancelled with cancel_charge skipped", result.State)
 	}
 	if step.Resolution == nil || step.Resolution.Action != UpdateSkip || step.Resolution.Reason != "cancelled by hand at the provider" {
@@ -99,14 +100,14 @@ func TestACancelThatCannotTakeHoldYetParksBoundedAndIsSkippedOnlyWithAReason(t *
 // adopted, none is created.
 func TestARefundMadeByHandIsAdoptedNotRepeated(t *testing.T) {
 	fakes := newFakeProviders()
-	fakes.failing["send_message"] = []error{&providers.Error{Category: providers.Permanent, Type: providers.TypeForbidden, Status: 403}}
+	fakes.failing["send_message"] = []error{&providers.Error{Category: action.CategoryPermanent, Type: action.TypeForbidden, Status: 403}}
 	fakes.refunds["ch_1"] = providers.Refund{ID: "re_by_hand", Charge: "ch_1", Status: "succeeded"}
 	state, err := operatorRun(t, fakes, 2*time.Hour, UpdateAbort, OperatorRequest{Reason: "customer withdrew"})
 	if err != nil {
 		t.Fatalf("abort: %v", err)
 	}
 	refund := stepByName(state, StepRefund)
-	if state.Status != StatusCancelled || refund.Status != StepSucceeded || refund.RemoteRef != "re_by_hand" {
+	if state.Status != action.StatusCancelled || refund.Status != action.StepSucceeded || refund.RemoteRef != "re_by_hand" {
 		t.Errorf("state = %+v, want cancelled with the existing refund adopted", state)
 	}
 	if got := fakes.count("create_refund"); got != 0 {
@@ -123,7 +124,7 @@ func TestAnEventAheadOfTheProvidersRecordCostsAHandfulOfLooks(t *testing.T) {
 	fakes.chargeStatus = providers.ChargePending
 	env := newOrderEnv(fakes)
 	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(SignalPaymentEvent, PaymentSignal{EventID: "evt_1", ChargeID: "ch_1", Status: "succeeded", Version: 1700000000})
+		env.SignalWorkflow(SignalPaymentEvent, action.PaymentEvent{EventID: "evt_1", ChargeID: "ch_1", Status: "succeeded", Version: 1700000000})
 	}, time.Second)
 	env.RegisterDelayedCallback(func() {
 		fakes.mu.Lock()
@@ -135,7 +136,7 @@ func TestAnEventAheadOfTheProvidersRecordCostsAHandfulOfLooks(t *testing.T) {
 	if err := env.GetWorkflowResult(&result); err != nil {
 		t.Fatal(err)
 	}
-	if result.State.Status != StatusCompleted {
+	if result.State.Status != action.StatusCompleted {
 		t.Fatalf("status = %s, want completed once the record caught up", result.State.Status)
 	}
 	if got := fakes.count("get_charge"); got > 15 {
@@ -149,14 +150,14 @@ func TestALatePaymentIsRefunded(t *testing.T) {
 	fakes := newFakeProviders()
 	fakes.cancelStatus = providers.ChargeSucceeded
 	env := newOrderEnv(fakes)
-	env.SetStartWorkflowOptions(startOptions(LatePaymentWorkflowID("T-1", "ch_1")))
-	env.ExecuteWorkflow(OrderWorkflow, OrderInput{Order: Order{OrderID: "T-1"}, PaymentTimeout: time.Hour,
+	env.SetStartWorkflowOptions(startOptions(action.LatePaymentKey("T-1", "ch_1").String()))
+	env.ExecuteWorkflow(OrderWorkflow, OrderInput{Order: action.Order{OrderID: "T-1"}, PaymentTimeout: time.Hour,
 		LatePayment: &LatePayment{ChargeID: "ch_1", EventID: "evt_9"}})
 	var result OrderResult
 	if err := env.GetWorkflowResult(&result); err != nil {
 		t.Fatal(err)
 	}
-	if result.State.Status != StatusCancelled || fakes.count("create_refund") != 1 {
+	if result.State.Status != action.StatusCancelled || fakes.count("create_refund") != 1 {
 		t.Errorf("state %+v, calls %v; want cancelled with one refund", result.State, fakes.calls)
 	}
 	if got := fakes.count("create_charge") + fakes.count("create_invoice") + fakes.count("send_message"); got != 0 {

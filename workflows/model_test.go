@@ -4,29 +4,31 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/handoff-hq/handoff/action"
 )
 
 func TestOrderValidate(t *testing.T) {
 	tests := []struct {
 		name       string
-		change     func(*Order)
+		change     func(*action.Order)
 		wantFields []string
 	}{
-		{"valid", func(*Order) {}, nil},
-		{"missing order id", func(o *Order) { o.OrderID = "" }, []string{"order_id"}},
-		{"order id with a slash", func(o *Order) { o.OrderID = "a/b" }, []string{"order_id"}},
-		{"order id too long", func(o *Order) { o.OrderID = strings.Repeat("a", 129) }, []string{"order_id"}},
-		{"bad e-mail", func(o *Order) { o.Customer.Email = "ada" }, []string{"customer.email"}},
-		{"e-mail with a display name", func(o *Order) { o.Customer.Email = "Ada <ada@example.com>" }, []string{"customer.email"}},
-		{"no name", func(o *Order) { o.Customer.Name = "" }, []string{"customer.name"}},
-		{"bad currency", func(o *Order) { o.Currency = "euro" }, []string{"currency"}},
-		{"zero amount", func(o *Order) { o.Amount = 0 }, []string{"amount"}},
-		{"no items", func(o *Order) { o.Items = nil }, []string{"items"}},
-		{"item without sku and quantity", func(o *Order) { o.Items[0].SKU = ""; o.Items[0].Quantity = 0 }, []string{"items[0].sku", "items[0].quantity"}},
-		{"negative unit amount", func(o *Order) { o.Items[0].UnitAmount = -1 }, []string{"items[0].unit_amount"}},
-		{"amount differs from items", func(o *Order) { o.Amount = 2999 }, []string{"amount"}},
-		{"overflowing quantities", func(o *Order) { o.Items[0].Quantity = 1 << 62; o.Items[0].UnitAmount = 1 << 40 }, []string{"items[0].quantity"}},
-		{"every problem at once", func(o *Order) { o.OrderID = ""; o.Currency = ""; o.Customer.Name = "" }, []string{"order_id", "customer.name", "currency"}},
+		{"valid", func(*action.Order) {}, nil},
+		{"missing order id", func(o *action.Order) { o.OrderID = "" }, []string{"order_id"}},
+		{"order id with a slash", func(o *action.Order) { o.OrderID = "a/b" }, []string{"order_id"}},
+		{"order id too long", func(o *action.Order) { o.OrderID = strings.Repeat("a", 129) }, []string{"order_id"}},
+		{"bad e-mail", func(o *action.Order) { o.Customer.Email = "ada" }, []string{"customer.email"}},
+		{"e-mail with a display name", func(o *action.Order) { o.Customer.Email = "Ada <ada@example.com>" }, []string{"customer.email"}},
+		{"no name", func(o *action.Order) { o.Customer.Name = "" }, []string{"customer.name"}},
+		{"bad currency", func(o *action.Order) { o.Currency = "euro" }, []string{"currency"}},
+		{"zero amount", func(o *action.Order) { o.Amount = 0 }, []string{"amount"}},
+		{"no items", func(o *action.Order) { o.Items = nil }, []string{"items"}},
+		{"item without sku and quantity", func(o *action.Order) { o.Items[0].SKU = ""; o.Items[0].Quantity = 0 }, []string{"items[0].sku", "items[0].quantity"}},
+		{"negative unit amount", func(o *action.Order) { o.Items[0].UnitAmount = -1 }, []string{"items[0].unit_amount"}},
+		{"amount differs from items", func(o *action.Order) { o.Amount = 2999 }, []string{"amount"}},
+		{"overflowing quantities", func(o *action.Order) { o.Items[0].Quantity = 1 << 62; o.Items[0].UnitAmount = 1 << 40 }, []string{"items[0].quantity"}},
+		{"every problem at once", func(o *action.Order) { o.OrderID = ""; o.Currency = ""; o.Customer.Name = "" }, []string{"order_id", "customer.name", "currency"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

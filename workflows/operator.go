@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/activities"
 	"github.com/handoff-hq/handoff/providers"
 )
@@ -21,17 +22,13 @@ const (
 	UpdateCancel = "cancel"
 )
 
-// ErrTypeNotApplicable is the failure type of an update that does not apply
-// to the action as it stands; its message says why.
-const ErrTypeNotApplicable = "NotApplicable"
-
 // Compensation steps, added to an order's steps when it is cancelled.
 const (
-	StepRefund      = "refund"
-	StepVoidInvoice = "void_invoice"
+	StepRefund      = action.OrderStepRefund
+	StepVoidInvoice = action.OrderStepVoidInvoice
 	// StepCancelCharge finds the order's charge when its answer was lost
 	// and cancels it at the provider when it has not settled.
-	StepCancelCharge = "cancel_charge"
+	StepCancelCharge = action.OrderStepCancelCharge
 )
 
 var (
@@ -56,13 +53,13 @@ type OperatorRequest struct {
 	Reason string
 	// Customer, on retry, replaces the order's customer details; it is
 	// validated like a new order.
-	Customer *Customer
+	Customer *action.Customer
 }
 
 // OperatorResult is the answer of an accepted update.
 type OperatorResult struct {
 	// Status is the action's status once the update took effect.
-	Status string
+	Status action.Status
 	Step   string
 }
 
@@ -76,7 +73,7 @@ type DoneSteps struct {
 }
 
 func notApplicable(format string, args ...any) error {
-	return temporal.NewApplicationError(fmt.Sprintf(format, args...), ErrTypeNotApplicable)
+	return temporal.NewApplicationError(fmt.Sprintf(format, args...), action.TypeNotApplicable)
 }
 
 // registerOperatorUpdates installs the retry, skip, abort and cancel
@@ -137,7 +134,7 @@ func (o *orderRun) registerOperatorUpdates(ctx workflow.Context) error {
 				o.logOperator(ctx, UpdateCancel, o.parkedStep, req.Reason)
 				// A step already running finishes first; the order says at
 				// once that it is being cancelled.
-				if err := o.setStatus(ctx, StatusCancelling); err != nil {
+				if err := o.setStatus(ctx, action.StatusCancelling); err != nil {
 					return OperatorResult{}, err
 				}
 			}
@@ -145,7 +142,7 @@ func (o *orderRun) registerOperatorUpdates(ctx workflow.Context) error {
 		},
 		workflow.UpdateHandlerOptions{Validator: func(workflow.Context, OperatorRequest) error {
 			switch o.state.Status {
-			case StatusCompleted, StatusRejected, StatusCancelled:
+			case action.StatusCompleted, action.StatusRejected, action.StatusCancelled:
 				return notApplicable("the order is already %s", o.state.Status)
 			}
 			return nil
@@ -163,12 +160,12 @@ func (o *orderRun) statusText() string {
 	if o.state.Status == "" {
 		return "waiting for its order"
 	}
-	return o.state.Status
+	return string(o.state.Status)
 }
 
 // validateCorrection is the workflow's own, deterministic check of a
 // customer correction; callers validate it fully first (Customer.Validate).
-func (o *orderRun) validateCorrection(c Customer) error {
+func (o *orderRun) validateCorrection(c action.Customer) error {
 	if strings.TrimSpace(c.Name) == "" || !strings.Contains(c.Email, "@") {
 		return notApplicable("customer correction: a name and an e-mail address are required")
 	}
@@ -194,17 +191,17 @@ func (o *orderRun) waitForOperator(ctx workflow.Context, step string) error {
 	if o.stopping() || resolution == UpdateAbort {
 		return errCancelled
 	}
-	status := StatusProcessing
+	status := action.StatusProcessing
 	switch {
 	case o.compensating:
-		status = StatusCancelling
+		status = action.StatusCancelling
 	case step == StepPayment:
-		status = StatusAwaitingPayment
+		status = action.StatusAwaitingPayment
 	}
 	if resolution == UpdateSkip && o.hardened {
 		// Recorded before the status, so that the state kept in the memo
 		// shows the skip.
-		o.markStep(ctx, step, func(s *Step) { s.Status = StepSkipped })
+		o.markStep(ctx, step, func(s *Step) { s.Status = action.StepSkipped })
 	}
 	o.state.Status = ""
 	if !o.in.AwaitingOrder || o.placed {
@@ -218,7 +215,7 @@ func (o *orderRun) waitForOperator(ctx workflow.Context, step string) error {
 	if resolution == UpdateSkip {
 		return errSkipped
 	}
-	o.markStep(ctx, step, func(s *Step) { s.Status = StepPending })
+	o.markStep(ctx, step, func(s *Step) { s.Status = action.StepPending })
 	return nil
 }
 
@@ -229,7 +226,7 @@ func (o *orderRun) waitForOperator(ctx workflow.Context, step string) error {
 func (o *orderRun) compensate(ctx workflow.Context) error {
 	// Compensation steps run to the end: a further cancel changes nothing.
 	o.compensating = true
-	if err := o.setStatus(ctx, StatusCancelling); err != nil {
+	if err := o.setStatus(ctx, action.StatusCancelling); err != nil {
 		return err
 	}
 	if id := o.done.Invoice.InvoiceID; id != "" {
@@ -251,7 +248,7 @@ func (o *orderRun) compensate(ctx workflow.Context) error {
 	if err != nil {
 		return err
 	}
-	return o.setStatus(ctx, StatusCancelled)
+	return o.setStatus(ctx, action.StatusCancelled)
 }
 
 // undoCharge makes sure a cancelled order keeps no money. A charge that has
@@ -324,7 +321,7 @@ func (o *orderRun) cancelCharge(ctx workflow.Context, id string) (string, error)
 		err := o.step(ctx, StepCancelCharge, a.CancelCharge, func() any {
 			return activities.CancelChargeInput{Call: o.call(StepCancelCharge), ChargeID: id}
 		}, &got)
-		if err != nil || o.stepStatus(StepCancelCharge) == StepSkipped {
+		if err != nil || o.stepStatus(StepCancelCharge) == action.StepSkipped {
 			return "", err
 		}
 		if got.Status != providers.ChargePending {
@@ -335,7 +332,7 @@ func (o *orderRun) cancelCharge(ctx workflow.Context, id string) (string, error)
 				fmt.Sprintf("charge %s could not be cancelled: still pending after %s", id, o.in.PaymentTimeout), "PaymentTimeout", nil)
 			err := o.park(ctx, StepCancelCharge, timeout)
 			if errors.Is(err, errSkipped) {
-				o.markStep(ctx, StepCancelCharge, func(s *Step) { s.Status = StepSkipped })
+				o.markStep(ctx, StepCancelCharge, func(s *Step) { s.Status = action.StepSkipped })
 				return "", nil
 			}
 			if err != nil && !errors.Is(err, errCancelled) {
@@ -343,7 +340,7 @@ func (o *orderRun) cancelCharge(ctx workflow.Context, id string) (string, error)
 			}
 			deadline = workflow.Now(ctx).Add(o.in.PaymentTimeout)
 		}
-		o.markStep(ctx, StepCancelCharge, func(s *Step) { s.Status = StepWaiting })
+		o.markStep(ctx, StepCancelCharge, func(s *Step) { s.Status = action.StepWaiting })
 		if _, err := workflow.AwaitWithTimeout(ctx, o.backoff(tries), func() bool {
 			_, known := o.payment.outcomeFor(id)
 			return known
@@ -357,7 +354,7 @@ func (o *orderRun) cancelCharge(ctx workflow.Context, id string) (string, error)
 }
 
 // stepStatus is the status of the named step, empty when the order has none.
-func (o *orderRun) stepStatus(name string) string {
+func (o *orderRun) stepStatus(name string) action.StepStatus {
 	for _, s := range o.state.Steps {
 		if s.Name == name {
 			return s.Status
@@ -439,7 +436,7 @@ func (o *orderRun) chargePaid(ctx workflow.Context, chargeID string) bool {
 func (o *orderRun) chargeAttempted() bool {
 	for _, s := range o.state.Steps {
 		if s.Name == StepCharge {
-			return s.Status != StepPending
+			return s.Status != action.StepPending
 		}
 	}
 	return false
@@ -451,5 +448,5 @@ func (o *orderRun) addStep(name string) {
 			return
 		}
 	}
-	o.state.Steps = append(o.state.Steps, Step{Name: name, Status: StepPending})
+	o.state.Steps = append(o.state.Steps, Step{Name: name, Status: action.StepPending})
 }

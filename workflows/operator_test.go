@@ -9,11 +9,12 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/providers"
 )
 
-var invoice422 = &providers.Error{System: "accounting", Operation: "create_invoice", Category: providers.Permanent,
-	Type: providers.TypeInvalidInput, Status: 422, Message: "tax id invalid"}
+var invoice422 = &providers.Error{System: "accounting", Operation: "create_invoice", Category: action.CategoryPermanent,
+	Type: action.TypeInvalidInput, Status: 422, Message: "tax id invalid"}
 
 // operatorRun runs an order over the fakes and, once it is parked (or at
 // the given time), sends the update; it returns the final state and the
@@ -52,12 +53,12 @@ func stepByName(s OrderState, name string) Step {
 func TestRetryWithCorrectedDataCompletesTheParkedOrder(t *testing.T) {
 	fakes := newFakeProviders()
 	fakes.failing["create_invoice"] = []error{invoice422}
-	corrected := Customer{Email: "ada@example.com", Name: "Ada Lovelace Ltd"}
+	corrected := action.Customer{Email: "ada@example.com", Name: "Ada Lovelace Ltd"}
 	state, err := operatorRun(t, fakes, 2*time.Hour, UpdateRetry, OperatorRequest{Reason: "tax id fixed", Customer: &corrected})
 	if err != nil {
 		t.Fatalf("retry: %v", err)
 	}
-	if state.Status != StatusCompleted {
+	if state.Status != action.StatusCompleted {
 		t.Fatalf("status = %s, want completed", state.Status)
 	}
 	if got := fakes.count("create_invoice"); got != 2 {
@@ -68,7 +69,7 @@ func TestRetryWithCorrectedDataCompletesTheParkedOrder(t *testing.T) {
 			t.Errorf("retry used another idempotency key: %s", c)
 		}
 	}
-	if inv := stepByName(state, StepInvoice); inv.Status != StepSucceeded || inv.Attempts != 2 || inv.LastError != nil {
+	if inv := stepByName(state, StepInvoice); inv.Status != action.StepSucceeded || inv.Attempts != 2 || inv.LastError != nil {
 		t.Errorf("invoice step = %+v, want succeeded after 2 attempts", inv)
 	}
 }
@@ -80,20 +81,20 @@ func TestSkipGoesOnWithoutTheStep(t *testing.T) {
 	if err != nil {
 		t.Fatalf("skip: %v", err)
 	}
-	if state.Status != StatusCompleted || stepByName(state, StepInvoice).Status != StepSkipped || stepByName(state, StepConfirmation).Status != StepSucceeded {
+	if state.Status != action.StatusCompleted || stepByName(state, StepInvoice).Status != action.StepSkipped || stepByName(state, StepConfirmation).Status != action.StepSucceeded {
 		t.Errorf("state = %+v, want completed with the invoice skipped", state)
 	}
 }
 
 func TestAbortOfAPaidOrderRefundsAndVoids(t *testing.T) {
 	fakes := newFakeProviders()
-	mailDown := &providers.Error{Category: providers.Permanent, Type: providers.TypeForbidden, Status: 403, Message: "sender blocked"}
+	mailDown := &providers.Error{Category: action.CategoryPermanent, Type: action.TypeForbidden, Status: 403, Message: "sender blocked"}
 	fakes.failing["send_message"] = []error{mailDown}
 	state, err := operatorRun(t, fakes, 2*time.Hour, UpdateAbort, OperatorRequest{Reason: "customer asked"})
 	if err != nil {
 		t.Fatalf("abort: %v", err)
 	}
-	if state.Status != StatusCancelled {
+	if state.Status != action.StatusCancelled {
 		t.Fatalf("status = %s, want cancelled", state.Status)
 	}
 	if fakes.count("create_refund") != 1 || fakes.count("void_invoice") != 1 {
@@ -104,7 +105,7 @@ func TestAbortOfAPaidOrderRefundsAndVoids(t *testing.T) {
 	if strings.Index(last, "void_invoice order/T-1/void_invoice") > strings.Index(last, "create_refund order/T-1/refund") {
 		t.Errorf("calls = %v, want the void before the refund", fakes.calls)
 	}
-	if stepByName(state, StepRefund).Status != StepSucceeded || stepByName(state, StepVoidInvoice).Status != StepSucceeded {
+	if stepByName(state, StepRefund).Status != action.StepSucceeded || stepByName(state, StepVoidInvoice).Status != action.StepSucceeded {
 		t.Errorf("steps = %+v, want refund and void_invoice succeeded", state.Steps)
 	}
 }
@@ -118,8 +119,8 @@ func TestUpdatesThatDoNotApplyAreRejectedWithAReason(t *testing.T) {
 		want    string
 	}{
 		{"retry of an order that is not parked", nil, UpdateRetry, OperatorRequest{}, "waiting for an operator"},
-		{"skip of the charge", map[string][]error{"create_charge": {&providers.Error{Category: providers.Permanent, Type: providers.TypeCardDeclined, Status: 402}}}, UpdateSkip, OperatorRequest{}, "cannot be skipped"},
-		{"retry with an invalid correction", map[string][]error{"create_invoice": {invoice422}}, UpdateRetry, OperatorRequest{Customer: &Customer{Email: "nope"}}, "customer correction"},
+		{"skip of the charge", map[string][]error{"create_charge": {&providers.Error{Category: action.CategoryPermanent, Type: action.TypeCardDeclined, Status: 402}}}, UpdateSkip, OperatorRequest{}, "cannot be skipped"},
+		{"retry with an invalid correction", map[string][]error{"create_invoice": {invoice422}}, UpdateRetry, OperatorRequest{Customer: &action.Customer{Email: "nope"}}, "customer correction"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -143,7 +144,7 @@ func TestUpdatesThatDoNotApplyAreRejectedWithAReason(t *testing.T) {
 			}
 			env.ExecuteWorkflow(OrderWorkflow, OrderInput{Order: testOrder(), PaymentTimeout: 10 * time.Hour, PaymentWebhookWait: wait})
 			var appErr *temporal.ApplicationError
-			if !errors.As(rejected, &appErr) || appErr.Type() != ErrTypeNotApplicable || !strings.Contains(appErr.Message(), tt.want) {
+			if !errors.As(rejected, &appErr) || appErr.Type() != action.TypeNotApplicable || !strings.Contains(appErr.Message(), tt.want) {
 				t.Errorf("rejection = %v, want NotApplicable mentioning %q", rejected, tt.want)
 			}
 		})
@@ -158,13 +159,13 @@ func TestCancelWhileAwaitingPaymentCancelsTheChargeAtTheProvider(t *testing.T) {
 	if err != nil {
 		t.Fatalf("cancel: %v", err)
 	}
-	if state.Status != StatusCancelled {
+	if state.Status != action.StatusCancelled {
 		t.Fatalf("status = %s, want cancelled", state.Status)
 	}
 	if fakes.count("cancel_charge") != 1 || fakes.count("create_refund") != 0 || fakes.count("create_invoice") != 0 || fakes.count("send_message") != 0 {
 		t.Errorf("calls = %v, want the charge cancelled, no refund, no invoice or e-mail", fakes.calls)
 	}
-	if s := stepByName(state, StepCancelCharge); s.Status != StepSucceeded {
+	if s := stepByName(state, StepCancelCharge); s.Status != action.StepSucceeded {
 		t.Errorf("steps = %+v, want cancel_charge succeeded", state.Steps)
 	}
 }
@@ -178,7 +179,7 @@ func TestCancelOfAChargeThatSettledFirstRefundsIt(t *testing.T) {
 	if err != nil {
 		t.Fatalf("cancel: %v", err)
 	}
-	if state.Status != StatusCancelled || fakes.count("cancel_charge") != 1 || fakes.count("create_refund") != 1 {
+	if state.Status != action.StatusCancelled || fakes.count("cancel_charge") != 1 || fakes.count("create_refund") != 1 {
 		t.Errorf("status %s, calls = %v, want cancelled with one refund", state.Status, fakes.calls)
 	}
 }
@@ -195,7 +196,7 @@ func TestAnOrderPlacedAfterItsEventsWereParkedGoesOn(t *testing.T) {
 			OnAccept: func() {}, OnReject: func(err error) { updateErr = err }, OnComplete: func(_ any, err error) { updateErr = errors.Join(updateErr, err) },
 		}, PlaceOrderRequest{Input: in, RequestHash: "h1"})
 	}, 2*time.Hour)
-	env.ExecuteWorkflow(OrderWorkflow, OrderInput{Order: Order{OrderID: "T-1"}, AwaitingOrder: true, OrphanWindow: time.Hour})
+	env.ExecuteWorkflow(OrderWorkflow, OrderInput{Order: action.Order{OrderID: "T-1"}, AwaitingOrder: true, OrphanWindow: time.Hour})
 	if updateErr != nil {
 		t.Fatalf("place_order: %v", updateErr)
 	}
@@ -203,7 +204,7 @@ func TestAnOrderPlacedAfterItsEventsWereParkedGoesOn(t *testing.T) {
 	if err := env.GetWorkflowResult(&result); err != nil {
 		t.Fatal(err)
 	}
-	if result.State.Status != StatusCompleted || result.RequestHash != "h1" || fakes.count("create_charge") != 1 {
+	if result.State.Status != action.StatusCompleted || result.RequestHash != "h1" || fakes.count("create_charge") != 1 {
 		t.Errorf("state = %+v, charges %d; want completed once", result.State, fakes.count("create_charge"))
 	}
 }
@@ -212,8 +213,8 @@ func TestAnOrderPlacedAfterItsEventsWereParkedGoesOn(t *testing.T) {
 // still happens once.
 func TestASecondCancelDuringCompensationStillRefunds(t *testing.T) {
 	fakes := newFakeProviders()
-	fakes.failing["send_message"] = []error{&providers.Error{Category: providers.Permanent, Type: providers.TypeForbidden, Status: 403}}
-	fakes.failing["void_invoice"] = []error{&providers.Error{Category: providers.Permanent, Type: providers.TypeForbidden, Status: 403}}
+	fakes.failing["send_message"] = []error{&providers.Error{Category: action.CategoryPermanent, Type: action.TypeForbidden, Status: 403}}
+	fakes.failing["void_invoice"] = []error{&providers.Error{Category: action.CategoryPermanent, Type: action.TypeForbidden, Status: 403}}
 	env := newOrderEnv(fakes)
 	send := func(name string, at time.Duration) {
 		env.RegisterDelayedCallback(func() {
@@ -229,7 +230,7 @@ func TestASecondCancelDuringCompensationStillRefunds(t *testing.T) {
 	if err := env.GetWorkflowResult(&result); err != nil {
 		t.Fatal(err)
 	}
-	if result.State.Status != StatusCancelled || fakes.count("create_refund") != 1 || fakes.count("void_invoice") != 2 {
+	if result.State.Status != action.StatusCancelled || fakes.count("create_refund") != 1 || fakes.count("void_invoice") != 2 {
 		t.Errorf("status %s, calls %v; want cancelled with one refund after the void's retry", result.State.Status, fakes.calls)
 	}
 }
@@ -239,7 +240,7 @@ func TestASecondCancelDuringCompensationStillRefunds(t *testing.T) {
 // looks the charge up by its reference and refunds it.
 func TestAbortAfterAnUnansweredChargeFindsAndRefundsIt(t *testing.T) {
 	fakes := newFakeProviders()
-	lost := &providers.Error{Category: providers.Ambiguous, Type: providers.TypeAmbiguous, Message: "read timeout"}
+	lost := &providers.Error{Category: action.CategoryAmbiguous, Type: action.TypeAmbiguous, Message: "read timeout"}
 	for range MaxStepAttempts {
 		fakes.failing["create_charge"] = append(fakes.failing["create_charge"], lost)
 	}
@@ -255,7 +256,7 @@ func TestAbortAfterAnUnansweredChargeFindsAndRefundsIt(t *testing.T) {
 	if err != nil {
 		t.Fatalf("abort: %v", err)
 	}
-	if state.Status != StatusCancelled || fakes.count("create_refund") != 1 {
+	if state.Status != action.StatusCancelled || fakes.count("create_refund") != 1 {
 		t.Errorf("status %s, calls %v; want cancelled with the found charge refunded", state.Status, fakes.calls)
 	}
 }

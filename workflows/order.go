@@ -3,18 +3,20 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/activities"
 	"github.com/handoff-hq/handoff/providers"
 )
 
 // OrderInput is everything OrderWorkflow needs; it is fixed at start.
 type OrderInput struct {
-	Order         Order
+	Order         action.Order
 	CorrelationID string
 	// PaymentPollInterval is the first pause between looks at a pending charge.
 	PaymentPollInterval time.Duration
@@ -32,12 +34,12 @@ type OrderInput struct {
 	Resume *OrderCheckpoint
 	// LatePayment, when set, makes the workflow refund a payment that
 	// succeeded after its order had ended without it (rejected or
-	// cancelled); its workflow ID is LatePaymentWorkflowID.
+	// cancelled); its workflow ID is action.LatePaymentKey.
 	LatePayment *LatePayment
 }
 
 // LatePayment names a charge that succeeded after its order ended; its
-// workflow ID is LatePaymentWorkflowID(order id, charge id).
+// workflow ID is action.LatePaymentKey(order id, charge id).
 type LatePayment struct {
 	ChargeID string
 	EventID  string
@@ -63,11 +65,11 @@ type OrderResult struct {
 
 // Order steps, in the order they run.
 const (
-	StepCustomer     = "customer"
-	StepCharge       = "charge"
-	StepPayment      = "payment"
-	StepInvoice      = "invoice"
-	StepConfirmation = "confirmation"
+	StepCustomer     = action.OrderStepCustomer
+	StepCharge       = action.OrderStepCharge
+	StepPayment      = action.OrderStepPayment
+	StepInvoice      = action.OrderStepInvoice
+	StepConfirmation = action.OrderStepConfirmation
 )
 
 // stepSystems names the provider each step talks to.
@@ -142,8 +144,10 @@ type orderRun struct {
 	in      OrderInput
 	state   OrderState
 	payment paymentTracker
-	// workflowID prefixes every idempotency key.
+	// workflowID is the action's key, which prefixes every step's
+	// idempotency key.
 	workflowID string
+	key        action.Key
 	// placed and requestHash describe an order placed into a workflow that
 	// an early event started.
 	placed      bool
@@ -169,18 +173,25 @@ type orderRun struct {
 func InitialSteps() []Step {
 	steps := make([]Step, 0, len(mainSteps))
 	for _, name := range mainSteps {
-		steps = append(steps, Step{Name: name, Status: StepPending})
+		steps = append(steps, Step{Name: name, Status: action.StepPending})
 	}
 	return steps
 }
 
 func newOrderRun(ctx workflow.Context, in OrderInput) *orderRun {
 	steps := InitialSteps()
+	id := workflow.GetInfo(ctx).WorkflowExecution.ID
+	key, err := action.ParseKey(id)
+	if err != nil {
+		// Started under an id of another form: its keys keep to it.
+		key = action.Key{Kind: action.KindOrder, ID: strings.TrimPrefix(id, string(action.KindOrder)+"/")}
+	}
 	return &orderRun{
 		in:         in,
-		workflowID: workflow.GetInfo(ctx).WorkflowExecution.ID,
+		workflowID: id,
+		key:        key,
 		state: OrderState{
-			OrderID: in.Order.OrderID, Status: StatusProcessing, Steps: steps,
+			OrderID: in.Order.OrderID, Status: action.StatusProcessing, Steps: steps,
 			CorrelationID: in.CorrelationID, UpdatedAt: workflow.Now(ctx),
 		},
 	}
@@ -199,7 +210,7 @@ func (o *orderRun) run(ctx workflow.Context) error {
 		return activities.CreateChargeInput{
 			Call: o.call(StepCharge), Amount: o.in.Order.Amount, Currency: o.in.Order.Currency,
 			Customer: contact.ContactID, Email: o.in.Order.Customer.Email,
-			Description: "Order " + o.in.Order.OrderID,
+			Description: "action.Order " + o.in.Order.OrderID,
 		}
 	}, charge)
 	if err != nil {
@@ -210,7 +221,7 @@ func (o *orderRun) run(ctx workflow.Context) error {
 		// Orders placed before payment webhooks existed poll the charge.
 		if workflow.GetVersion(ctx, versionPaymentWebhooks, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
 			paid, err = o.awaitPayment(ctx, *charge)
-		} else if err = o.setStatus(ctx, StatusAwaitingPayment); err == nil {
+		} else if err = o.setStatus(ctx, action.StatusAwaitingPayment); err == nil {
 			paid, err = o.awaitPaymentEvents(ctx, charge.ChargeID)
 		}
 		o.done.Paid = paid
@@ -222,7 +233,7 @@ func (o *orderRun) run(ctx workflow.Context) error {
 	err = o.step(ctx, StepInvoice, a.CreateInvoice, func() any {
 		return activities.CreateInvoiceInput{
 			Call: o.call(StepInvoice), Customer: contact.ContactID, Amount: o.in.Order.Amount,
-			Currency: o.in.Order.Currency, ChargeID: charge.ChargeID, Lines: o.in.Order.invoiceLines(),
+			Currency: o.in.Order.Currency, ChargeID: charge.ChargeID, Lines: invoiceLines(o.in.Order),
 		}
 	}, invoice)
 	if err != nil {
@@ -239,12 +250,12 @@ func (o *orderRun) run(ctx workflow.Context) error {
 	if err != nil {
 		return err
 	}
-	return o.setStatus(ctx, StatusCompleted)
+	return o.setStatus(ctx, action.StatusCompleted)
 }
 
-// call is the provider call metadata of a step.
+// call is the provider call metadata of a step: its key is the step key.
 func (o *orderRun) call(step string) providers.Call {
-	return providers.Call{IdempotencyKey: o.workflowID + "/" + step, CorrelationID: o.in.CorrelationID}
+	return providers.Call{IdempotencyKey: o.key.Step(step).String(), CorrelationID: o.in.CorrelationID}
 }
 
 // stepResult is implemented by every activity result (through activities.Outcome).
@@ -272,13 +283,13 @@ func (o *orderRun) step(ctx workflow.Context, name string, activity any, input f
 		if err := o.maybeContinueAsNew(ctx); err != nil {
 			return err
 		}
-		o.markStep(ctx, name, func(s *Step) { s.Status = StepRunning })
+		o.markStep(ctx, name, func(s *Step) { s.Status = action.StepRunning })
 		o.activitiesThisRun++
 		err := workflow.ExecuteActivity(o.activityContext(ctx, name), activity, input()).Get(ctx, result)
 		if err == nil {
 			out := result.StepOutcome()
 			o.markStep(ctx, name, func(s *Step) {
-				s.Status, s.Attempts, s.RemoteRef, s.LastError = StepSucceeded, s.Attempts+int(out.Attempt), out.RemoteRef, nil
+				s.Status, s.Attempts, s.RemoteRef, s.LastError = action.StepSucceeded, s.Attempts+int(out.Attempt), out.RemoteRef, nil
 			})
 			return nil
 		}
@@ -287,7 +298,7 @@ func (o *orderRun) step(ctx workflow.Context, name string, activity any, input f
 		}
 		err = o.park(ctx, name, err)
 		if errors.Is(err, errSkipped) {
-			o.markStep(ctx, name, func(s *Step) { s.Status = StepSkipped })
+			o.markStep(ctx, name, func(s *Step) { s.Status = action.StepSkipped })
 			return nil
 		}
 		if err != nil {
@@ -342,7 +353,7 @@ const versionHardening = "hardening"
 // It is the path of orders whose history began before payment webhooks.
 // It reports whether the charge succeeded; a declined charge rejects the order.
 func (o *orderRun) awaitPayment(ctx workflow.Context, charge activities.CreateChargeResult) (bool, error) {
-	if err := o.setStatus(ctx, StatusAwaitingPayment); err != nil {
+	if err := o.setStatus(ctx, action.StatusAwaitingPayment); err != nil {
 		return false, err
 	}
 	deadline := workflow.Now(ctx).Add(o.in.PaymentTimeout)
@@ -360,13 +371,13 @@ func (o *orderRun) awaitPayment(ctx workflow.Context, charge activities.CreateCh
 		o.markStep(ctx, StepPayment, func(s *Step) { s.Attempts = polls })
 		switch got.Status {
 		case providers.ChargeSucceeded:
-			return true, o.setStatus(ctx, StatusProcessing)
+			return true, o.setStatus(ctx, action.StatusProcessing)
 		case providers.ChargeFailed:
 			o.markStep(ctx, StepPayment, func(s *Step) {
-				s.Status = StepFailed
-				s.LastError = &StepError{Category: CategoryDeclined, Message: got.FailureCode + ": " + got.FailureMessage}
+				s.Status = action.StepFailed
+				s.LastError = &StepError{Category: action.CategoryDeclined, Message: got.FailureCode + ": " + got.FailureMessage}
 			})
-			return false, o.setStatus(ctx, StatusRejected)
+			return false, o.setStatus(ctx, action.StatusRejected)
 		}
 		if !workflow.Now(ctx).Before(deadline) {
 			if err := o.parkPaymentTimeout(ctx, charge.ChargeID, got.Status); err != nil {
@@ -374,7 +385,7 @@ func (o *orderRun) awaitPayment(ctx workflow.Context, charge activities.CreateCh
 			}
 			deadline = workflow.Now(ctx).Add(o.in.PaymentTimeout)
 		}
-		o.markStep(ctx, StepPayment, func(s *Step) { s.Status = StepWaiting })
+		o.markStep(ctx, StepPayment, func(s *Step) { s.Status = action.StepWaiting })
 		if _, err := workflow.AwaitWithTimeout(ctx, interval, o.stopping); err != nil {
 			return false, err
 		}
@@ -401,15 +412,15 @@ func (o *orderRun) park(ctx workflow.Context, step string, err error) error {
 
 func (o *orderRun) parkFailure(ctx workflow.Context, step string, failure failure) error {
 	o.markStep(ctx, step, func(s *Step) {
-		s.Status, s.LastError = StepFailed, &StepError{Category: failure.category, Message: failure.message}
+		s.Status, s.LastError = action.StepFailed, &StepError{Category: failure.category, Message: failure.message}
 		s.Attempts += int(failure.attempts)
 	})
-	o.state.Status = StatusNeedsAttention
+	o.state.Status = action.StatusNeedsAttention
 	o.state.UpdatedAt = workflow.Now(ctx)
 	if err := workflow.UpsertTypedSearchAttributes(ctx,
-		SearchStatus.ValueSet(StatusNeedsAttention),
+		SearchStatus.ValueSet(string(action.StatusNeedsAttention)),
 		SearchStep.ValueSet(step),
-		SearchErrorCategory.ValueSet(failure.category),
+		SearchErrorCategory.ValueSet(string(failure.category)),
 		SearchProvider.ValueSet(stepSystems[step]),
 	); err != nil {
 		return fmt.Errorf("mark order needing attention: %w", err)
@@ -434,7 +445,7 @@ func (o *orderRun) parkFailure(ctx workflow.Context, step string, failure failur
 }
 
 type failure struct {
-	category string
+	category action.Category
 	message  string
 	attempts int32
 }
@@ -442,7 +453,7 @@ type failure struct {
 // describeFailure reads the category and attempt count that activities attach
 // to their errors (see activities.FailureDetails).
 func describeFailure(err error) failure {
-	f := failure{category: CategoryTemporary, message: err.Error(), attempts: 1}
+	f := failure{category: action.CategoryTemporary, message: err.Error(), attempts: 1}
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) {
 		f.message = appErr.Message()
@@ -454,12 +465,12 @@ func describeFailure(err error) failure {
 		if appErr.HasDetails() && appErr.Details(&d) == nil {
 			f.category, f.attempts = d.Category, d.Attempt
 		} else if appErr.NonRetryable() {
-			f.category = CategoryPermanent
+			f.category = action.CategoryPermanent
 		}
 	}
 	var timeoutErr *temporal.TimeoutError
 	if errors.As(err, &timeoutErr) {
-		f.category = CategoryAmbiguous
+		f.category = action.CategoryAmbiguous
 	}
 	return f
 }
@@ -477,17 +488,17 @@ func (o *orderRun) markStep(ctx workflow.Context, name string, change func(*Step
 // attribute. A hardened order also keeps its state in the memo whenever it
 // enters a status it may stay in for a while, so that GET /v1/orders can
 // answer from it while no worker runs; the final state is the result.
-func (o *orderRun) setStatus(ctx workflow.Context, status string) error {
+func (o *orderRun) setStatus(ctx workflow.Context, status action.Status) error {
 	if o.state.Status == status {
 		return nil
 	}
 	o.state.Status = status
 	o.state.UpdatedAt = workflow.Now(ctx)
-	if err := workflow.UpsertTypedSearchAttributes(ctx, SearchStatus.ValueSet(status)); err != nil {
+	if err := workflow.UpsertTypedSearchAttributes(ctx, SearchStatus.ValueSet(string(status))); err != nil {
 		return fmt.Errorf("set order status %s: %w", status, err)
 	}
 	switch status {
-	case StatusCompleted, StatusRejected, StatusCancelled:
+	case action.StatusCompleted, action.StatusRejected, action.StatusCancelled:
 		return nil
 	}
 	if o.hardened {
@@ -498,7 +509,7 @@ func (o *orderRun) setStatus(ctx workflow.Context, status string) error {
 	return nil
 }
 
-func confirmationText(order Order, invoiceID string) string {
+func confirmationText(order action.Order, invoiceID string) string {
 	return fmt.Sprintf("Hello %s,\n\nthank you for your order %s. We received your payment of %s %s.\nYour invoice: %s.\n",
 		order.Customer.Name, order.OrderID, formatAmount(order.Amount), order.Currency, invoiceID)
 }
@@ -523,7 +534,7 @@ func (o *orderRun) stepDone(name string) bool {
 	}
 	for _, s := range o.state.Steps {
 		if s.Name == name {
-			return s.Status == StepSucceeded || s.Status == StepSkipped
+			return s.Status == action.StepSucceeded || s.Status == action.StepSkipped
 		}
 	}
 	return false
@@ -547,7 +558,7 @@ func (o *orderRun) maybeContinueAsNew(ctx workflow.Context) error {
 	// Events already received but not yet applied travel with the checkpoint.
 	ch := workflow.GetSignalChannel(ctx, SignalPaymentEvent)
 	for {
-		var e PaymentSignal
+		var e action.PaymentEvent
 		if !ch.ReceiveAsync(&e) {
 			break
 		}

@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/activities"
 	"github.com/handoff-hq/handoff/providers"
 )
@@ -172,10 +173,10 @@ func (f *fakeProviders) FindMessage(_ context.Context, call providers.Call, _ st
 	return providers.Message{}, false, f.record("find_message", call)
 }
 
-func testOrder() Order {
-	return Order{
-		OrderID: "T-1", Customer: Customer{Email: "ada@example.com", Name: "Ada"}, Currency: "eur", Amount: 3000,
-		Items: []Item{{SKU: "book", Quantity: 2, UnitAmount: 1500}},
+func testOrder() action.Order {
+	return action.Order{
+		OrderID: "T-1", Customer: action.Customer{Email: "ada@example.com", Name: "Ada"}, Currency: "eur", Amount: 3000,
+		Items: []action.Item{{SKU: "book", Quantity: 2, UnitAmount: 1500}},
 	}
 }
 
@@ -228,7 +229,7 @@ func runOrder(t *testing.T, fakes *fakeProviders) OrderState {
 func TestOrderWorkflowCompletesWithOneCallPerStep(t *testing.T) {
 	fakes := newFakeProviders()
 	state := runOrder(t, fakes)
-	if state.Status != StatusCompleted {
+	if state.Status != action.StatusCompleted {
 		t.Fatalf("status = %s, want completed (state %+v)", state.Status, state)
 	}
 	want := []string{
@@ -252,9 +253,9 @@ func TestOrderWorkflowCompletesWithOneCallPerStep(t *testing.T) {
 
 func TestOrderWorkflowAdoptsAChargeMadeBeforeATimeout(t *testing.T) {
 	fakes := newFakeProviders()
-	fakes.failing["create_charge"] = []error{&providers.Error{Category: providers.Ambiguous, Type: providers.TypeAmbiguous, Message: "read timeout"}}
+	fakes.failing["create_charge"] = []error{&providers.Error{Category: action.CategoryAmbiguous, Type: action.TypeAmbiguous, Message: "read timeout"}}
 	state := runOrder(t, fakes)
-	if state.Status != StatusCompleted {
+	if state.Status != action.StatusCompleted {
 		t.Fatalf("status = %s, want completed", state.Status)
 	}
 	if got := fakes.count("create_charge"); got != 1 {
@@ -272,13 +273,13 @@ func TestOrderWorkflowRejectsADeclinedPayment(t *testing.T) {
 	fakes := newFakeProviders()
 	fakes.chargeStatus = providers.ChargeFailed
 	state := runOrder(t, fakes)
-	if state.Status != StatusRejected {
+	if state.Status != action.StatusRejected {
 		t.Fatalf("status = %s, want rejected", state.Status)
 	}
 	if fakes.count("create_invoice") != 0 || fakes.count("send_message") != 0 {
 		t.Errorf("calls = %v, want no invoice and no e-mail", fakes.calls)
 	}
-	if p := state.Steps[2]; p.Status != StepFailed || p.LastError == nil || p.LastError.Category != CategoryDeclined {
+	if p := state.Steps[2]; p.Status != action.StepFailed || p.LastError == nil || p.LastError.Category != action.CategoryDeclined {
 		t.Errorf("payment step = %+v, want failed as declined", p)
 	}
 }
@@ -286,15 +287,15 @@ func TestOrderWorkflowRejectsADeclinedPayment(t *testing.T) {
 func TestOrderWorkflowParksAPermanentFailureAfterOneAttempt(t *testing.T) {
 	fakes := newFakeProviders()
 	fakes.failing["create_invoice"] = []error{&providers.Error{
-		System: "accounting", Operation: "create_invoice", Category: providers.Permanent,
-		Type: providers.TypeInvalidInput, Status: 422, Message: "tax id invalid",
+		System: "accounting", Operation: "create_invoice", Category: action.CategoryPermanent,
+		Type: action.TypeInvalidInput, Status: 422, Message: "tax id invalid",
 	}}
 	state := runOrder(t, fakes)
-	if state.Status != StatusNeedsAttention {
+	if state.Status != action.StatusNeedsAttention {
 		t.Fatalf("status = %s, want needs_attention", state.Status)
 	}
 	inv := state.Steps[3]
-	if inv.Status != StepFailed || inv.Attempts != 1 || inv.LastError == nil || inv.LastError.Category != CategoryPermanent {
+	if inv.Status != action.StepFailed || inv.Attempts != 1 || inv.LastError == nil || inv.LastError.Category != action.CategoryPermanent {
 		t.Errorf("invoice step = %+v, want failed after 1 attempt, permanent", inv)
 	}
 	if got := fakes.count("create_invoice"); got != 1 {
@@ -307,16 +308,16 @@ func TestOrderWorkflowParksAPermanentFailureAfterOneAttempt(t *testing.T) {
 
 func TestOrderWorkflowParksWhenAttemptsRunOut(t *testing.T) {
 	fakes := newFakeProviders()
-	unavailable := &providers.Error{Category: providers.Temporary, Type: providers.TypeTemporary, Status: 503, Message: "down"}
+	unavailable := &providers.Error{Category: action.CategoryTemporary, Type: action.TypeTemporary, Status: 503, Message: "down"}
 	for range MaxStepAttempts {
 		fakes.failing["send_message"] = append(fakes.failing["send_message"], unavailable)
 	}
 	state := runOrder(t, fakes)
-	if state.Status != StatusNeedsAttention {
+	if state.Status != action.StatusNeedsAttention {
 		t.Fatalf("status = %s, want needs_attention", state.Status)
 	}
 	mail := state.Steps[4]
-	if mail.Attempts != MaxStepAttempts || mail.LastError == nil || mail.LastError.Category != CategoryTemporary {
+	if mail.Attempts != MaxStepAttempts || mail.LastError == nil || mail.LastError.Category != action.CategoryTemporary {
 		t.Errorf("confirmation step = %+v, want %d attempts, temporary", mail, MaxStepAttempts)
 	}
 	if got := fakes.count("send_message"); got != MaxStepAttempts {

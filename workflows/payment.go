@@ -7,18 +7,14 @@ import (
 
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/activities"
 	"github.com/handoff-hq/handoff/providers"
-	"github.com/handoff-hq/handoff/webhooks"
 )
 
 // SignalPaymentEvent carries a provider's payment webhook into the order's
 // workflow.
 const SignalPaymentEvent = "payment_event"
-
-// PaymentSignal is a verified payment event, as the webhook endpoint
-// decoded it; the signal carries it unchanged.
-type PaymentSignal = webhooks.PaymentEvent
 
 // maxRememberedEvents bounds the event ids an order remembers for
 // de-duplication; a provider's redeliveries of one event arrive long before
@@ -70,7 +66,7 @@ func (p *paymentTracker) remember(id string) {
 // apply takes one event into account. A repeat of an applied event, an
 // event about another charge, and an event older than the newest applied
 // one change nothing.
-func (p *paymentTracker) apply(e PaymentSignal) bool {
+func (p *paymentTracker) apply(e action.PaymentEvent) bool {
 	if e.EventID == "" || p.seen(e.EventID) || (p.ChargeID != "" && e.ChargeID != p.ChargeID) {
 		p.Ignored++
 		return false
@@ -131,7 +127,7 @@ func (o *orderRun) receivePaymentEvents(ctx workflow.Context) {
 	ch := workflow.GetSignalChannel(ctx, SignalPaymentEvent)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
-			var e PaymentSignal
+			var e action.PaymentEvent
 			if more := ch.Receive(ctx, &e); !more {
 				return
 			}
@@ -164,7 +160,7 @@ func (o *orderRun) awaitPaymentEvents(ctx workflow.Context, charge string) (bool
 	// would otherwise make it ask at once, again and again).
 	asked := -1
 	for {
-		o.markStep(ctx, StepPayment, func(s *Step) { s.Status = StepWaiting })
+		o.markStep(ctx, StepPayment, func(s *Step) { s.Status = action.StepWaiting })
 		decided, err := workflow.AwaitWithTimeout(ctx, wait, func() bool {
 			news := !o.hardened || o.payment.Applied > asked
 			return (news && (o.payment.settled() || o.payment.Undecided)) || o.stopping()
@@ -226,13 +222,13 @@ const MetricPaymentRecordLagging = "handoff_payment_record_lagging"
 func (o *orderRun) finishPayment(ctx workflow.Context, status, code, message string, fetches int) (bool, error) {
 	if status == providers.ChargeSucceeded {
 		o.markStep(ctx, StepPayment, func(s *Step) {
-			s.Status, s.Attempts, s.RemoteRef, s.LastError = StepSucceeded, fetches, o.payment.ChargeID, nil
+			s.Status, s.Attempts, s.RemoteRef, s.LastError = action.StepSucceeded, fetches, o.payment.ChargeID, nil
 		})
-		return true, o.setStatus(ctx, StatusProcessing)
+		return true, o.setStatus(ctx, action.StatusProcessing)
 	}
 	o.markStep(ctx, StepPayment, func(s *Step) {
-		s.Status, s.Attempts, s.RemoteRef = StepFailed, fetches, o.payment.ChargeID
-		s.LastError = &StepError{Category: CategoryDeclined, Message: code + ": " + message}
+		s.Status, s.Attempts, s.RemoteRef = action.StepFailed, fetches, o.payment.ChargeID
+		s.LastError = &StepError{Category: action.CategoryDeclined, Message: code + ": " + message}
 	})
-	return false, o.setStatus(ctx, StatusRejected)
+	return false, o.setStatus(ctx, action.StatusRejected)
 }

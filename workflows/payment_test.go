@@ -4,27 +4,28 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/providers"
 )
 
 func TestPaymentTrackerApply(t *testing.T) {
-	ev := func(id, status string, version int64) PaymentSignal {
-		return PaymentSignal{EventID: id, ChargeID: "ch_1", Status: status, Version: version, Ordered: true}
+	ev := func(id, status string, version int64) action.PaymentEvent {
+		return action.PaymentEvent{EventID: id, ChargeID: "ch_1", Status: status, Version: version, Ordered: true}
 	}
 	tests := []struct {
 		name          string
-		events        []PaymentSignal
+		events        []action.PaymentEvent
 		wantStatus    string
 		wantVersion   int64
 		wantUndecided bool
 		wantSettled   bool
 	}{
-		{"in order", []PaymentSignal{ev("e1", "pending", 1), ev("e2", "succeeded", 2)}, "succeeded", 2, false, true},
-		{"late pending changes nothing", []PaymentSignal{ev("e2", "succeeded", 2), ev("e1", "pending", 1)}, "succeeded", 2, false, true},
-		{"duplicate changes nothing", []PaymentSignal{ev("e1", "pending", 1), ev("e1", "pending", 1)}, "pending", 1, false, false},
-		{"same version, other status: undecided", []PaymentSignal{ev("e1", "succeeded", 2), ev("e2", "failed", 2)}, "succeeded", 2, true, false},
-		{"a newer event decides again", []PaymentSignal{ev("e1", "succeeded", 2), ev("e2", "failed", 2), ev("e3", "failed", 3)}, "failed", 3, false, true},
-		{"no event id is ignored", []PaymentSignal{ev("", "succeeded", 2)}, "", 0, false, false},
+		{"in order", []action.PaymentEvent{ev("e1", "pending", 1), ev("e2", "succeeded", 2)}, "succeeded", 2, false, true},
+		{"late pending changes nothing", []action.PaymentEvent{ev("e2", "succeeded", 2), ev("e1", "pending", 1)}, "succeeded", 2, false, true},
+		{"duplicate changes nothing", []action.PaymentEvent{ev("e1", "pending", 1), ev("e1", "pending", 1)}, "pending", 1, false, false},
+		{"same version, other status: undecided", []action.PaymentEvent{ev("e1", "succeeded", 2), ev("e2", "failed", 2)}, "succeeded", 2, true, false},
+		{"a newer event decides again", []action.PaymentEvent{ev("e1", "succeeded", 2), ev("e2", "failed", 2), ev("e3", "failed", 3)}, "failed", 3, false, true},
+		{"no event id is ignored", []action.PaymentEvent{ev("", "succeeded", 2)}, "", 0, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -42,7 +43,7 @@ func TestPaymentTrackerApply(t *testing.T) {
 
 func TestPaymentTrackerIgnoresOtherCharges(t *testing.T) {
 	p := paymentTracker{ChargeID: "ch_1"}
-	if p.apply(PaymentSignal{EventID: "e1", ChargeID: "ch_2", Status: "succeeded", Version: 2}) || p.Status != "" {
+	if p.apply(action.PaymentEvent{EventID: "e1", ChargeID: "ch_2", Status: "succeeded", Version: 2}) || p.Status != "" {
 		t.Errorf("an event about another charge was applied: %+v", p)
 	}
 }
@@ -50,7 +51,7 @@ func TestPaymentTrackerIgnoresOtherCharges(t *testing.T) {
 func TestPaymentTrackerRemembersBoundedEventIDs(t *testing.T) {
 	var p paymentTracker
 	for i := range maxRememberedEvents + 10 {
-		p.apply(PaymentSignal{EventID: string(rune('a'+i%26)) + string(rune(i)), ChargeID: "ch_1", Status: "pending", Version: int64(i + 1)})
+		p.apply(action.PaymentEvent{EventID: string(rune('a'+i%26)) + string(rune(i)), ChargeID: "ch_1", Status: "pending", Version: int64(i + 1)})
 	}
 	if len(p.Seen) != maxRememberedEvents {
 		t.Errorf("remembered %d event ids, want %d", len(p.Seen), maxRememberedEvents)
@@ -66,15 +67,15 @@ func TestTimestampOrderedEventsAreConfirmedWithTheProvider(t *testing.T) {
 	fakes.chargeStatus = providers.ChargeFailed
 	env := newOrderEnv(fakes)
 	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(SignalPaymentEvent, PaymentSignal{EventID: "evt_1", ChargeID: "ch_1", Status: "succeeded", Version: 1700000000})
-		env.SignalWorkflow(SignalPaymentEvent, PaymentSignal{EventID: "evt_2", ChargeID: "ch_1", Status: "failed", Version: 1700000000})
+		env.SignalWorkflow(SignalPaymentEvent, action.PaymentEvent{EventID: "evt_1", ChargeID: "ch_1", Status: "succeeded", Version: 1700000000})
+		env.SignalWorkflow(SignalPaymentEvent, action.PaymentEvent{EventID: "evt_2", ChargeID: "ch_1", Status: "failed", Version: 1700000000})
 	}, time.Second)
 	env.ExecuteWorkflow(OrderWorkflow, OrderInput{Order: testOrder(), PaymentTimeout: time.Hour, PaymentWebhookWait: time.Hour})
 	var result OrderResult
 	if err := env.GetWorkflowResult(&result); err != nil {
 		t.Fatal(err)
 	}
-	if result.State.Status != StatusRejected {
+	if result.State.Status != action.StatusRejected {
 		t.Errorf("status = %s, want rejected: the provider's record says failed", result.State.Status)
 	}
 	if got := fakes.count("get_charge"); got < 1 {
@@ -88,15 +89,15 @@ func TestPaymentWebhookDecidesWithoutAskingTheProvider(t *testing.T) {
 	fakes := newFakeProviders()
 	env := newOrderEnv(fakes)
 	env.RegisterDelayedCallback(func() {
-		env.SignalWorkflow(SignalPaymentEvent, PaymentSignal{EventID: "e1", ChargeID: "ch_1", Status: "succeeded", Version: 2, Ordered: true})
-		env.SignalWorkflow(SignalPaymentEvent, PaymentSignal{EventID: "e1", ChargeID: "ch_1", Status: "succeeded", Version: 2, Ordered: true})
+		env.SignalWorkflow(SignalPaymentEvent, action.PaymentEvent{EventID: "e1", ChargeID: "ch_1", Status: "succeeded", Version: 2, Ordered: true})
+		env.SignalWorkflow(SignalPaymentEvent, action.PaymentEvent{EventID: "e1", ChargeID: "ch_1", Status: "succeeded", Version: 2, Ordered: true})
 	}, time.Second)
 	env.ExecuteWorkflow(OrderWorkflow, OrderInput{Order: testOrder(), PaymentTimeout: time.Hour, PaymentWebhookWait: time.Hour})
 	var result OrderResult
 	if err := env.GetWorkflowResult(&result); err != nil {
 		t.Fatal(err)
 	}
-	if result.State.Status != StatusCompleted || fakes.count("get_charge") != 0 {
+	if result.State.Status != action.StatusCompleted || fakes.count("get_charge") != 0 {
 		t.Errorf("status = %s with %d charge reads, want completed with none", result.State.Status, fakes.count("get_charge"))
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/activities"
 	"github.com/handoff-hq/handoff/providers"
 )
@@ -251,9 +252,9 @@ func (r *ReconcileReport) count(phase string, page activities.ComparePageResult)
 // never ran; any other order's difference is flagged.
 func (p *ReconcileProgress) settle(ctx workflow.Context, d activities.Difference, standing activities.OrderStanding, repairCap int) {
 	item := ReportItem{Kind: d.Kind, OrderKey: d.OrderKey, Refs: d.Refs, Reason: d.Reason}
-	if d.Safe && standing.Exists && standing.Status != StatusCompleted {
+	if d.Safe && standing.Exists && standing.Status != action.StatusCompleted {
 		d.Safe = false
-		item.Reason += "; not repaired: the order is " + standing.Status
+		item.Reason += "; not repaired: the order is " + string(standing.Status)
 	}
 	if d.Safe && slices.Contains(standing.Skipped, repairStep(d.Kind)) {
 		d.Safe = false

@@ -1,6 +1,10 @@
 package workflows
 
-import "slices"
+import (
+	"slices"
+
+	"github.com/handoff-hq/handoff/action"
+)
 
 // activitySteps names the step each activity of an order runs for.
 var activitySteps = map[string]string{
@@ -34,7 +38,7 @@ type PendingActivity struct {
 // the snapshot shows unfinished but that lie before a running step have
 // finished, since an order's steps run one after another (and a skip is
 // always kept in the memo).
-func Snapshot(memo OrderState, status string, pending []PendingActivity) OrderState {
+func Snapshot(memo OrderState, status action.Status, pending []PendingActivity) OrderState {
 	s := memo
 	s.Steps = slices.Clone(memo.Steps)
 	if status != "" {
@@ -51,17 +55,17 @@ func Snapshot(memo OrderState, status string, pending []PendingActivity) OrderSt
 			i = len(s.Steps) - 1
 		}
 		st := &s.Steps[i]
-		st.Status = StepRunning
+		st.Status = action.StepRunning
 		st.Attempts = max(st.Attempts, int(p.Attempt)-1)
 		if p.LastFailure != "" {
-			st.LastError = &StepError{Category: CategoryTemporary, Message: p.LastFailure}
+			st.LastError = &StepError{Category: action.CategoryTemporary, Message: p.LastFailure}
 		}
 		if at := slices.Index(mainSteps, name); at > 0 {
 			for j := range s.Steps {
 				before := slices.Index(mainSteps, s.Steps[j].Name)
-				unfinished := s.Steps[j].Status == StepPending || s.Steps[j].Status == StepRunning || s.Steps[j].Status == StepWaiting
+				unfinished := s.Steps[j].Status == action.StepPending || s.Steps[j].Status == action.StepRunning || s.Steps[j].Status == action.StepWaiting
 				if before >= 0 && before < at && unfinished {
-					s.Steps[j].Status = StepSucceeded
+					s.Steps[j].Status = action.StepSucceeded
 				}
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/config"
 	"github.com/handoff-hq/handoff/starter"
 	"github.com/handoff-hq/handoff/worker"
@@ -41,7 +42,7 @@ func runActions(ctx context.Context, log *slog.Logger, args []string) error {
 		return errors.New("usage: handoff actions list [flags] | handoff actions retry|skip|abort <workflow_id> [flags]")
 	}
 	fs := flag.NewFlagSet("actions "+args[0], flag.ContinueOnError)
-	status := fs.String("status", workflows.StatusNeedsAttention, "list: action status")
+	status := fs.String("status", string(action.StatusNeedsAttention), "list: action status")
 	provider := fs.String("provider", "", "list: provider of the parked step")
 	step := fs.String("step", "", "list: parked step")
 	all := fs.Bool("all", false, "list: follow every page")
@@ -65,7 +66,7 @@ func runActions(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	req := workflows.OperatorRequest{Reason: *reason}
 	if *email != "" || *name != "" {
-		req.Customer = &workflows.Customer{Email: *email, Name: *name}
+		req.Customer = &action.Customer{Email: *email, Name: *name}
 	}
 	result, err := st.Resolve(ctx, target, args[0], req)
 	if err != nil {

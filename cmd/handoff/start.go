@@ -12,8 +12,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/starter"
-	"github.com/handoff-hq/handoff/workflows"
 )
 
 // runStart places an order from a JSON file, exactly as POST /v1/orders does.
@@ -52,21 +52,21 @@ func runStart(ctx context.Context, log *slog.Logger, args []string) error {
 	return nil
 }
 
-func readOrder(path string) (workflows.Order, error) {
+func readOrder(path string) (action.Order, error) {
 	var r io.Reader = os.Stdin
 	if path != "-" {
 		f, err := os.Open(path)
 		if err != nil {
-			return workflows.Order{}, fmt.Errorf("read order: %w", err)
+			return action.Order{}, fmt.Errorf("read order: %w", err)
 		}
 		defer f.Close()
 		r = f
 	}
-	var order workflows.Order
+	var order action.Order
 	dec := json.NewDecoder(io.LimitReader(r, 1<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&order); err != nil {
-		return workflows.Order{}, fmt.Errorf("read order %s: %w", path, err)
+		return action.Order{}, fmt.Errorf("read order %s: %w", path, err)
 	}
 	return order, nil
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/providers"
 )
 
@@ -184,7 +185,7 @@ func TestTokensExpireAndAreRenewedBeforeUse(t *testing.T) {
 	s, url := newAuthSandbox(t, 11*time.Second)
 	c := authClient(url)
 	for i := range 2 {
-		if _, err := c.GetCharge(context.Background(), providers.Call{}, "ch_missing"); providers.CategoryOf(err) != providers.Permanent {
+		if _, err := c.GetCharge(context.Background(), providers.Call{}, "ch_missing"); providers.CategoryOf(err) != action.CategoryPermanent {
 			t.Fatalf("call %d: %v, want 404", i, err)
 		}
 		time.Sleep(1100 * time.Millisecond)
@@ -206,7 +207,7 @@ func TestRevokedClientEndsInUnauthorizedWithoutLooping(t *testing.T) {
 	}
 	_, err := c.CreateCharge(ctx, providers.Call{IdempotencyKey: "order/2/charge"}, providers.ChargeRequest{Amount: 1, Currency: "eur"})
 	var pe *providers.Error
-	if !errors.As(err, &pe) || pe.Category != providers.Permanent || pe.Type != providers.TypeUnauthorized {
+	if !errors.As(err, &pe) || pe.Category != action.CategoryPermanent || pe.Type != action.TypeUnauthorized {
 		t.Fatalf("error = %v, want a permanent Unauthorized", err)
 	}
 	if got := len(s.Calls("payments", "create_charge", "order/2/charge")); got != 1 {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/providers"
 )
 
@@ -163,7 +164,7 @@ func TestGetUnknownIsNotFoundAndClassifiedPermanent(t *testing.T) {
 	_, srv := newTestSandbox(t)
 	c := NewClient("payments", srv.URL+"/payments", providers.HTTPOptions{})
 	_, err := c.GetCharge(context.Background(), providers.Call{}, "ch_missing")
-	if got := providers.CategoryOf(err); got != providers.Permanent {
+	if got := providers.CategoryOf(err); got != action.CategoryPermanent {
 		t.Errorf("category = %s (%v), want permanent", got, err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/providers"
 	"github.com/handoff-hq/handoff/providers/stripe/stripetest"
 )
@@ -72,12 +73,12 @@ func TestErrorPathsAgainstStripeMock(t *testing.T) {
 	tests := []struct {
 		name     string
 		call     func(*Client) error
-		wantCat  providers.Category
+		wantCat  action.Category
 		wantType string
 	}{
-		{"unknown parameter", invalid, providers.Permanent, providers.TypeInvalidInput},
-		{"missing required parameter", missingAmount, providers.Permanent, providers.TypeInvalidInput},
-		{"no key", missingKey, providers.Permanent, providers.TypeUnauthorized},
+		{"unknown parameter", invalid, action.CategoryPermanent, action.TypeInvalidInput},
+		{"missing required parameter", missingAmount, action.CategoryPermanent, action.TypeInvalidInput},
+		{"no key", missingKey, action.CategoryPermanent, action.TypeUnauthorized},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -121,14 +122,14 @@ func TestStripeErrorTypesAreClassified(t *testing.T) {
 		name     string
 		status   int
 		body     string
-		wantCat  providers.Category
+		wantCat  action.Category
 		wantType string
 	}{
-		{"card declined", 402, `{"error":{"type":"card_error","code":"card_declined","message":"Your card was declined."}}`, providers.Permanent, providers.TypeCardDeclined},
-		{"rate limited", 429, `{"error":{"type":"rate_limit_error","message":"Too many requests"}}`, providers.Temporary, providers.TypeTemporary},
-		{"api error", 500, `{"error":{"type":"api_error","message":"Something went wrong"}}`, providers.Temporary, providers.TypeTemporary},
-		{"idempotency key reused", 400, `{"error":{"type":"idempotency_error","message":"Keys for idempotent requests can only be used with the same parameters"}}`, providers.Permanent, providers.TypeConflict},
-		{"bad key", 401, `{"error":{"type":"invalid_request_error","message":"Invalid API Key provided"}}`, providers.Permanent, providers.TypeUnauthorized},
+		{"card declined", 402, `{"error":{"type":"card_error","code":"card_declined","message":"Your card was declined."}}`, action.CategoryPermanent, action.TypeCardDeclined},
+		{"rate limited", 429, `{"error":{"type":"rate_limit_error","message":"Too many requests"}}`, action.CategoryTemporary, action.TypeTemporary},
+		{"api error", 500, `{"error":{"type":"api_error","message":"Something went wrong"}}`, action.CategoryTemporary, action.TypeTemporary},
+		{"idempotency key reused", 400, `{"error":{"type":"idempotency_error","message":"Keys for idempotent requests can only be used with the same parameters"}}`, action.CategoryPermanent, action.TypeConflict},
+		{"bad key", 401, `{"error":{"type":"invalid_request_error","message":"Invalid API Key provided"}}`, action.CategoryPermanent, action.TypeUnauthorized},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

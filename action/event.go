@@ -1,0 +1,32 @@
+package action
+
+import "time"
+
+// Payment statuses a provider event can report.
+const (
+	PaymentPending   = "pending"
+	PaymentSucceeded = "succeeded"
+	PaymentFailed    = "failed"
+)
+
+// PaymentEvent is a provider's news about a charge, in handoff's terms: what
+// the webhook endpoint decodes, and what the order's workflow receives as a
+// signal, unchanged.
+type PaymentEvent struct {
+	// EventID identifies the delivery's event; duplicates share it.
+	EventID string
+	Type    string
+	// OrderID is the order the charge belongs to, from its external reference.
+	OrderID  string
+	ChargeID string
+	Status   string
+	// Version orders events about one charge: a higher version is newer.
+	// Events with equal versions cannot be ordered.
+	Version int64
+	// Ordered is true when Version is the provider's own sequence; false
+	// when it is only a timestamp, too coarse to trust on its own.
+	Ordered        bool
+	OccurredAt     time.Time
+	FailureCode    string
+	FailureMessage string
+}
