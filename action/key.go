@@ -9,7 +9,9 @@ package action
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 )
 
 // Kind is a kind of business action ("order"); it starts every key.
@@ -87,4 +89,44 @@ func ParseStepKey(s string) (StepKey, error) {
 		return StepKey{}, fmt.Errorf("parse step key %q: %w", s, errKeyMismatch)
 	}
 	return StepKey{Action: k, Step: s[i+1:]}, nil
+}
+
+// KindSpec declares a kind of action: the workflow type that carries it out.
+type KindSpec struct {
+	Kind         Kind
+	WorkflowType string
+}
+
+var (
+	kindsMu sync.RWMutex
+	kinds   = []KindSpec{{KindOrder, "OrderWorkflow"}, {KindLatePayment, "OrderWorkflow"}}
+)
+
+// RegisterKind adds a kind of action, so that operators can find and answer
+// actions of that kind. Call it before the API and workers start.
+func RegisterKind(k KindSpec) error {
+	if !kindPattern.MatchString(string(k.Kind)) || k.WorkflowType == "" {
+		return fmt.Errorf("register action kind %q: want a lower-case kind and its workflow type", k.Kind)
+	}
+	kindsMu.Lock()
+	defer kindsMu.Unlock()
+	for _, have := range kinds {
+		if have.Kind == k.Kind {
+			return fmt.Errorf("register action kind %q: already registered", k.Kind)
+		}
+	}
+	kinds = append(kinds, k)
+	return nil
+}
+
+// Kinds returns the registered kinds of action.
+func Kinds() []KindSpec {
+	kindsMu.RLock()
+	defer kindsMu.RUnlock()
+	return slices.Clone(kinds)
+}
+
+// Known reports whether actions of this kind are registered.
+func (k Kind) Known() bool {
+	return slices.ContainsFunc(Kinds(), func(s KindSpec) bool { return s.Kind == k })
 }

@@ -25,6 +25,9 @@ type Activities struct {
 	Mailer     providers.Mailer
 	// Orders, when set, lets reconciliation see where orders stand.
 	Orders OrderLookup
+	// Phases are reconciliation phases added to the order's; a
+	// reconciliation runs those its input names (see PhaseNames).
+	Phases []Phase
 }
 
 // New returns Activities for the given providers; it refuses a missing one.
@@ -45,7 +48,9 @@ type Outcome struct {
 // StepOutcome returns the outcome; results embed Outcome to share it.
 func (o Outcome) StepOutcome() Outcome { return o }
 
-func outcome(ctx context.Context, ref string) Outcome {
+// NewOutcome is the outcome of the activity running in ctx, which made or
+// found the remote record ref.
+func NewOutcome(ctx context.Context, ref string) Outcome {
 	return Outcome{Attempt: activity.GetInfo(ctx).Attempt, RemoteRef: ref}
 }
 
@@ -66,9 +71,9 @@ type UpsertCustomerResult struct {
 func (a *Activities) UpsertCustomer(ctx context.Context, in UpsertCustomerInput) (UpsertCustomerResult, error) {
 	c, err := a.CRM.UpsertContact(ctx, in.Call, providers.ContactRequest{Email: in.Email, Name: in.Name})
 	if err != nil {
-		return UpsertCustomerResult{}, temporalError(ctx, "upsert customer", err)
+		return UpsertCustomerResult{}, Fail(ctx, "upsert customer", err)
 	}
-	return UpsertCustomerResult{Outcome: outcome(ctx, c.ID), ContactID: c.ID}, nil
+	return UpsertCustomerResult{Outcome: NewOutcome(ctx, c.ID), ContactID: c.ID}, nil
 }
 
 // CreateChargeInput is the charge to create.
@@ -90,7 +95,7 @@ type CreateChargeResult struct {
 
 // CreateCharge creates the charge, or adopts the one an earlier attempt made.
 func (a *Activities) CreateCharge(ctx context.Context, in CreateChargeInput) (CreateChargeResult, error) {
-	ch, err := adoptOrCreate(ctx, in.Call, "charge", a.Payments.FindCharge, func() (providers.Charge, error) {
+	ch, err := AdoptOrCreate(ctx, in.Call, "charge", a.Payments.FindCharge, func() (providers.Charge, error) {
 		return a.Payments.CreateCharge(ctx, in.Call, providers.ChargeRequest{
 			Amount: in.Amount, Currency: in.Currency, Customer: in.Customer, Email: in.Email, Description: in.Description,
 		})
@@ -98,25 +103,25 @@ func (a *Activities) CreateCharge(ctx context.Context, in CreateChargeInput) (Cr
 	if err != nil {
 		return CreateChargeResult{}, err
 	}
-	return CreateChargeResult{Outcome: outcome(ctx, ch.ID), ChargeID: ch.ID, Status: ch.Status}, nil
+	return CreateChargeResult{Outcome: NewOutcome(ctx, ch.ID), ChargeID: ch.ID, Status: ch.Status}, nil
 }
 
-// adoptOrCreate is every create's one path: look the record up by the
+// AdoptOrCreate is every create's one path: look the record up by the
 // call's external reference (its idempotency key) and adopt it when found,
 // else create it. An attempt that timed out may have created it, and an
 // operator's retry or a reconciliation starts counting attempts afresh.
-func adoptOrCreate[T any](ctx context.Context, call providers.Call, what string,
+func AdoptOrCreate[T any](ctx context.Context, call providers.Call, what string,
 	find func(context.Context, providers.Call, string) (T, bool, error), create func() (T, error)) (T, error) {
 	rec, found, err := find(ctx, call, call.IdempotencyKey)
 	if err != nil {
-		return rec, temporalError(ctx, "look up "+what, err)
+		return rec, Fail(ctx, "look up "+what, err)
 	}
 	if found {
 		return rec, nil
 	}
 	rec, err = create()
 	if err != nil {
-		return rec, temporalError(ctx, "create "+what, err)
+		return rec, Fail(ctx, "create "+what, err)
 	}
 	return rec, nil
 }
@@ -139,9 +144,9 @@ type GetChargeResult struct {
 func (a *Activities) GetCharge(ctx context.Context, in GetChargeInput) (GetChargeResult, error) {
 	ch, err := a.Payments.GetCharge(ctx, in.Call, in.ChargeID)
 	if err != nil {
-		return GetChargeResult{}, temporalError(ctx, "get charge", err)
+		return GetChargeResult{}, Fail(ctx, "get charge", err)
 	}
-	return GetChargeResult{Outcome: outcome(ctx, ch.ID), Status: ch.Status, FailureCode: ch.FailureCode, FailureMessage: ch.FailureMessage}, nil
+	return GetChargeResult{Outcome: NewOutcome(ctx, ch.ID), Status: ch.Status, FailureCode: ch.FailureCode, FailureMessage: ch.FailureMessage}, nil
 }
 
 // CreateInvoiceInput is the invoice to create for a paid charge.
@@ -162,7 +167,7 @@ type CreateInvoiceResult struct {
 
 // CreateInvoice creates the invoice, or adopts the one an earlier attempt made.
 func (a *Activities) CreateInvoice(ctx context.Context, in CreateInvoiceInput) (CreateInvoiceResult, error) {
-	inv, err := adoptOrCreate(ctx, in.Call, "invoice", a.Accounting.FindInvoice, func() (providers.Invoice, error) {
+	inv, err := AdoptOrCreate(ctx, in.Call, "invoice", a.Accounting.FindInvoice, func() (providers.Invoice, error) {
 		return a.Accounting.CreateInvoice(ctx, in.Call, providers.InvoiceRequest{
 			Customer: in.Customer, Amount: in.Amount, Currency: in.Currency, Charge: in.ChargeID, Lines: in.Lines,
 		})
@@ -170,7 +175,7 @@ func (a *Activities) CreateInvoice(ctx context.Context, in CreateInvoiceInput) (
 	if err != nil {
 		return CreateInvoiceResult{}, err
 	}
-	return CreateInvoiceResult{Outcome: outcome(ctx, inv.ID), InvoiceID: inv.ID}, nil
+	return CreateInvoiceResult{Outcome: NewOutcome(ctx, inv.ID), InvoiceID: inv.ID}, nil
 }
 
 // SendEmailInput is one e-mail to send.
@@ -189,13 +194,13 @@ type SendEmailResult struct {
 
 // SendEmail sends the e-mail, or adopts the one an earlier attempt sent.
 func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmailResult, error) {
-	m, err := adoptOrCreate(ctx, in.Call, "e-mail", a.Mailer.FindMessage, func() (providers.Message, error) {
+	m, err := AdoptOrCreate(ctx, in.Call, "e-mail", a.Mailer.FindMessage, func() (providers.Message, error) {
 		return a.Mailer.SendMessage(ctx, in.Call, providers.MessageRequest{To: in.To, Subject: in.Subject, Text: in.Text})
 	})
 	if err != nil {
 		return SendEmailResult{}, err
 	}
-	return SendEmailResult{Outcome: outcome(ctx, m.ID), MessageID: m.ID}, nil
+	return SendEmailResult{Outcome: NewOutcome(ctx, m.ID), MessageID: m.ID}, nil
 }
 
 // RefundChargeInput names the charge to refund in full.
@@ -219,13 +224,13 @@ func (a *Activities) RefundCharge(ctx context.Context, in RefundChargeInput) (Re
 	find := func(ctx context.Context, call providers.Call, _ string) (providers.Refund, bool, error) {
 		return a.Payments.FindRefund(ctx, call, in.ChargeID)
 	}
-	re, err := adoptOrCreate(ctx, in.Call, "refund", find, func() (providers.Refund, error) {
+	re, err := AdoptOrCreate(ctx, in.Call, "refund", find, func() (providers.Refund, error) {
 		return a.Payments.RefundCharge(ctx, in.Call, providers.RefundRequest{Charge: in.ChargeID})
 	})
 	if err != nil {
 		return RefundChargeResult{}, err
 	}
-	return RefundChargeResult{Outcome: outcome(ctx, re.ID), RefundID: re.ID}, nil
+	return RefundChargeResult{Outcome: NewOutcome(ctx, re.ID), RefundID: re.ID}, nil
 }
 
 // CancelChargeInput names the charge to cancel.
@@ -248,9 +253,9 @@ type CancelChargeResult struct {
 func (a *Activities) CancelCharge(ctx context.Context, in CancelChargeInput) (CancelChargeResult, error) {
 	ch, err := a.Payments.CancelCharge(ctx, in.Call, in.ChargeID)
 	if err != nil {
-		return CancelChargeResult{}, temporalError(ctx, "cancel charge", err)
+		return CancelChargeResult{}, Fail(ctx, "cancel charge", err)
 	}
-	return CancelChargeResult{Outcome: outcome(ctx, ch.ID), Status: ch.Status, FailureCode: ch.FailureCode}, nil
+	return CancelChargeResult{Outcome: NewOutcome(ctx, ch.ID), Status: ch.Status, FailureCode: ch.FailureCode}, nil
 }
 
 // VoidInvoiceInput names the invoice to void.
@@ -269,9 +274,9 @@ type VoidInvoiceResult struct {
 func (a *Activities) VoidInvoice(ctx context.Context, in VoidInvoiceInput) (VoidInvoiceResult, error) {
 	inv, err := a.Accounting.VoidInvoice(ctx, in.Call, in.InvoiceID)
 	if err != nil {
-		return VoidInvoiceResult{}, temporalError(ctx, "void invoice", err)
+		return VoidInvoiceResult{}, Fail(ctx, "void invoice", err)
 	}
-	return VoidInvoiceResult{Outcome: outcome(ctx, inv.ID), Status: inv.Status}, nil
+	return VoidInvoiceResult{Outcome: NewOutcome(ctx, inv.ID), Status: inv.Status}, nil
 }
 
 // FindChargeInput names the charge by the call's idempotency key, which is
@@ -293,7 +298,7 @@ type FindChargeResult struct {
 func (a *Activities) FindCharge(ctx context.Context, in FindChargeInput) (FindChargeResult, error) {
 	ch, found, err := a.Payments.FindCharge(ctx, in.Call, in.Call.IdempotencyKey)
 	if err != nil {
-		return FindChargeResult{}, temporalError(ctx, "look up charge", err)
+		return FindChargeResult{}, Fail(ctx, "look up charge", err)
 	}
-	return FindChargeResult{Outcome: outcome(ctx, ch.ID), Found: found, ChargeID: ch.ID, Status: ch.Status}, nil
+	return FindChargeResult{Outcome: NewOutcome(ctx, ch.ID), Found: found, ChargeID: ch.ID, Status: ch.Status}, nil
 }

@@ -38,11 +38,11 @@ type FailureDetails struct {
 	Code     string
 }
 
-// temporalError turns a provider failure into the Temporal error that makes
+// Fail turns a provider failure into the Temporal error that makes
 // the right thing happen next: non-retryable for permanent failures, a
 // jittered retry delay (never shorter than the provider's Retry-After) for
 // the rest.
-func temporalError(ctx context.Context, op string, err error) error {
+func Fail(ctx context.Context, op string, err error) error {
 	attempt := activity.GetInfo(ctx).Attempt
 	details := FailureDetails{Category: providers.CategoryOf(err), Attempt: attempt}
 	typ, retryAfter := action.TypeTemporary, 0

@@ -2,8 +2,10 @@ package activities
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/handoff-hq/handoff/action"
@@ -57,7 +59,7 @@ func (a *Activities) OrderStandings(ctx context.Context, in OrderStandingsInput)
 	}
 	s, err := a.Orders.OrderStandings(ctx, in.Keys)
 	if err != nil {
-		return OrderStandingsResult{}, temporalError(ctx, "read order standings", err)
+		return OrderStandingsResult{}, Fail(ctx, "read order standings", err)
 	}
 	return OrderStandingsResult{Standings: s}, nil
 }
@@ -69,19 +71,68 @@ const (
 	PhaseInvoices = "invoices"
 )
 
-// Difference is one way two systems disagree about an order.
+// Difference is one way two systems disagree about an action.
 type Difference struct {
-	Kind     string
-	Safe     bool
+	Kind string
+	Safe bool
+	// OrderKey is the key of the action the records belong to
+	// ("order/<id>"); empty when none can be told.
 	OrderKey string
 	Refs     []string
 	Reason   string
-	// What a repair needs: the paid charge's facts.
+	// Repair, for a safe difference, is the call that repairs it.
+	Repair *Repair `json:",omitempty"`
+	// What a repair of an order needs: the paid charge's facts (read by
+	// reconciliations begun before Repair).
 	ChargeID string
 	Customer string
 	Email    string
 	Currency string
 	Amount   int64
+}
+
+// Repair is the activity call that repairs a safe difference: the action's
+// own activity with the action's own idempotency key (the step key), so
+// that repairing twice creates nothing twice.
+type Repair struct {
+	// Step is the action's step the repair stands in for; an operator who
+	// skipped that step keeps the repair from happening.
+	Step string
+	// System runs the activity on its queue.
+	System   string
+	Activity string
+	Input    json.RawMessage
+}
+
+// NewRepair encodes a repair's input.
+func NewRepair(step, system, activity string, input any) (*Repair, error) {
+	raw, err := json.Marshal(input)
+	if err != nil {
+		return nil, fmt.Errorf("encode the repair of %s: %w", step, err)
+	}
+	return &Repair{Step: step, System: system, Activity: activity, Input: raw}, nil
+}
+
+// Comparer compares one page of one reconciliation phase: it lists records
+// of one system from the cursor, looks the others up, and reports the
+// differences, each safe one with its repair.
+type Comparer func(ctx context.Context, in ComparePageInput) (ComparePageResult, error)
+
+// Phase is a reconciliation phase a deployment adds to the order's
+// (Activities.Phases): its name and its comparer.
+type Phase struct {
+	Name    string
+	Compare Comparer
+}
+
+// PhaseNames lists the reconciliation phases of the activities in the
+// order they run: the order's (charges, then invoices), then those added.
+func PhaseNames(a *Activities) []string {
+	names := []string{PhaseCharges, PhaseInvoices}
+	for _, p := range a.Phases {
+		names = append(names, p.Name)
+	}
+	return names
 }
 
 // ComparePageInput is one page of one phase.
@@ -98,24 +149,34 @@ type ComparePageInput struct {
 
 // ComparePageResult is what one page compared and found.
 type ComparePageResult struct {
-	Charges     int
-	Invoices    int
-	Messages    int
-	Contacts    int
+	Charges  int
+	Invoices int
+	Messages int
+	Contacts int
+	// Records counts, by kind, the records of added phases.
+	Records     map[string]int `json:",omitempty"`
 	Differences []Difference
 	NextCursor  string
 }
 
-// window reports whether a record created at the given unix second lies
+// page is the provider page the input asks for.
+func (in ComparePageInput) page() providers.Page {
+	return providers.Page{Cursor: in.Cursor, Limit: in.Limit, After: in.After, Before: in.Before}
+}
+
+// InWindow reports whether a record created at the given unix second lies
 // in the page's window; a record that does not say when it was created is
 // compared.
-func (in ComparePageInput) window(created int64) bool {
+func (in ComparePageInput) InWindow(created int64) bool {
 	if created == 0 {
 		return true
 	}
 	t := time.Unix(created, 0)
 	return !t.After(in.Before) && (in.After.IsZero() || !t.Before(in.After))
 }
+
+// reconcileCorrelation is the correlation id of reconciliation's calls.
+const reconcileCorrelation = "reconcile"
 
 // orderOf is the order a record belongs to, read from its external
 // reference (the step key that made it, "order/<id>/<step>").
@@ -132,16 +193,19 @@ func orderOf(ref string) (action.Key, bool) {
 func (a *Activities) ComparePage(ctx context.Context, in ComparePageInput) (ComparePageResult, error) {
 	var res ComparePageResult
 	var err error
-	switch in.Phase {
-	case PhaseCharges:
+	i := slices.IndexFunc(a.Phases, func(p Phase) bool { return p.Name == in.Phase })
+	switch added := i >= 0; {
+	case in.Phase == PhaseCharges:
 		res, err = a.compareCharges(ctx, in)
-	case PhaseInvoices:
+	case in.Phase == PhaseInvoices:
 		res, err = a.compareInvoices(ctx, in)
+	case added:
+		res, err = a.Phases[i].Compare(ctx, in)
 	default:
 		err = fmt.Errorf("unknown phase %q", in.Phase)
 	}
 	if err != nil {
-		return ComparePageResult{}, temporalError(ctx, "compare "+in.Phase, err)
+		return ComparePageResult{}, Fail(ctx, "compare "+in.Phase, err)
 	}
 	return res, nil
 }
@@ -164,8 +228,8 @@ func (a *Activities) compareCharges(ctx context.Context, in ComparePageInput) (C
 	if err != nil {
 		return ComparePageResult{}, err
 	}
-	call := providers.Call{CorrelationID: "reconcile"}
-	charges, next, err := chargeLister.ListCharges(ctx, call, in.Cursor, in.Limit)
+	call := providers.Call{CorrelationID: reconcileCorrelation}
+	charges, next, err := chargeLister.ListCharges(ctx, call, in.page())
 	if err != nil {
 		return ComparePageResult{}, err
 	}
@@ -174,7 +238,7 @@ func (a *Activities) compareCharges(ctx context.Context, in ComparePageInput) (C
 	var invoiceRefs, messageRefs, contactIDs []string
 	for _, ch := range charges {
 		key, ok := orderOf(ch.ExternalRef)
-		if !ok || ch.Status != providers.ChargeSucceeded || !in.window(ch.Created) {
+		if !ok || ch.Status != providers.ChargeSucceeded || !in.InWindow(ch.Created) {
 			continue
 		}
 		paid = append(paid, ch)
@@ -231,6 +295,11 @@ func chargeDifferences(ch providers.Charge, invoicesByRef map[string][]providers
 	switch {
 	case len(invs) == 0:
 		add(DiffInvoiceMissing, true, "a succeeded charge has no invoice")
+		out[len(out)-1].Repair, _ = NewRepair(action.OrderStepInvoice, "accounting", "CreateInvoice", CreateInvoiceInput{
+			Call:     providers.Call{IdempotencyKey: key.Step(action.OrderStepInvoice).String(), CorrelationID: reconcileCorrelation},
+			Customer: ch.Customer, Amount: ch.Amount, Currency: ch.Currency, ChargeID: ch.ID,
+			Lines: []providers.InvoiceLine{{SKU: "order", Quantity: 1, UnitAmount: ch.Amount}},
+		})
 	case len(invs) == 1 && invs[0].Status == "void":
 		add(DiffInvoiceVoided, false, "a succeeded charge's only invoice is void: a refund may be missing", invs[0].ID)
 	case len(invs) > 1:
@@ -245,6 +314,11 @@ func chargeDifferences(ch providers.Charge, invoicesByRef map[string][]providers
 	switch n := messagesByRef[key.Step(action.OrderStepConfirmation).String()]; {
 	case n == 0 && ch.Email != "":
 		add(DiffEmailMissing, true, "a paid order has no confirmation e-mail")
+		out[len(out)-1].Repair, _ = NewRepair(action.OrderStepConfirmation, "mail", "SendEmail", SendEmailInput{
+			Call: providers.Call{IdempotencyKey: key.Step(action.OrderStepConfirmation).String(), CorrelationID: reconcileCorrelation},
+			To:   ch.Email, Subject: "Your order " + key.String(),
+			Text: fmt.Sprintf("Thank you for your order. We received your payment of %d.%02d %s.\n", ch.Amount/100, ch.Amount%100, ch.Currency),
+		})
 	case n == 0:
 		add(DiffEmailMissing, false, "a paid order has no confirmation e-mail, and the charge names no address to send one to")
 	case n > 1:
@@ -261,8 +335,8 @@ func (a *Activities) compareInvoices(ctx context.Context, in ComparePageInput) (
 	if err != nil {
 		return ComparePageResult{}, err
 	}
-	call := providers.Call{CorrelationID: "reconcile"}
-	invoices, next, err := invoiceLister.ListInvoices(ctx, call, in.Cursor, in.Limit)
+	call := providers.Call{CorrelationID: reconcileCorrelation}
+	invoices, next, err := invoiceLister.ListInvoices(ctx, call, in.page())
 	if err != nil {
 		return ComparePageResult{}, err
 	}
@@ -283,7 +357,7 @@ func (a *Activities) compareInvoices(ctx context.Context, in ComparePageInput) (
 		chargeStatus[ch.ExternalRef] = ch.Status
 	}
 	for _, inv := range invoices {
-		if inv.Status == "void" || !in.window(inv.Created) {
+		if inv.Status == "void" || !in.InWindow(inv.Created) {
 			continue
 		}
 		key, ok := orderOf(inv.ExternalRef)

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/handoff-hq/handoff/starter"
+	"github.com/handoff-hq/handoff/system"
 	"github.com/handoff-hq/handoff/webhooks"
 )
 
@@ -42,7 +43,7 @@ func TestUnauthenticatedInputAddsNoMetricSeries(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	s, err := New(Options{Orders: &fakeOrders{}, Events: &fakeEvents{}, Operators: &fakeOperators{}, Reconciliations: &fakeReconciliations{},
 		APITokens: []string{token}, Ready: func(context.Context) error { return nil }, Registry: reg,
-		Webhooks: map[string]WebhookSource{"payments": {Scheme: SchemeStandard, Secrets: []string{webhookSecret}}}})
+		Webhooks: map[string]WebhookSource{"payments": {Scheme: system.SchemeStandard, Secrets: []string{webhookSecret}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +150,7 @@ func TestForeignStripeEventsAreAcknowledgedAndCounted(t *testing.T) {
 	events := &fakeEvents{}
 	s, err := New(Options{Orders: &fakeOrders{}, Events: events, Operators: &fakeOperators{}, Reconciliations: &fakeReconciliations{},
 		APITokens: []string{token}, Ready: func(context.Context) error { return nil }, Registry: reg,
-		Webhooks: map[string]WebhookSource{"payments": {Scheme: SchemeStripe, Secrets: []string{secret}}}})
+		Webhooks: map[string]WebhookSource{"payments": {Scheme: system.SchemeStripe, Secrets: []string{secret}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +177,7 @@ func TestALatePaymentIsAcceptedAndCounted(t *testing.T) {
 	events := &fakeEvents{err: fmt.Errorf("deliver: %w", starter.ErrLatePayment)}
 	s, err := New(Options{Orders: &fakeOrders{}, Events: events, Operators: &fakeOperators{}, Reconciliations: &fakeReconciliations{},
 		APITokens: []string{token}, Ready: func(context.Context) error { return nil }, Registry: reg,
-		Webhooks: map[string]WebhookSource{"payments": {Scheme: SchemeStandard, Secrets: []string{webhookSecret}}}})
+		Webhooks: map[string]WebhookSource{"payments": {Scheme: system.SchemeStandard, Secrets: []string{webhookSecret}}}})
 	if err != nil {
 		t.Fatal(err)
 	}

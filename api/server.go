@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,8 +22,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/handoff-hq/handoff/action"
-	"github.com/handoff-hq/handoff/config"
 	"github.com/handoff-hq/handoff/starter"
+	"github.com/handoff-hq/handoff/system"
 )
 
 // businessKey is the request context key of the action's business key.
@@ -144,10 +143,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.Serv
 // knownSystem refuses a provider path that names no system.
 func (s *Server) knownSystem(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if slices.Contains(config.Systems, c.Param("system")) {
+		if _, ok := system.Lookup(c.Param("system")); ok {
 			return next(c)
 		}
-		return problemNotFound.with("no such system: want one of " + strings.Join(config.Systems, ", "))
+		return problemNotFound.with("no such system: want one of " + strings.Join(system.Names(), ", "))
 	}
 }
 

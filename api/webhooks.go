@@ -12,6 +12,7 @@ import (
 
 	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/starter"
+	"github.com/handoff-hq/handoff/system"
 	"github.com/handoff-hq/handoff/webhooks"
 )
 
@@ -22,15 +23,9 @@ const maxWebhookBytes = 1 << 20
 // provider is told to try again.
 const webhookDeadline = 3 * time.Second
 
-// Signature schemes of webhook sources.
-const (
-	SchemeStandard = "standard"
-	SchemeStripe   = "stripe"
-)
-
 // WebhookSource is how one system signs its webhooks.
 type WebhookSource struct {
-	Scheme string
+	Scheme system.Scheme
 	// Secrets are the active signing secrets; two during a rotation.
 	Secrets []string
 }
@@ -61,42 +56,42 @@ type webhookAnswer struct {
 // Retry-After when it could not, so that the provider delivers it again.
 // It calls no provider: its latency is Temporal's alone.
 func (s *Server) webhook(c echo.Context) error {
-	system := c.Param("system")
-	src, known := s.webhooks[system]
+	name := c.Param("system")
+	src, known := s.webhooks[name]
 	if !known {
 		// The path is anyone's to choose: it never becomes a label.
 		s.metrics.webhook(unknownSystem, "unknown_system")
 		return problemNotFound.with("no such system")
 	}
 	if len(src.Secrets) == 0 {
-		s.metrics.webhook(system, "unknown_system")
+		s.metrics.webhook(name, "unknown_system")
 		return problemNotFound.with("no webhooks are configured for this system")
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, maxWebhookBytes))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		s.metrics.webhook(system, "too_large")
+		s.metrics.webhook(name, "too_large")
 		return problemTooLarge.with(fmt.Sprintf("a webhook body must be at most %d bytes", maxWebhookBytes))
 	}
 	if err != nil {
 		return problemInvalid.with("the body could not be read")
 	}
-	event, err := decodeWebhook(system, src, c.Request().Header, body, time.Now())
+	event, err := decodeWebhook(name, src, c.Request().Header, body, time.Now())
 	switch {
 	case errors.Is(err, webhooks.ErrStale):
-		s.metrics.webhook(system, "stale")
+		s.metrics.webhook(name, "stale")
 		return problemStaleSignature.with("")
 	case errors.Is(err, webhooks.ErrNoSignature), errors.Is(err, webhooks.ErrBadSignature), errors.Is(err, webhooks.ErrNoSecret):
-		s.metrics.webhook(system, "bad_signature")
+		s.metrics.webhook(name, "bad_signature")
 		return problemBadSignature.with("")
 	case errors.Is(err, webhooks.ErrUnhandled):
-		s.metrics.webhook(system, "unhandled")
+		s.metrics.webhook(name, "unhandled")
 		return c.JSON(http.StatusAccepted, webhookAnswer{Status: "ignored", Reason: "event type not handled"})
 	case errors.Is(err, webhooks.ErrForeign):
-		s.metrics.webhook(system, "foreign")
+		s.metrics.webhook(name, "foreign")
 		return c.JSON(http.StatusAccepted, webhookAnswer{Status: "ignored", Reason: "the event is about a record handoff did not make"})
 	case err != nil:
-		s.metrics.webhook(system, "malformed")
+		s.metrics.webhook(name, "malformed")
 		p := problemInvalid.with("the event is malformed")
 		return p
 	}
@@ -105,30 +100,30 @@ func (s *Server) webhook(c echo.Context) error {
 	err = s.events.DeliverPaymentEvent(ctx, event)
 	switch {
 	case err == nil:
-		s.metrics.webhook(system, "accepted")
+		s.metrics.webhook(name, "accepted")
 		return c.JSON(http.StatusOK, webhookAnswer{Status: "accepted"})
 	case errors.Is(err, starter.ErrLatePayment):
-		s.metrics.webhook(system, "late_payment")
-		s.log.Warn("payment succeeded after its order ended: refunding it", "system", system, "event_id", event.EventID, "order_id", event.OrderID)
+		s.metrics.webhook(name, "late_payment")
+		s.log.Warn("payment succeeded after its order ended: refunding it", "system", name, "event_id", event.EventID, "order_id", event.OrderID)
 		return c.JSON(http.StatusOK, webhookAnswer{Status: "accepted", Reason: "the order had ended without this payment; it is being refunded"})
 	case errors.Is(err, starter.ErrActionFinished):
-		s.metrics.webhook(system, "finished")
+		s.metrics.webhook(name, "finished")
 		return c.JSON(http.StatusOK, webhookAnswer{Status: "ignored", Reason: "the order has already finished"})
 	case errors.Is(err, starter.ErrActionUnknown):
 		// The order is not placed yet: the provider keeps the event and
 		// delivers it again.
-		s.metrics.webhook(system, "early")
+		s.metrics.webhook(name, "early")
 		return problemUnavailable.with("no order for this event yet; deliver it again later")
 	default:
-		s.metrics.webhook(system, "unavailable")
-		s.log.Warn("webhook not accepted", "system", system, "event_id", event.EventID, "order_id", event.OrderID, "error", err)
+		s.metrics.webhook(name, "unavailable")
+		s.log.Warn("webhook not accepted", "system", name, "event_id", event.EventID, "order_id", event.OrderID, "error", err)
 		return problemUnavailable.with("the event could not be recorded; deliver it again later")
 	}
 }
 
 // decodeWebhook verifies the signature before reading anything else.
-func decodeWebhook(system string, src WebhookSource, h http.Header, body []byte, now time.Time) (action.PaymentEvent, error) {
-	if src.Scheme == SchemeStripe {
+func decodeWebhook(name string, src WebhookSource, h http.Header, body []byte, now time.Time) (action.PaymentEvent, error) {
+	if src.Scheme == system.SchemeStripe {
 		if err := webhooks.VerifyStripe(src.Secrets, h, body, now); err != nil {
 			return action.PaymentEvent{}, err
 		}
@@ -138,7 +133,7 @@ func decodeWebhook(system string, src WebhookSource, h http.Header, body []byte,
 	if err != nil {
 		return action.PaymentEvent{}, err
 	}
-	if system != "payments" {
+	if name != system.Payments.Name {
 		return action.PaymentEvent{}, webhooks.ErrUnhandled
 	}
 	return webhooks.DecodeStandard(id, body)

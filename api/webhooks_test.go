@@ -13,6 +13,7 @@ import (
 
 	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/starter"
+	"github.com/handoff-hq/handoff/system"
 	"github.com/handoff-hq/handoff/webhooks"
 )
 
@@ -41,7 +42,7 @@ func newWebhookServer(t *testing.T, events *fakeEvents) *Server {
 	t.Helper()
 	s, err := New(Options{Orders: &fakeOrders{}, Events: events, Operators: &fakeOperators{}, Reconciliations: &fakeReconciliations{}, APITokens: []string{token},
 		Ready:    func(context.Context) error { return nil },
-		Webhooks: map[string]WebhookSource{"payments": {Scheme: SchemeStandard, Secrets: []string{"whsec_b2xkLXNlY3JldC1mb3ItdGVzdHM=", webhookSecret}}}})
+		Webhooks: map[string]WebhookSource{"payments": {Scheme: system.SchemeStandard, Secrets: []string{"whsec_b2xkLXNlY3JldC1mb3ItdGVzdHM=", webhookSecret}}}})
 	if err != nil {
 		t.Fatal(err)
 	}

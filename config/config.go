@@ -15,18 +15,13 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
+	"github.com/handoff-hq/handoff/contracts"
+	"github.com/handoff-hq/handoff/system"
 	"github.com/handoff-hq/handoff/webhooks"
 )
 
-// StripeURL is Stripe's API, the default URL of the stripe payments provider.
-const StripeURL = "https://api.stripe.com"
-
 // Prefix is the prefix of every environment variable handoff reads.
 const Prefix = "HANDOFF"
-
-// Systems names the external systems handoff talks to, in the order they are
-// reported. Each has its own Provider settings.
-var Systems = []string{"payments", "accounting", "crm", "mail"}
 
 // Config is handoff's whole configuration. Environment names are derived from
 // the field names (split at word boundaries), so that only HANDOFF_-prefixed
@@ -46,10 +41,15 @@ type Config struct {
 	// Sandbox configures the provider simulator.
 	Sandbox Sandbox
 
-	Payments   Provider
-	Accounting Provider
-	CRM        Provider
-	Mail       Provider
+	// ContractsDir, when set, holds contract files (*.yaml) that replace
+	// the built-in contracts of the same system and provider.
+	ContractsDir string `split_words:"true"`
+	// ContractOverrides are the contracts read from ContractsDir.
+	ContractOverrides []contracts.Contract `ignored:"true"`
+
+	// Providers holds the provider settings of every registered system
+	// (package system), by system name, read from HANDOFF_<SYSTEM>_….
+	Providers map[string]Provider `ignored:"true"`
 
 	// PaymentPollInterval is the first pause between two looks at a pending charge.
 	PaymentPollInterval time.Duration `split_words:"true" default:"500ms"`
@@ -132,8 +132,9 @@ func (t Temporal) TLSEnabled() bool {
 // Provider selects, locates and limits the implementation of one external
 // system. Every variable is HANDOFF_<SYSTEM>_<NAME>.
 type Provider struct {
-	// Provider is the implementation: "sandbox", or "stripe" for payments.
-	Provider string `default:"sandbox"`
+	// Provider is the implementation, one of the kinds the system accepts;
+	// default the first (the sandbox).
+	Provider string
 	// URL is the provider's base URL; empty means the local sandbox.
 	URL string
 	// WebhookSecrets verify the provider's webhooks; two during a rotation.
@@ -147,17 +148,56 @@ type Provider struct {
 	ClientSecret string `split_words:"true"`
 	TokenURL     string `split_words:"true"`
 
+	// The limits below default to the provider's contract (package
+	// contracts); a variable overrides it.
+
 	// ConnectTimeout bounds dialing; Timeout bounds a whole call.
-	ConnectTimeout time.Duration `split_words:"true" default:"5s"`
-	Timeout        time.Duration `default:"15s"`
+	ConnectTimeout time.Duration `split_words:"true"`
+	Timeout        time.Duration
 	// OperationTimeouts overrides Timeout per operation, e.g.
-	// "create_charge:20s,get_charge:5s".
+	// "create_charge:20s,get_charge:5s"; the contract's operation
+	// timeouts fill in the operations not named.
 	OperationTimeouts map[string]time.Duration `split_words:"true"`
 	// RateLimit is the most calls per second to this provider, across all
 	// workers (Temporal enforces it on the provider's task queue).
-	RateLimit float64 `split_words:"true" default:"50"`
+	RateLimit float64 `split_words:"true"`
 	// Concurrency is the most calls in flight per worker.
-	Concurrency int `default:"20"`
+	Concurrency int
+
+	// Contract is the provider's contract, which the limits above default
+	// to; nil when it has none.
+	Contract *contracts.Contract `ignored:"true"`
+}
+
+// fillFromContract takes the limits not set from the provider's contract:
+// the contract is where a provider's timeouts and rate limits are
+// maintained, the environment where a deployment overrides them.
+func (p *Provider) fillFromContract(c contracts.Contract) {
+	p.Contract = &c
+	l := c.Limits
+	if p.ConnectTimeout == 0 {
+		p.ConnectTimeout = time.Duration(l.ConnectTimeout)
+	}
+	if p.Timeout == 0 {
+		p.Timeout = time.Duration(l.Timeout)
+	}
+	if p.RateLimit == 0 {
+		p.RateLimit = l.RateLimit
+	}
+	if p.Concurrency == 0 {
+		p.Concurrency = l.Concurrency
+	}
+	for op, d := range c.Timeouts() {
+		if _, set := p.OperationTimeouts[op]; !set {
+			if p.OperationTimeouts == nil {
+				p.OperationTimeouts = map[string]time.Duration{}
+			}
+			p.OperationTimeouts[op] = d
+		}
+	}
+	if p.URL == "" && (strings.HasPrefix(c.API.BaseURL, "https://") || strings.HasPrefix(c.API.BaseURL, "http://")) {
+		p.URL = c.API.BaseURL
+	}
 }
 
 // Load reads the configuration from the environment and fills in derived
@@ -166,6 +206,27 @@ func Load() (Config, error) {
 	var c Config
 	if err := envconfig.Process(Prefix, &c); err != nil {
 		return Config{}, fmt.Errorf("read configuration: %w", err)
+	}
+	if c.ContractsDir != "" {
+		var err error
+		if c.ContractOverrides, err = contracts.LoadDir(c.ContractsDir); err != nil {
+			return Config{}, fmt.Errorf("read configuration: HANDOFF_CONTRACTS_DIR: %w", err)
+		}
+	}
+	all := contracts.With(c.ContractOverrides)
+	c.Providers = map[string]Provider{}
+	for _, s := range system.All() {
+		var p Provider
+		if err := envconfig.Process(s.EnvPrefix(), &p); err != nil {
+			return Config{}, fmt.Errorf("read configuration of %s: %w", s.Name, err)
+		}
+		if p.Provider == "" {
+			p.Provider = s.Providers[0].Kind
+		}
+		if contract, ok := contracts.Find(all, s.Name, p.Provider); ok {
+			p.fillFromContract(contract)
+		}
+		c.Providers[s.Name] = p
 	}
 	c.fillDefaults()
 	if c.Sandbox.ClientID != "" {
@@ -187,25 +248,24 @@ func (c *Config) fillDefaults() {
 	if c.Sandbox.WebhookURL == "" {
 		c.Sandbox.WebhookURL = URLFor(c.APIAddr) + "/webhooks"
 	}
-	for _, p := range c.providers() {
-		if p.cfg.URL == "" && p.cfg.Provider == "sandbox" {
-			p.cfg.URL = c.SandboxURL() + "/" + p.system
+	for name, p := range c.Providers {
+		if p.URL == "" && p.Provider == system.Sandbox {
+			p.URL = c.SandboxURL() + "/" + name
 		}
-		if p.cfg.URL == "" && p.cfg.Provider == "stripe" {
-			p.cfg.URL = StripeURL
+		if p.TokenURL == "" && p.ClientID != "" && p.Provider == system.Sandbox {
+			p.TokenURL = strings.TrimSuffix(p.URL, "/"+name) + "/oauth/token"
 		}
-		if p.cfg.TokenURL == "" && p.cfg.ClientID != "" && p.cfg.Provider == "sandbox" {
-			p.cfg.TokenURL = strings.TrimSuffix(p.cfg.URL, "/"+p.system) + "/oauth/token"
-		}
+		c.Providers[name] = p
 	}
 }
 
 // SetSandboxClient makes every sandbox provider authenticate with the given
 // OAuth2 client, unless it has credentials of its own.
 func (c *Config) SetSandboxClient(id, secret string) {
-	for _, p := range c.providers() {
-		if p.cfg.Provider == "sandbox" && p.cfg.ClientID == "" && p.cfg.APIKey == "" {
-			p.cfg.ClientID, p.cfg.ClientSecret = id, secret
+	for name, p := range c.Providers {
+		if p.Provider == system.Sandbox && p.ClientID == "" && p.APIKey == "" {
+			p.ClientID, p.ClientSecret = id, secret
+			c.Providers[name] = p
 		}
 	}
 	c.fillDefaults()
@@ -217,27 +277,17 @@ func (c Config) SandboxURL() string {
 }
 
 // Provider returns the settings of the named system.
-func (c Config) Provider(system string) (Provider, bool) {
-	for _, p := range c.providers() {
-		if p.system == system {
-			return *p.cfg, true
-		}
-	}
-	return Provider{}, false
+func (c Config) Provider(name string) (Provider, bool) {
+	p, ok := c.Providers[name]
+	return p, ok
 }
 
-type namedProvider struct {
-	system string
-	cfg    *Provider
-}
-
-func (c *Config) providers() []namedProvider {
-	return []namedProvider{
-		{"payments", &c.Payments},
-		{"accounting", &c.Accounting},
-		{"crm", &c.CRM},
-		{"mail", &c.Mail},
+// SetProvider replaces the settings of the named system.
+func (c *Config) SetProvider(name string, p Provider) {
+	if c.Providers == nil {
+		c.Providers = map[string]Provider{}
 	}
+	c.Providers[name] = p
 }
 
 // ValidateOptions relaxes checks that only some commands need.
@@ -287,8 +337,16 @@ func (c Config) Validate(opts ValidateOptions) error {
 			}
 		}
 	}
-	for _, p := range c.providers() {
-		errs = append(errs, p.validate()...)
+	if err := contracts.Check(c.ContractOverrides...); err != nil {
+		errs = append(errs, err)
+	}
+	for _, s := range system.All() {
+		p, ok := c.Providers[s.Name]
+		if !ok {
+			add("%s_PROVIDER: the system %s has no settings", s.EnvPrefix(), s.Name)
+			continue
+		}
+		errs = append(errs, p.validate(s)...)
 	}
 	if c.PaymentPollInterval <= 0 {
 		add("HANDOFF_PAYMENT_POLL_INTERVAL: must be positive")
@@ -320,49 +378,49 @@ func (c Config) Validate(opts ValidateOptions) error {
 	return errors.Join(errs...)
 }
 
-func (p namedProvider) validate() []error {
+func (p Provider) validate(s system.System) []error {
 	var errs []error
-	name := "HANDOFF_" + strings.ToUpper(p.system)
-	switch {
-	case p.cfg.Provider == "sandbox":
-	case p.cfg.Provider == "stripe" && p.system == "payments":
-	default:
-		errs = append(errs, fmt.Errorf("%s_PROVIDER %q: want sandbox%s", name, p.cfg.Provider, map[bool]string{true: " or stripe"}[p.system == "payments"]))
+	name := s.EnvPrefix()
+	kind, known := s.Provider(p.Provider)
+	if !known {
+		errs = append(errs, fmt.Errorf("%s_PROVIDER %q: want one of %s", name, p.Provider, strings.Join(s.Kinds(), ", ")))
 	}
-	if u, err := url.Parse(p.cfg.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("%s_URL %q: want an http or https URL", name, p.cfg.URL))
+	if u, err := url.Parse(p.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("%s_URL %q: want an http or https URL", name, p.URL))
 	}
-	if (p.cfg.ClientID == "") != (p.cfg.ClientSecret == "") {
+	if (p.ClientID == "") != (p.ClientSecret == "") {
 		errs = append(errs, fmt.Errorf("%s_CLIENT_ID and %s_CLIENT_SECRET: set both or neither", name, name))
 	}
-	if p.cfg.Provider == "stripe" && p.cfg.APIKey == "" {
+	if p.Provider == "stripe" && p.APIKey == "" {
 		errs = append(errs, fmt.Errorf("%s_API_KEY: the stripe provider needs a secret key", name))
 	}
-	for i, secret := range p.cfg.WebhookSecrets {
-		switch {
-		case p.cfg.Provider == "stripe" && (!strings.HasPrefix(secret, "whsec_") || len(secret) == len("whsec_")):
-			errs = append(errs, fmt.Errorf("%s_WEBHOOK_SECRETS: secret %d: want Stripe's whsec_… signing secret", name, i+1))
-		case p.cfg.Provider != "stripe":
+	for i, secret := range p.WebhookSecrets {
+		switch kind.Webhooks {
+		case system.SchemeStripe:
+			if !strings.HasPrefix(secret, "whsec_") || len(secret) == len("whsec_") {
+				errs = append(errs, fmt.Errorf("%s_WEBHOOK_SECRETS: secret %d: want Stripe's whsec_… signing secret", name, i+1))
+			}
+		case system.SchemeStandard:
 			if err := webhooks.CheckStandardSecret(secret); err != nil {
 				errs = append(errs, fmt.Errorf("%s_WEBHOOK_SECRETS: secret %d: %w", name, i+1, err))
 			}
 		}
 	}
-	if p.cfg.ClientID != "" && p.cfg.APIKey != "" {
+	if p.ClientID != "" && p.APIKey != "" {
 		errs = append(errs, fmt.Errorf("%s_API_KEY and %s_CLIENT_ID: choose one way to authenticate", name, name))
 	}
-	if p.cfg.ConnectTimeout <= 0 || p.cfg.Timeout <= 0 {
+	if p.ConnectTimeout <= 0 || p.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("%s_CONNECT_TIMEOUT and %s_TIMEOUT: must be positive", name, name))
 	}
-	for op, d := range p.cfg.OperationTimeouts {
+	for op, d := range p.OperationTimeouts {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s_OPERATION_TIMEOUTS: %s must be positive", name, op))
 		}
 	}
-	if p.cfg.RateLimit <= 0 {
+	if p.RateLimit <= 0 {
 		errs = append(errs, fmt.Errorf("%s_RATE_LIMIT: must be positive", name))
 	}
-	if p.cfg.Concurrency < 1 {
+	if p.Concurrency < 1 {
 		errs = append(errs, fmt.Errorf("%s_CONCURRENCY: must be at least 1", name))
 	}
 	return errs

@@ -1,10 +1,15 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/handoff-hq/handoff/contracts"
+	"github.com/handoff-hq/handoff/system"
 )
 
 func TestLoadDefaults(t *testing.T) {
@@ -15,10 +20,10 @@ func TestLoadDefaults(t *testing.T) {
 	if c.Temporal.Address != "localhost:7233" || c.Temporal.Namespace != "default" || c.APIAddr != ":8080" || c.Sandbox.Addr != ":8090" {
 		t.Errorf("defaults = %+v", c)
 	}
-	for _, system := range Systems {
-		p, ok := c.Provider(system)
-		if !ok || p.Provider != "sandbox" || p.URL != "http://localhost:8090/"+system {
-			t.Errorf("provider %s = %+v, want the local sandbox", system, p)
+	for _, name := range system.Names() {
+		p, ok := c.Provider(name)
+		if !ok || p.Provider != "sandbox" || p.URL != "http://localhost:8090/"+name {
+			t.Errorf("provider %s = %+v, want the local sandbox", name, p)
 		}
 	}
 	if c.PaymentPollInterval != 500*time.Millisecond {
@@ -43,14 +48,14 @@ func TestLoadReadsTheEnvironment(t *testing.T) {
 	if len(c.APITokens) != 2 {
 		t.Errorf("api tokens = %d, want 2", len(c.APITokens))
 	}
-	if c.CRM.URL != "https://crm.example.com/api" {
-		t.Errorf("crm url = %q", c.CRM.URL)
+	if c.Providers["crm"].URL != "https://crm.example.com/api" {
+		t.Errorf("crm url = %q", c.Providers["crm"].URL)
 	}
-	if c.Payments.URL != "http://127.0.0.1:9999/payments" {
-		t.Errorf("payments url = %q, want the sandbox at the configured address", c.Payments.URL)
+	if c.Providers["payments"].URL != "http://127.0.0.1:9999/payments" {
+		t.Errorf("payments url = %q, want the sandbox at the configured address", c.Providers["payments"].URL)
 	}
-	if len(c.Payments.WebhookSecrets) != 2 {
-		t.Errorf("webhook secrets = %d, want 2", len(c.Payments.WebhookSecrets))
+	if len(c.Providers["payments"].WebhookSecrets) != 2 {
+		t.Errorf("webhook secrets = %d, want 2", len(c.Providers["payments"].WebhookSecrets))
 	}
 	if err := c.Validate(ValidateOptions{NeedAPITokens: true}); err != nil {
 		t.Errorf("Validate: %v", err)
@@ -113,7 +118,7 @@ func TestLoadIgnoresUnprefixedVariables(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Temporal.Namespace != "default" || c.Temporal.Address != "localhost:7233" || c.Temporal.APIKey != "" ||
-		c.Payments.URL != "http://localhost:8090/payments" || len(c.APITokens) != 0 || c.Payments.Provider != "sandbox" {
+		c.Providers["payments"].URL != "http://localhost:8090/payments" || len(c.APITokens) != 0 || c.Providers["payments"].Provider != "sandbox" {
 		t.Errorf("unprefixed variables leaked into the configuration: %+v", c)
 	}
 }
@@ -137,7 +142,7 @@ func TestEveryDocumentedVariableIsRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := []string{c.Temporal.TLS.Cert, c.Temporal.TLS.Key, c.Temporal.TLS.CA, c.Temporal.APIKey, c.Temporal.UI.URL,
-		strings.Join(c.OperatorTokens, ","), c.APIAddr, c.Mail.Provider, strings.Join(c.Accounting.WebhookSecrets, ","),
+		strings.Join(c.OperatorTokens, ","), c.APIAddr, c.Providers["mail"].Provider, strings.Join(c.Providers["accounting"].WebhookSecrets, ","),
 		c.PaymentPollInterval.String(), c.PaymentTimeout.String(), c.Reconcile.Since.String(), strconv.Itoa(c.Reconcile.MaxRepairs)}
 	want := []string{"cert.pem", "key.pem", "ca.pem", "key", "https://ui.example.com",
 		"op-token-0123456789", ":9000", "sandbox", "whsec_x", "2s", "1h0m0s", "168h0m0s", "25"}
@@ -185,4 +190,63 @@ func TestValidateRefusesMalformedWebhookSecretsNamingTheVariable(t *testing.T) {
 			t.Errorf("Validate = %v", err)
 		}
 	})
+}
+
+func TestProviderLimitsComeFromTheContractAndTheEnvironmentOverrides(t *testing.T) {
+	t.Setenv("HANDOFF_PAYMENTS_PROVIDER", "stripe")
+	t.Setenv("HANDOFF_PAYMENTS_API_KEY", "sk_test_development_only")
+	t.Setenv("HANDOFF_PAYMENTS_RATE_LIMIT", "7")
+	t.Setenv("HANDOFF_PAYMENTS_OPERATION_TIMEOUTS", "create_charge:20s")
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stripe, ok := contracts.For("payments", "stripe")
+	if !ok {
+		t.Fatal("no stripe contract")
+	}
+	p := c.Providers["payments"]
+	if p.Timeout != time.Duration(stripe.Limits.Timeout) || p.ConnectTimeout != time.Duration(stripe.Limits.ConnectTimeout) || p.Concurrency != stripe.Limits.Concurrency {
+		t.Errorf("payments limits = %s %s %d, want the stripe contract's %+v", p.Timeout, p.ConnectTimeout, p.Concurrency, stripe.Limits)
+	}
+	if p.RateLimit != 7 || p.OperationTimeouts["create_charge"] != 20*time.Second {
+		t.Errorf("payments rate %v, create_charge timeout %s: the environment did not override the contract", p.RateLimit, p.OperationTimeouts["create_charge"])
+	}
+	if p.URL != stripe.API.BaseURL || p.Contract == nil || p.Contract.Provider != "stripe" {
+		t.Errorf("payments url %q, contract %v: want the stripe contract's", p.URL, p.Contract)
+	}
+	if err := c.Validate(ValidateOptions{}); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+}
+
+func TestAContractsDirectoryThatDoesNotParseOrContradictsTheRegistryIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("HANDOFF_CONTRACTS_DIR", dir)
+	if _, err := Load(); err == nil || !strings.Contains(err.Error(), "HANDOFF_CONTRACTS_DIR") {
+		t.Errorf("Load with an empty contracts directory = %v, want an error naming HANDOFF_CONTRACTS_DIR", err)
+	}
+	write := func(name, text string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("a.yaml", "system: payments\nprovider: [\n")
+	write("b.yaml", "system: payments\nprovidr: sandbox\n")
+	_, err := Load()
+	if err == nil || !strings.Contains(err.Error(), "a.yaml") || !strings.Contains(err.Error(), "b.yaml") {
+		t.Errorf("Load = %v, want both broken files named", err)
+	}
+	_ = os.Remove(filepath.Join(dir, "a.yaml"))
+	write("b.yaml", "system: payments\nprovider: sandbox\nauth: {scheme: none}\nlimits: {timeout: 1s, connect_timeout: 1s, rate_limit: 1, concurrency: 1}\n")
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Validate(ValidateOptions{})
+	for _, want := range []string{"b.yaml", "api: the pinned version", "invalid_data", "no operations"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate = %v, want it to name %q", err, want)
+		}
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/handoff-hq/handoff/action"
+	"github.com/handoff-hq/handoff/contracts"
 	"github.com/handoff-hq/handoff/redact"
 )
 
@@ -31,7 +32,8 @@ const (
 
 // HTTPClient is the one HTTP client every provider adapter uses: JSON in and
 // out, the idempotency key and correlation id on every request, bounded
-// response bodies, timeouts, and every failure classified into an *Error.
+// response bodies, timeouts, each request checked against the provider's
+// contract before it is sent, and every failure classified into an *Error.
 type HTTPClient struct {
 	system   string
 	baseURL  string
@@ -40,6 +42,8 @@ type HTTPClient struct {
 	timeouts map[string]time.Duration
 	// auth adds credentials to a request; nil sends none.
 	auth Authenticator
+	// contract, when not nil, checks requests and classifies answers.
+	contract *contracts.Contract
 }
 
 // HTTPOptions configures an HTTPClient.
@@ -53,6 +57,13 @@ type HTTPOptions struct {
 	// Auth adds credentials to each request; a 401 makes it refresh them
 	// and the call is tried once more.
 	Auth Authenticator
+	// Contract is the provider's contract (package contracts). Every
+	// request is checked against its operation's required fields and
+	// formats before it is sent, a request that breaks them fails as
+	// permanent (InvalidInput) without a network call, and the answers it
+	// declares are classified as it declares them. Nil checks nothing and
+	// classifies by the common table (Classify).
+	Contract *contracts.Contract
 }
 
 // NewHTTPClient returns a client for the system at baseURL.
@@ -80,7 +91,23 @@ func NewHTTPClient(system, baseURL string, opts HTTPOptions) *HTTPClient {
 		timeout:  opts.Timeout,
 		timeouts: opts.OperationTimeouts,
 		auth:     opts.Auth,
+		contract: opts.Contract,
 	}
+}
+
+// Contract is the contract the client follows, nil when none.
+func (c *HTTPClient) Contract() *contracts.Contract { return c.contract }
+
+// Lookup is how the contract says a record is found: the query parameter
+// of its list, "search", or "none"; fallback when no contract says.
+func (c *HTTPClient) Lookup(record, fallback string) string {
+	if c.contract == nil {
+		return fallback
+	}
+	if r, ok := c.contract.Record(record); ok && r.Lookup != "" {
+		return r.Lookup
+	}
+	return fallback
 }
 
 // Transport is the client's HTTP client, for token endpoints that should
@@ -126,6 +153,9 @@ func (c *HTTPClient) timeoutFor(operation string) time.Duration {
 }
 
 func (c *HTTPClient) do(ctx context.Context, r Request, out any) error {
+	if err := c.conform(r); err != nil {
+		return err
+	}
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, c.timeoutFor(r.Operation))
 	defer cancel()
@@ -177,6 +207,57 @@ func (c *HTTPClient) do(ctx context.Context, r Request, out any) error {
 		return c.fail(r, action.CategoryAmbiguous, action.TypeAmbiguous, resp.StatusCode, fmt.Errorf("decode answer: %w", err))
 	}
 	return nil
+}
+
+// conform checks the request against its operation in the contract: a
+// required field missing or a field of the wrong format fails it as
+// permanent (InvalidInput) before anything is sent.
+func (c *HTTPClient) conform(r Request) error {
+	if c.contract == nil {
+		return nil
+	}
+	op, ok := c.contract.Operation(r.Operation)
+	if !ok {
+		return nil
+	}
+	fields, err := RequestFields(r)
+	if err != nil {
+		return c.fail(r, action.CategoryPermanent, action.TypeInvalidInput, 0, err)
+	}
+	if problems := op.Check(fields); len(problems) > 0 {
+		return c.fail(r, action.CategoryPermanent, action.TypeInvalidInput, 0,
+			fmt.Errorf("not sent: the request breaks the %s contract (%s): %s", c.contract.Provider, c.contract.Source, strings.Join(problems, "; ")))
+	}
+	return nil
+}
+
+// RequestFields are the fields a request sends, as a contract checks them:
+// the JSON body's top-level fields, or the form's values.
+func RequestFields(r Request) (map[string]any, error) {
+	fields := map[string]any{}
+	switch {
+	case r.Form != nil:
+		for k, vs := range r.Form {
+			if len(vs) == 1 {
+				fields[k] = vs[0]
+				continue
+			}
+			l := make([]any, len(vs))
+			for i, v := range vs {
+				l[i] = v
+			}
+			fields[k] = l
+		}
+	case r.Body != nil:
+		b, err := json.Marshal(r.Body)
+		if err != nil {
+			return nil, fmt.Errorf("encode request: %w", err)
+		}
+		if err := json.Unmarshal(b, &fields); err != nil {
+			return nil, fmt.Errorf("request body is not a JSON object: %w", err)
+		}
+	}
+	return fields, nil
 }
 
 // Gate decides, just before a request to a provider is sent, whether the
@@ -260,6 +341,11 @@ func (c *HTTPClient) statusError(r Request, resp *http.Response, body []byte) er
 	var pe providerError
 	_ = json.Unmarshal(body, &pe) // a body that is not the usual shape still has a status
 	category, typ := Classify(resp.StatusCode, pe.Error.Type)
+	if c.contract != nil {
+		if cat, t, ok := c.contract.Classify(r.Operation, resp.StatusCode, pe.Error.Type, pe.Error.Code); ok {
+			category, typ = cat, t
+		}
+	}
 	// The provider's message may name the customer (Stripe's do).
 	msg := redact.Text(pe.Error.Message)
 	if msg == "" {

@@ -1,6 +1,20 @@
 package providers
 
-import "context"
+import (
+	"context"
+	"time"
+)
+
+// Page asks for one page of a list: the records after Cursor, at most
+// Limit of them. A provider that can filter by creation time lists only
+// the records created within [After, Before] (a zero time is open);
+// one that cannot lists them all, and the caller filters.
+type Page struct {
+	Cursor string
+	Limit  int
+	After  time.Time
+	Before time.Time
+}
 
 // Reconciliation reads providers in pages and looks records up in batches.
 // Not every provider offers this; the reconciliation activities ask for
@@ -8,13 +22,13 @@ import "context"
 
 // ChargeLister pages through charges and finds them by external reference.
 type ChargeLister interface {
-	ListCharges(ctx context.Context, call Call, cursor string, limit int) (charges []Charge, next string, err error)
+	ListCharges(ctx context.Context, call Call, page Page) (charges []Charge, next string, err error)
 	FindChargesByRefs(ctx context.Context, call Call, refs []string) ([]Charge, error)
 }
 
 // InvoiceLister pages through invoices and finds them by external reference.
 type InvoiceLister interface {
-	ListInvoices(ctx context.Context, call Call, cursor string, limit int) (invoices []Invoice, next string, err error)
+	ListInvoices(ctx context.Context, call Call, page Page) (invoices []Invoice, next string, err error)
 	FindInvoicesByRefs(ctx context.Context, call Call, refs []string) ([]Invoice, error)
 }
 

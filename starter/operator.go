@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,7 +18,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/handoff-hq/handoff/action"
-	"github.com/handoff-hq/handoff/config"
+	"github.com/handoff-hq/handoff/system"
 	"github.com/handoff-hq/handoff/workflows"
 )
 
@@ -53,10 +54,11 @@ func (s *Starter) Resolve(ctx context.Context, workflowID, answer string, req wo
 	return s.update(ctx, workflowID, answer, req)
 }
 
-// isAction reports whether a workflow id names a business action.
+// isAction reports whether a workflow id names a business action of a
+// registered kind.
 func isAction(workflowID string) bool {
 	k, err := action.ParseKey(workflowID)
-	return err == nil && (k.Kind == action.KindOrder || k.Kind == action.KindLatePayment)
+	return err == nil && k.Kind.Known()
 }
 
 // CancelOrder asks an order to stop and undo what it did.
@@ -165,7 +167,13 @@ func (s *Starter) ListActions(ctx context.Context, f ActionFilter) (ActionPage, 
 // query builds the visibility query from validated values only.
 func (f ActionFilter) query() (string, error) {
 	var fields []action.FieldError
-	clauses := []string{`WorkflowType = "OrderWorkflow"`}
+	var types []string
+	for _, k := range action.Kinds() {
+		if q := strconv.Quote(k.WorkflowType); !slices.Contains(types, q) {
+			types = append(types, q)
+		}
+	}
+	clauses := []string{"WorkflowType IN (" + strings.Join(types, ", ") + ")"}
 	if f.Status != "" {
 		if !slices.Contains(action.Statuses, action.Status(f.Status)) {
 			fields = append(fields, action.FieldError{Field: "status", Detail: "is not an action status"})
@@ -176,12 +184,8 @@ func (f ActionFilter) query() (string, error) {
 		}
 	}
 	if f.Provider != "" {
-		known := false
-		for _, s := range config.Systems {
-			known = known || s == f.Provider
-		}
-		if !known {
-			fields = append(fields, action.FieldError{Field: "provider", Detail: "must be one of " + strings.Join(config.Systems, ", ")})
+		if _, known := system.Lookup(f.Provider); !known {
+			fields = append(fields, action.FieldError{Field: "provider", Detail: "must be one of " + strings.Join(system.Names(), ", ")})
 		}
 		clauses = append(clauses, fmt.Sprintf("%s = %q", workflows.SearchProvider.GetName(), f.Provider))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -13,6 +14,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/handoff-hq/handoff/action"
+	"github.com/handoff-hq/handoff/system"
 	"github.com/handoff-hq/handoff/workflows"
 )
 
@@ -91,20 +93,24 @@ func (s *Starter) Provider(ctx context.Context, system string) (ProviderStatus, 
 	return s.status(ctx, system, state)
 }
 
-func (s *Starter) status(ctx context.Context, system string, state workflows.ProviderControlState) (ProviderStatus, error) {
-	st := ProviderStatus{System: system}
-	if p, ok := state.Paused[system]; ok {
+func (s *Starter) status(ctx context.Context, name string, state workflows.ProviderControlState) (ProviderStatus, error) {
+	st := ProviderStatus{System: name}
+	sys, ok := system.Lookup(name)
+	if !ok {
+		return st, &ValidationError{Fields: []action.FieldError{{Field: "system", Detail: "must be one of " + strings.Join(system.Names(), ", ")}}}
+	}
+	if p, ok := state.Paused[name]; ok {
 		since := p.Since
 		st.Paused, st.PausedSince, st.Reason = true, &since, p.Reason
 	}
 	resp, err := s.client.WorkflowService().DescribeTaskQueue(ctx, &workflowservice.DescribeTaskQueueRequest{
 		Namespace:     s.namespace,
-		TaskQueue:     &taskqueuepb.TaskQueue{Name: workflows.ProviderTaskQueue(system), Kind: enumspb.TASK_QUEUE_KIND_NORMAL},
+		TaskQueue:     &taskqueuepb.TaskQueue{Name: sys.TaskQueue(), Kind: enumspb.TASK_QUEUE_KIND_NORMAL},
 		TaskQueueType: enumspb.TASK_QUEUE_TYPE_ACTIVITY,
 		ReportStats:   true,
 	})
 	if err != nil {
-		return st, fmt.Errorf("read %s backlog: %w", system, err)
+		return st, fmt.Errorf("read %s backlog: %w", name, err)
 	}
 	st.Backlog = resp.GetStats().GetApproximateBacklogCount()
 	st.BacklogAgeSeconds = resp.GetStats().GetApproximateBacklogAge().AsDuration().Seconds()

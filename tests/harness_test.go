@@ -33,6 +33,7 @@ import (
 	"github.com/handoff-hq/handoff/providers/sandbox"
 	"github.com/handoff-hq/handoff/providers/stripe/stripetest"
 	"github.com/handoff-hq/handoff/starter"
+	"github.com/handoff-hq/handoff/system"
 	"github.com/handoff-hq/handoff/worker"
 	"github.com/handoff-hq/handoff/workflows"
 )
@@ -164,7 +165,7 @@ func start() error {
 	}
 	srv, err := api.New(api.Options{
 		Orders: st, Events: st, Operators: st, Reconciliations: st, APITokens: []string{testToken}, OperatorTokens: []string{testOperatorToken},
-		Webhooks: map[string]api.WebhookSource{"payments": {Scheme: api.SchemeStandard, Secrets: []string{testWebhookSecret}}},
+		Webhooks: map[string]api.WebhookSource{"payments": {Scheme: system.SchemeStandard, Secrets: []string{testWebhookSecret}}},
 		Ready: func(ctx context.Context) error {
 			_, err := env.client.CheckHealth(ctx, &client.CheckHealthRequest{})
 			return err
@@ -197,19 +198,9 @@ func stop() {
 	}
 }
 
-func setProviderURL(cfg *config.Config, system, url string) {
+func setProviderURL(cfg *config.Config, name, url string) {
 	// A generous rate limit: the tests measure handoff's own backoff.
-	p := config.Provider{Provider: "sandbox", URL: url, ConnectTimeout: 2 * time.Second, Timeout: 5 * time.Second, RateLimit: 1000, Concurrency: 50}
-	switch system {
-	case "payments":
-		cfg.Payments = p
-	case "accounting":
-		cfg.Accounting = p
-	case "crm":
-		cfg.CRM = p
-	case "mail":
-		cfg.Mail = p
-	}
+	cfg.SetProvider(name, config.Provider{Provider: "sandbox", URL: url, ConnectTimeout: 2 * time.Second, Timeout: 5 * time.Second, RateLimit: 1000, Concurrency: 50})
 }
 
 // Orders whose id starts with this prefix get a permanent 422 from the
@@ -375,8 +366,8 @@ func testConfig() config.Config {
 // providerConfig points every provider at the sandbox served at url.
 func providerConfig(url string) config.Config {
 	cfg := config.Config{}
-	for _, system := range config.Systems {
-		setProviderURL(&cfg, system, url+"/"+system)
+	for _, name := range system.Names() {
+		setProviderURL(&cfg, name, url+"/"+name)
 	}
 	return cfg
 }

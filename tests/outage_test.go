@@ -20,6 +20,7 @@ import (
 	"github.com/handoff-hq/handoff/api"
 	"github.com/handoff-hq/handoff/providers/sandbox"
 	"github.com/handoff-hq/handoff/starter"
+	"github.com/handoff-hq/handoff/system"
 	"github.com/handoff-hq/handoff/workflows"
 )
 
@@ -79,7 +80,7 @@ func TestWebhooksWaitOutATemporalOutage(t *testing.T) {
 	}
 	srv, err := api.New(api.Options{Orders: st, Events: st, Operators: st, Reconciliations: st, APITokens: []string{testToken},
 		Ready:    func(context.Context) error { return nil },
-		Webhooks: map[string]api.WebhookSource{"payments": {Scheme: api.SchemeStandard, Secrets: []string{testWebhookSecret}}}})
+		Webhooks: map[string]api.WebhookSource{"payments": {Scheme: system.SchemeStandard, Secrets: []string{testWebhookSecret}}}})
 	if err != nil {
 		t.Fatal(err)
 	}

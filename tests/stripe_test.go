@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +23,8 @@ import (
 	"github.com/handoff-hq/handoff/config"
 	"github.com/handoff-hq/handoff/providers/stripe"
 	"github.com/handoff-hq/handoff/providers/stripe/stripetest"
+	"github.com/handoff-hq/handoff/starter"
+	"github.com/handoff-hq/handoff/system"
 	"github.com/handoff-hq/handoff/webhooks"
 	"github.com/handoff-hq/handoff/workflows"
 )
@@ -38,6 +43,38 @@ type stripeStage struct {
 	byKey   map[string]string
 	refunds []stageRefund
 	gets    map[string]int
+	// lists and searches count the pages listed and the searches made.
+	lists, searches int
+}
+
+// list answers a page of PaymentIntents as Stripe does: newest first,
+// after starting_after, within created[gte] and created[lte].
+func (s *stripeStage) list(q url.Values) map[string]any {
+	all := make([]*stageIntent, 0, len(s.intents))
+	for _, pi := range s.intents {
+		all = append(all, pi)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].ID > all[j].ID }) // ids grow with creation
+	limit, _ := strconv.Atoi(q.Get("limit"))
+	if limit <= 0 {
+		limit = 10
+	}
+	gte, _ := strconv.ParseInt(q.Get("created[gte]"), 10, 64)
+	lte, _ := strconv.ParseInt(q.Get("created[lte]"), 10, 64)
+	after := q.Get("starting_after")
+	data := []*stageIntent{}
+	more := false
+	for _, pi := range all {
+		if after != "" && pi.ID >= after || gte != 0 && pi.Created < gte || lte != 0 && pi.Created > lte {
+			continue
+		}
+		if len(data) == limit {
+			more = true
+			break
+		}
+		data = append(data, pi)
+	}
+	return map[string]any{"object": "list", "data": data, "has_more": more}
 }
 
 type stageIntent struct {
@@ -46,6 +83,7 @@ type stageIntent struct {
 	Amount           int64             `json:"amount"`
 	Currency         string            `json:"currency"`
 	Status           string            `json:"status"`
+	Created          int64             `json:"created"`
 	Metadata         map[string]string `json:"metadata"`
 	LastPaymentError *stagePaymentErr  `json:"last_payment_error"`
 }
@@ -68,7 +106,7 @@ func newStripeStage(upstream string) *stripeStage {
 	return &stripeStage{upstream: upstream, intents: map[string]*stageIntent{}, byKey: map[string]string{}, gets: map[string]int{}}
 }
 
-var searchRef = regexp.MustCompile(`:"([^"]+)"$`)
+var searchRef = regexp.MustCompile(`metadata\["` + stripe.MetadataExternalRef + `"\]:"([^"]+)"`)
 
 func (s *stripeStage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
@@ -87,7 +125,7 @@ func (s *stripeStage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.seq++
 		pi := &stageIntent{ID: fmt.Sprintf("pi_stage_%04d", s.seq), Object: "payment_intent", Currency: form.Get("currency"),
-			Status: "requires_payment_method", Metadata: map[string]string{}}
+			Status: "requires_payment_method", Created: time.Now().Unix(), Metadata: map[string]string{}}
 		fmt.Sscan(form.Get("amount"), &pi.Amount)
 		for k, v := range form {
 			if name, ok := strings.CutPrefix(k, "metadata["); ok {
@@ -98,14 +136,21 @@ func (s *stripeStage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.byKey[r.Header.Get("Idempotency-Key")] = pi.ID
 		writeStripe(w, http.StatusOK, pi)
 	case r.Method == http.MethodGet && path == "/v1/payment_intents/search":
-		ref := searchRef.FindStringSubmatch(r.URL.Query().Get("query"))
+		refs := map[string]bool{}
+		for _, m := range searchRef.FindAllStringSubmatch(r.URL.Query().Get("query"), -1) {
+			refs[m[1]] = true
+		}
 		data := []*stageIntent{}
 		for _, pi := range s.intents {
-			if len(ref) == 2 && pi.Metadata[stripe.MetadataExternalRef] == ref[1] {
+			if refs[pi.Metadata[stripe.MetadataExternalRef]] {
 				data = append(data, pi)
 			}
 		}
-		writeStripe(w, http.StatusOK, map[string]any{"object": "search_result", "data": data})
+		s.searches++
+		writeStripe(w, http.StatusOK, map[string]any{"object": "search_result", "data": data, "has_more": false})
+	case r.Method == http.MethodGet && path == "/v1/payment_intents":
+		s.lists++
+		writeStripe(w, http.StatusOK, s.list(r.URL.Query()))
 	case r.Method == http.MethodGet && strings.HasPrefix(path, "/v1/payment_intents/"):
 		id := strings.TrimPrefix(path, "/v1/payment_intents/")
 		s.gets[id]++
@@ -245,11 +290,13 @@ func newStripeEnv(t *testing.T) *stripeEnv {
 	stageSrv := httptest.NewServer(stage)
 	t.Cleanup(stageSrv.Close)
 	e := newIsolatedEnv(t, "stripe", func(cfg *config.Config) {
-		cfg.Payments.Provider, cfg.Payments.URL, cfg.Payments.APIKey = "stripe", stageSrv.URL, stripetest.Key
+		p, _ := cfg.Provider("payments")
+		p.Provider, p.URL, p.APIKey = "stripe", stageSrv.URL, stripetest.Key
+		cfg.SetProvider("payments", p)
 	})
 	srv, err := api.New(api.Options{Orders: e.starter, Events: e.starter, Operators: e.starter, Reconciliations: e.starter,
 		APITokens: []string{testToken}, OperatorTokens: []string{testOperatorToken}, Ready: func(context.Context) error { return nil },
-		Webhooks: map[string]api.WebhookSource{"payments": {Scheme: api.SchemeStripe, Secrets: []string{stripeTestWebhookSecret}}}})
+		Webhooks: map[string]api.WebhookSource{"payments": {Scheme: system.SchemeStripe, Secrets: []string{stripeTestWebhookSecret}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,6 +432,45 @@ func TestOrdersOnStripeFollowThePaymentIntentLifecycle(t *testing.T) {
 		e.await(t, id, action.StatusCancelled)
 		if got := e.stage.status(pi); got != "canceled" || e.stage.refundsOf(pi) != 0 {
 			t.Errorf("PaymentIntent is %s with %d refunds, want canceled: the customer can no longer pay it", got, e.stage.refundsOf(pi))
+		}
+	})
+
+	t.Run("reconciliation pages through Stripe's PaymentIntents and repairs what is safe", func(t *testing.T) {
+		// An invoice lost at the accounting provider behind handoff's back.
+		lost := action.OrderKey("stripe-succeeded").Step(action.OrderStepInvoice).String()
+		e.send(t, http.MethodDelete, "/_sandbox/records/accounting/invoices/"+e.invoice(t, lost).ID, "")
+		// Two PaymentIntents to a page, so that reconciliation pages.
+		st, err := starter.New(e.client, starter.Options{PaymentPollInterval: time.Second, PaymentTimeout: time.Hour, Namespace: "stripe",
+			Reconcile: workflows.ReconcileInput{PageSize: 2, Grace: 0, PagesPerRun: 2}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := st.StartReconciliation(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var report workflows.ReconcileReport
+		waitFor(t, "the reconciliation on Stripe", func() bool {
+			report, err = st.Reconciliation(context.Background(), id)
+			return !errors.Is(err, starter.ErrRunning)
+		})
+		raw, _ := json.Marshal(report)
+		t.Logf("reconciliation on Stripe: %s", raw)
+		if err != nil {
+			t.Fatalf("reconciliation %s: %v", id, err)
+		}
+		e.stage.mu.Lock()
+		intents, lists, searches := len(e.stage.intents), e.stage.lists, e.stage.searches
+		e.stage.mu.Unlock()
+		if report.Repaired != 1 || report.Differences["invoice_missing"] != 1 || report.Flagged != 0 {
+			t.Errorf("repaired %d, flagged %d, differences %v; want the lost invoice repaired and nothing flagged", report.Repaired, report.Flagged, report.Differences)
+		}
+		if report.Compared.Charges != intents || lists < (intents+1)/2 || searches == 0 {
+			t.Errorf("compared %d charges in %d pages and %d searches; want all %d PaymentIntents, two to a page, and the invoices' charges searched",
+				report.Compared.Charges, lists, searches, intents)
+		}
+		if inv := e.invoice(t, lost); inv.Amount == 0 {
+			t.Errorf("the repaired invoice = %+v", inv)
 		}
 	})
 

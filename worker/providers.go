@@ -2,37 +2,109 @@ package worker
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/handoff-hq/handoff/activities"
 	"github.com/handoff-hq/handoff/config"
+	"github.com/handoff-hq/handoff/contracts"
 	"github.com/handoff-hq/handoff/providers"
 	"github.com/handoff-hq/handoff/providers/sandbox"
 	"github.com/handoff-hq/handoff/providers/stripe"
+	"github.com/handoff-hq/handoff/system"
 )
+
+// An Adapter builds the client of one kind of provider for one system from
+// its settings. The client implements the providers interface of its
+// system (providers.Payments for payments, …).
+type Adapter func(system string, p config.Provider) (any, error)
+
+// adapters are the provider kinds handoff ships, by kind; a new provider is
+// one line here (and its package and contract), or one RegisterAdapter call.
+var adapters = map[string]Adapter{
+	system.Sandbox: func(name string, p config.Provider) (any, error) {
+		c := sandbox.NewClient(name, p.URL, HTTPOptions(name, p))
+		c.HTTP().SetAuth(authenticator(name, p, c.HTTP()))
+		return c, nil
+	},
+	"stripe": func(name string, p config.Provider) (any, error) {
+		return stripe.NewClient(p.URL, p.APIKey, HTTPOptions(name, p)), nil
+	},
+}
+
+var adaptersMu sync.RWMutex
+
+// RegisterAdapter adds a kind of provider, for a system registered with
+// package system. Call it before the workers start, from an init function.
+func RegisterAdapter(kind string, a Adapter) error {
+	adaptersMu.Lock()
+	defer adaptersMu.Unlock()
+	if _, ok := adapters[kind]; ok {
+		return fmt.Errorf("register provider %s: already registered", kind)
+	}
+	adapters[kind] = a
+	return nil
+}
+
+func adapter(kind string) (Adapter, bool) {
+	adaptersMu.RLock()
+	defer adaptersMu.RUnlock()
+	a, ok := adapters[kind]
+	return a, ok
+}
+
+// Clients builds the client of every registered system's configured
+// provider, by system name.
+func Clients(cfg config.Config) (map[string]any, error) {
+	out := map[string]any{}
+	for _, s := range system.All() {
+		p, ok := cfg.Provider(s.Name)
+		if !ok {
+			return nil, fmt.Errorf("provider of %s: not configured", s.Name)
+		}
+		build, ok := adapter(p.Provider)
+		if !ok {
+			return nil, fmt.Errorf("provider of %s: %s_PROVIDER=%s is not available", s.Name, s.EnvPrefix(), p.Provider)
+		}
+		c, err := build(s.Name, p)
+		if err != nil {
+			return nil, fmt.Errorf("provider of %s: %w", s.Name, err)
+		}
+		out[s.Name] = c
+	}
+	return out, nil
+}
 
 // NewActivities builds the provider clients the configuration selects, each
 // with its timeouts and credentials, and the Activities that use them.
 func NewActivities(cfg config.Config) (*activities.Activities, error) {
-	clients := map[string]*sandbox.Client{}
-	for _, system := range config.Systems {
-		p, _ := cfg.Provider(system)
-		c := sandbox.NewClient(system, p.URL, httpOptions(p))
-		c.HTTP().SetAuth(authenticator(system, p, c.HTTP()))
-		clients[system] = c
+	clients, err := Clients(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("new activities: %w", err)
 	}
-	var payments providers.Payments = clients["payments"]
-	switch p := cfg.Payments; p.Provider {
-	case "sandbox":
-	case "stripe":
-		payments = stripe.NewClient(p.URL, p.APIKey, httpOptions(p))
-	default:
-		return nil, fmt.Errorf("new activities: HANDOFF_PAYMENTS_PROVIDER=%s is not available", p.Provider)
+	crm, ok1 := clients[system.CRM.Name].(providers.CRM)
+	payments, ok2 := clients[system.Payments.Name].(providers.Payments)
+	accounting, ok3 := clients[system.Accounting.Name].(providers.Accounting)
+	mailer, ok4 := clients[system.Mail.Name].(providers.Mailer)
+	if !ok1 || !ok2 || !ok3 || !ok4 {
+		return nil, fmt.Errorf("new activities: a configured provider does not offer what its system needs")
 	}
-	return activities.New(clients["crm"], payments, clients["accounting"], clients["mail"])
+	return activities.New(crm, payments, accounting, mailer)
 }
 
-func httpOptions(p config.Provider) providers.HTTPOptions {
-	return providers.HTTPOptions{ConnectTimeout: p.ConnectTimeout, Timeout: p.Timeout, OperationTimeouts: p.OperationTimeouts}
+// HTTPOptions are the HTTP client options of a system's provider: its
+// timeouts, and its contract, which checks every request before it is sent
+// and classifies the answers it declares. Adapters of providers that speak
+// HTTP build their client with them.
+func HTTPOptions(system string, p config.Provider) providers.HTTPOptions {
+	opts := providers.HTTPOptions{ConnectTimeout: p.ConnectTimeout, Timeout: p.Timeout, OperationTimeouts: p.OperationTimeouts, Contract: p.Contract}
+	// Settings changed after they were loaded may name another provider.
+	if c := opts.Contract; c == nil || c.System != system || c.Provider != p.Provider {
+		opts.Contract = nil
+		if c, ok := contracts.For(system, p.Provider); ok {
+			opts.Contract = &c
+		}
+	}
+	return opts
 }
 
 // authenticator picks the provider's credentials: OAuth2 client

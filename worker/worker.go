@@ -12,10 +12,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"reflect"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/interceptor"
 	sdklog "go.temporal.io/sdk/log"
@@ -23,6 +25,7 @@ import (
 
 	"github.com/handoff-hq/handoff/activities"
 	"github.com/handoff-hq/handoff/config"
+	"github.com/handoff-hq/handoff/system"
 	"github.com/handoff-hq/handoff/workflows"
 )
 
@@ -105,14 +108,39 @@ func RegisterSearchAttributes(ctx context.Context, c client.Client, namespace st
 	return nil
 }
 
-// systemActivities lists the activities that run on each provider's queue.
-func systemActivities(acts *activities.Activities) map[string][]any {
-	return map[string][]any{
-		"crm":        {acts.UpsertCustomer},
-		"payments":   {acts.CreateCharge, acts.GetCharge, acts.RefundCharge, acts.FindCharge, acts.CancelCharge},
-		"accounting": {acts.CreateInvoice, acts.VoidInvoice},
-		"mail":       {acts.SendEmail},
+// Registration is what a deployment adds to the workers beyond the order:
+// the workflows of its own actions, and the activities its systems' queues
+// run. Systems and action kinds are registered with package system and
+// action.RegisterKind; their steps are declared in workflows.Steps tables.
+type Registration struct {
+	// Workflows run on the workflow queue.
+	Workflows []any
+	// Activities run on the named system's queue: activity functions, or
+	// structs whose methods are activities.
+	Activities map[string][]any
+}
+
+// stepActivities registers, on each system's queue, the activities the
+// order's steps name (workflows.OrderSteps), as methods of acts.
+func stepActivities(acts *activities.Activities) map[string][]activityByName {
+	out := map[string][]activityByName{}
+	seen := map[string]bool{}
+	for _, spec := range workflows.OrderSteps {
+		for _, name := range spec.Activities {
+			if seen[spec.System.Name+"/"+name] {
+				continue
+			}
+			seen[spec.System.Name+"/"+name] = true
+			out[spec.System.Name] = append(out[spec.System.Name], activityByName{name: name, fn: reflect.ValueOf(acts).MethodByName(name).Interface()})
+		}
 	}
+	return out
+}
+
+// activityByName is an activity to register under its declared name.
+type activityByName struct {
+	name string
+	fn   any
 }
 
 // Workers are handoff's Temporal workers: the workflow worker, and one
@@ -144,7 +172,7 @@ type providerWorker struct {
 // New builds the workflow worker and one activity worker per provider
 // queue, each limited by its provider's rate limit (enforced by Temporal for
 // the whole queue, across workers) and concurrency.
-func New(c client.Client, acts *activities.Activities, cfg config.Config) (*Workers, error) {
+func New(c client.Client, acts *activities.Activities, cfg config.Config, extra ...Registration) (*Workers, error) {
 	if c == nil || acts == nil {
 		return nil, errors.New("new workers: client and activities are required")
 	}
@@ -162,14 +190,23 @@ func New(c client.Client, acts *activities.Activities, cfg config.Config) (*Work
 		registerWorkflows(wf)
 		wf.RegisterActivity(acts.ComparePage)
 		wf.RegisterActivity(acts.OrderStandings)
+		for _, r := range extra {
+			for _, fn := range r.Workflows {
+				wf.RegisterWorkflow(fn)
+			}
+		}
 		return wf
 	}
-	byQueue := systemActivities(acts)
-	for _, system := range config.Systems {
-		p, _ := cfg.Provider(system)
-		fns := byQueue[system]
-		ws.providers = append(ws.providers, &providerWorker{system: system, build: func() sdkworker.Worker {
-			w := sdkworker.New(c, workflows.ProviderTaskQueue(system), sdkworker.Options{
+	byQueue := stepActivities(acts)
+	for _, s := range system.All() {
+		p, _ := cfg.Provider(s.Name)
+		fns := byQueue[s.Name]
+		var more []any
+		for _, r := range extra {
+			more = append(more, r.Activities[s.Name]...)
+		}
+		ws.providers = append(ws.providers, &providerWorker{system: s.Name, build: func() sdkworker.Worker {
+			w := sdkworker.New(c, s.TaskQueue(), sdkworker.Options{
 				DisableWorkflowWorker:              true,
 				TaskQueueActivitiesPerSecond:       p.RateLimit,
 				MaxConcurrentActivityExecutionSize: p.Concurrency,
@@ -179,8 +216,11 @@ func New(c client.Client, acts *activities.Activities, cfg config.Config) (*Work
 				// once made, runs to its end.
 				Interceptors: []interceptor.WorkerInterceptor{&pauseCheck{view: pauses}, &providerCalls{}},
 			})
-			for _, fn := range fns {
-				w.RegisterActivity(fn)
+			for _, a := range fns {
+				w.RegisterActivityWithOptions(a.fn, activity.RegisterOptions{Name: a.name})
+			}
+			for _, a := range more {
+				w.RegisterActivity(a)
 			}
 			return w
 		}})

@@ -55,7 +55,7 @@ func (o *orderRun) awaitOrder(ctx workflow.Context) error {
 		}
 	}
 	o.state.Status = ""
-	return o.setStatus(ctx, action.StatusProcessing)
+	return o.SetStatus(ctx, action.StatusProcessing)
 }
 
 // registerPlaceOrder installs the place_order update. Every order has it,
@@ -101,6 +101,7 @@ func (o *orderRun) registerPlaceOrder(ctx workflow.Context) error {
 func (o *orderRun) placeOrder(ctx workflow.Context, req PlaceOrderRequest) {
 	o.placed, o.requestHash = true, req.RequestHash
 	o.in = req.Input
+	o.correlationID = req.Input.CorrelationID
 	o.state.Status = action.StatusProcessing
 	o.state.CorrelationID = req.Input.CorrelationID
 	o.state.UpdatedAt = workflow.Now(ctx)

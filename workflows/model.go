@@ -17,10 +17,6 @@ import (
 // TaskQueue is where handoff's workflows run.
 const TaskQueue = "handoff"
 
-// ProviderTaskQueue is where the activities of one system run, so that a slow
-// or failing provider holds up only its own queue.
-func ProviderTaskQueue(system string) string { return "handoff-" + system }
-
 // QueryOrderState is the query that returns an order's OrderState.
 const QueryOrderState = "order_state"
 

@@ -57,18 +57,17 @@ func TestOrderNormalize(t *testing.T) {
 	}
 }
 
-// TestEveryStepRunsOnAProvidersQueue: a step without a provider would send
+// TestEveryStepRunsOnAProvidersQueue: a step without a system would send
 // its activity to a queue no worker polls, and wait there for ever.
 func TestEveryStepRunsOnAProvidersQueue(t *testing.T) {
-	steps := []string{StepCustomer, StepCharge, StepPayment, StepInvoice, StepConfirmation, StepRefund, StepVoidInvoice, StepCancelCharge}
-	for _, s := range steps {
-		if stepSystems[s] == "" {
-			t.Errorf("step %s has no provider", s)
+	for _, s := range OrderSteps {
+		if s.System.Name == "" || len(s.Activities) == 0 {
+			t.Errorf("step %s has no system or activity", s.Name)
 		}
 	}
 	for activity, step := range activitySteps {
-		if stepSystems[step] == "" {
-			t.Errorf("activity %s runs for step %s, which has no provider", activity, step)
+		if OrderSteps.Spec(step).System.Name == "" {
+			t.Errorf("activity %s runs for step %s, which has no system", activity, step)
 		}
 	}
 }

@@ -31,21 +31,17 @@ const (
 	StepCancelCharge = action.OrderStepCancelCharge
 )
 
+// ErrCancelled is what RunStep returns when the action is to stop and
+// undo what it did: an operator aborted a parked step or cancelled it.
+var ErrCancelled = errors.New("action cancelled")
+
 var (
-	// errCancelled unwinds an order that is to be cancelled.
-	errCancelled = errors.New("order cancelled")
+	// errCancelled unwinds an action that is to be cancelled: an operator
+	// aborted a parked step or cancelled the action.
+	errCancelled = ErrCancelled
 	// errSkipped tells a parked step that the operator skipped it.
 	errSkipped = errors.New("step skipped")
 )
-
-// skippable lists the steps an order can go on without.
-var skippable = map[string]bool{StepCustomer: true, StepInvoice: true, StepConfirmation: true, StepVoidInvoice: true}
-
-// compensation lists the steps that undo a cancelled order. An operator may
-// skip them, to finish a compensation that cannot finish by itself (the
-// refund was made by hand, the provider lost the charge), but only with a
-// reason, which is recorded on the step.
-var compensation = map[string]bool{StepRefund: true, StepVoidInvoice: true, StepCancelCharge: true}
 
 // OperatorRequest is the argument of the retry, skip, abort and cancel updates.
 type OperatorRequest struct {
@@ -76,146 +72,12 @@ func notApplicable(format string, args ...any) error {
 	return temporal.NewApplicationError(fmt.Sprintf(format, args...), action.TypeNotApplicable)
 }
 
-// registerOperatorUpdates installs the retry, skip, abort and cancel
-// updates. Their validators reject, with a reason, what does not apply, so
-// a rejected update leaves nothing in the history.
-func (o *orderRun) registerOperatorUpdates(ctx workflow.Context) error {
-	parkedOnly := func(what string) func(workflow.Context, OperatorRequest) error {
-		return func(_ workflow.Context, req OperatorRequest) error {
-			if o.parkedStep == "" {
-				return notApplicable("%s applies to an action waiting for an operator; this one is %s", what, o.statusText())
-			}
-			if o.resolution != "" {
-				return notApplicable("the %s step already has an operator's answer (%s)", o.parkedStep, o.resolution)
-			}
-			if what == UpdateAbort && o.compensating {
-				return notApplicable("the order is being cancelled; retry the %s step, or skip it with a reason, to finish undoing it", o.parkedStep)
-			}
-			if what == UpdateSkip && o.hardened && compensation[o.parkedStep] {
-				if strings.TrimSpace(req.Reason) == "" {
-					return notApplicable("skipping the %s step of a cancelled order needs a reason; it is recorded with the order", o.parkedStep)
-				}
-				return nil
-			}
-			if what == UpdateSkip && !skippable[o.parkedStep] {
-				return notApplicable("the %s step cannot be skipped; retry or abort it", o.parkedStep)
-			}
-			if what == UpdateRetry && req.Customer != nil {
-				return o.validateCorrection(*req.Customer)
-			}
-			return nil
-		}
-	}
-	resolve := func(what string) func(workflow.Context, OperatorRequest) (OperatorResult, error) {
-		return func(ctx workflow.Context, req OperatorRequest) (OperatorResult, error) {
-			step := o.parkedStep
-			if what == UpdateRetry && req.Customer != nil {
-				o.in.Order.Customer = *req.Customer
-				o.in.Order = o.in.Order.Normalize()
-			}
-			o.resolution = what
-			if o.hardened {
-				o.markStep(ctx, step, func(s *Step) { s.Resolution = &Resolution{Action: what, Reason: req.Reason} })
-			}
-			o.logOperator(ctx, what, step, req.Reason)
-			return OperatorResult{Status: o.state.Status, Step: step}, nil
-		}
-	}
-	for _, what := range []string{UpdateRetry, UpdateSkip, UpdateAbort} {
-		err := workflow.SetUpdateHandlerWithOptions(ctx, what, resolve(what), workflow.UpdateHandlerOptions{Validator: parkedOnly(what)})
-		if err != nil {
-			return fmt.Errorf("register %s update: %w", what, err)
-		}
-	}
-	return workflow.SetUpdateHandlerWithOptions(ctx, UpdateCancel,
-		func(ctx workflow.Context, req OperatorRequest) (OperatorResult, error) {
-			if !o.cancelRequested && !o.compensating {
-				o.cancelRequested = true
-				o.logOperator(ctx, UpdateCancel, o.parkedStep, req.Reason)
-				// A step already running finishes first; the order says at
-				// once that it is being cancelled.
-				if err := o.setStatus(ctx, action.StatusCancelling); err != nil {
-					return OperatorResult{}, err
-				}
-			}
-			return OperatorResult{Status: o.state.Status}, nil
-		},
-		workflow.UpdateHandlerOptions{Validator: func(workflow.Context, OperatorRequest) error {
-			switch o.state.Status {
-			case action.StatusCompleted, action.StatusRejected, action.StatusCancelled:
-				return notApplicable("the order is already %s", o.state.Status)
-			}
-			return nil
-		}},
-	)
-}
-
-// stopping reports whether the order is to stop and compensate; once it
-// compensates, nothing stops the compensation.
-func (o *orderRun) stopping() bool {
-	return o.cancelRequested && !o.compensating
-}
-
-func (o *orderRun) statusText() string {
-	if o.state.Status == "" {
-		return "waiting for its order"
-	}
-	return string(o.state.Status)
-}
-
 // validateCorrection is the workflow's own, deterministic check of a
 // customer correction; callers validate it fully first (Customer.Validate).
-func (o *orderRun) validateCorrection(c action.Customer) error {
+func validateCorrection(c action.Customer) error {
 	if strings.TrimSpace(c.Name) == "" || !strings.Contains(c.Email, "@") {
 		return notApplicable("customer correction: a name and an e-mail address are required")
 	}
-	return nil
-}
-
-func (o *orderRun) logOperator(ctx workflow.Context, what, step, reason string) {
-	workflow.GetLogger(ctx).Info("operator action", "action", what, "step", step, "reason", reason,
-		"order_id", o.in.Order.OrderID, "correlation_id", o.in.CorrelationID)
-}
-
-// waitForOperator holds a parked step until an operator resolves it or the
-// order is cancelled. It returns nil for retry, errSkipped for skip and
-// errCancelled for abort or cancel.
-func (o *orderRun) waitForOperator(ctx workflow.Context, step string) error {
-	o.parkedStep = step
-	defer func() { o.parkedStep = "" }()
-	if err := workflow.Await(ctx, func() bool { return o.resolution != "" || o.stopping() }); err != nil {
-		return err
-	}
-	resolution := o.resolution
-	o.resolution = ""
-	if o.stopping() || resolution == UpdateAbort {
-		return errCancelled
-	}
-	status := action.StatusProcessing
-	switch {
-	case o.compensating:
-		status = action.StatusCancelling
-	case step == StepPayment:
-		status = action.StatusAwaitingPayment
-	}
-	if resolution == UpdateSkip && o.hardened {
-		// Recorded before the status, so that the state kept in the memo
-		// shows the skip.
-		o.markStep(ctx, step, func(s *Step) { s.Status = action.StepSkipped })
-	}
-	o.state.Status = ""
-	if !o.in.AwaitingOrder || o.placed {
-		if err := o.setStatus(ctx, status); err != nil {
-			return err
-		}
-	}
-	if err := workflow.UpsertTypedSearchAttributes(ctx, SearchStep.ValueUnset(), SearchErrorCategory.ValueUnset(), SearchProvider.ValueUnset()); err != nil {
-		return fmt.Errorf("clear parked search attributes: %w", err)
-	}
-	if resolution == UpdateSkip {
-		return errSkipped
-	}
-	o.markStep(ctx, step, func(s *Step) { s.Status = action.StepPending })
 	return nil
 }
 
@@ -226,14 +88,14 @@ func (o *orderRun) waitForOperator(ctx workflow.Context, step string) error {
 func (o *orderRun) compensate(ctx workflow.Context) error {
 	// Compensation steps run to the end: a further cancel changes nothing.
 	o.compensating = true
-	if err := o.setStatus(ctx, action.StatusCancelling); err != nil {
+	if err := o.SetStatus(ctx, action.StatusCancelling); err != nil {
 		return err
 	}
 	if id := o.done.Invoice.InvoiceID; id != "" {
 		o.addStep(StepVoidInvoice)
 		var out activities.VoidInvoiceResult
-		err := o.step(ctx, StepVoidInvoice, a.VoidInvoice, func() any {
-			return activities.VoidInvoiceInput{Call: o.call(StepVoidInvoice), InvoiceID: id}
+		err := RunStep(ctx, o.Run, StepVoidInvoice, a.VoidInvoice, func() activities.VoidInvoiceInput {
+			return activities.VoidInvoiceInput{Call: o.Call(StepVoidInvoice), InvoiceID: id}
 		}, &out)
 		if err != nil && !errors.Is(err, errCancelled) {
 			return err
@@ -248,7 +110,7 @@ func (o *orderRun) compensate(ctx workflow.Context) error {
 	if err != nil {
 		return err
 	}
-	return o.setStatus(ctx, action.StatusCancelled)
+	return o.SetStatus(ctx, action.StatusCancelled)
 }
 
 // undoCharge makes sure a cancelled order keeps no money. A charge that has
@@ -279,8 +141,8 @@ func (o *orderRun) undoCharge(ctx workflow.Context) error {
 	}
 	o.addStep(StepRefund)
 	var out activities.RefundChargeResult
-	err = o.step(ctx, StepRefund, a.RefundCharge, func() any {
-		return activities.RefundChargeInput{Call: o.call(StepRefund), ChargeID: id}
+	err = RunStep(ctx, o.Run, StepRefund, a.RefundCharge, func() activities.RefundChargeInput {
+		return activities.RefundChargeInput{Call: o.Call(StepRefund), ChargeID: id}
 	}, &out)
 	if err != nil && !errors.Is(err, errCancelled) {
 		return err
@@ -298,8 +160,8 @@ func (o *orderRun) chargeToUndo(ctx workflow.Context) (string, error) {
 	}
 	o.addStep(StepCancelCharge)
 	var found activities.FindChargeResult
-	err := o.step(ctx, StepCancelCharge, a.FindCharge, func() any {
-		return activities.FindChargeInput{Call: o.call(StepCharge)}
+	err := RunStep(ctx, o.Run, StepCancelCharge, a.FindCharge, func() activities.FindChargeInput {
+		return activities.FindChargeInput{Call: o.Call(StepCharge)}
 	}, &found)
 	if err != nil || !found.Found {
 		return "", err
@@ -318,8 +180,8 @@ func (o *orderRun) cancelCharge(ctx workflow.Context, id string) (string, error)
 	deadline := workflow.Now(ctx).Add(o.in.PaymentTimeout)
 	for tries := 1; ; tries++ {
 		var got activities.CancelChargeResult
-		err := o.step(ctx, StepCancelCharge, a.CancelCharge, func() any {
-			return activities.CancelChargeInput{Call: o.call(StepCancelCharge), ChargeID: id}
+		err := RunStep(ctx, o.Run, StepCancelCharge, a.CancelCharge, func() activities.CancelChargeInput {
+			return activities.CancelChargeInput{Call: o.Call(StepCancelCharge), ChargeID: id}
 		}, &got)
 		if err != nil || o.stepStatus(StepCancelCharge) == action.StepSkipped {
 			return "", err
@@ -353,16 +215,6 @@ func (o *orderRun) cancelCharge(ctx workflow.Context, id string) (string, error)
 	}
 }
 
-// stepStatus is the status of the named step, empty when the order has none.
-func (o *orderRun) stepStatus(name string) action.StepStatus {
-	for _, s := range o.state.Steps {
-		if s.Name == name {
-			return s.Status
-		}
-	}
-	return ""
-}
-
 // refundLatePayment is the whole work of a late-payment workflow: the
 // charge succeeded after its order had ended without it, so the money is
 // given back (or, when the provider says otherwise, nothing is done).
@@ -384,8 +236,8 @@ func (o *orderRun) refundWhenPaid(ctx workflow.Context) error {
 		// provider may hold a charge all the same.
 		o.addStep(StepRefund)
 		var found activities.FindChargeResult
-		err := o.step(ctx, StepRefund, a.FindCharge, func() any {
-			return activities.FindChargeInput{Call: o.call(StepCharge)}
+		err := RunStep(ctx, o.Run, StepRefund, a.FindCharge, func() activities.FindChargeInput {
+			return activities.FindChargeInput{Call: o.Call(StepCharge)}
 		}, &found)
 		if err != nil {
 			return err
@@ -397,8 +249,8 @@ func (o *orderRun) refundWhenPaid(ctx workflow.Context) error {
 	if id != "" && o.chargePaid(ctx, id) {
 		o.addStep(StepRefund)
 		var out activities.RefundChargeResult
-		err := o.step(ctx, StepRefund, a.RefundCharge, func() any {
-			return activities.RefundChargeInput{Call: o.call(StepRefund), ChargeID: id}
+		err := RunStep(ctx, o.Run, StepRefund, a.RefundCharge, func() activities.RefundChargeInput {
+			return activities.RefundChargeInput{Call: o.Call(StepRefund), ChargeID: id}
 		}, &out)
 		if err != nil && !errors.Is(err, errCancelled) {
 			return err
@@ -422,7 +274,7 @@ func (o *orderRun) chargePaid(ctx workflow.Context, chargeID string) bool {
 		}
 		var got activities.GetChargeResult
 		err := workflow.ExecuteActivity(o.activityContext(ctx, StepPayment), a.GetCharge,
-			activities.GetChargeInput{Call: o.call(StepPayment), ChargeID: chargeID}).Get(ctx, &got)
+			activities.GetChargeInput{Call: o.Call(StepPayment), ChargeID: chargeID}).Get(ctx, &got)
 		if err == nil && got.Status != providers.ChargePending {
 			return got.Status == providers.ChargeSucceeded || got.Status == providers.ChargeRefunded
 		}
@@ -440,13 +292,4 @@ func (o *orderRun) chargeAttempted() bool {
 		}
 	}
 	return false
-}
-
-func (o *orderRun) addStep(name string) {
-	for _, s := range o.state.Steps {
-		if s.Name == name {
-			return
-		}
-	}
-	o.state.Steps = append(o.state.Steps, Step{Name: name, Status: action.StepPending})
 }

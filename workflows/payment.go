@@ -178,9 +178,11 @@ func (o *orderRun) awaitPaymentEvents(ctx workflow.Context, charge string) (bool
 		// from events ordered only by their timestamps: the provider's
 		// record is the authority.
 		var got activities.GetChargeResult
-		in := func() any { return activities.GetChargeInput{Call: o.call(StepPayment), ChargeID: charge} }
+		in := func() activities.GetChargeInput {
+			return activities.GetChargeInput{Call: o.Call(StepPayment), ChargeID: charge}
+		}
 		asked = o.payment.Applied
-		if err := o.step(ctx, StepPayment, a.GetCharge, in, &got); err != nil {
+		if err := RunStep(ctx, o.Run, StepPayment, a.GetCharge, in, &got); err != nil {
 			return false, err
 		}
 		fetches++
@@ -224,11 +226,11 @@ func (o *orderRun) finishPayment(ctx workflow.Context, status, code, message str
 		o.markStep(ctx, StepPayment, func(s *Step) {
 			s.Status, s.Attempts, s.RemoteRef, s.LastError = action.StepSucceeded, fetches, o.payment.ChargeID, nil
 		})
-		return true, o.setStatus(ctx, action.StatusProcessing)
+		return true, o.SetStatus(ctx, action.StatusProcessing)
 	}
 	o.markStep(ctx, StepPayment, func(s *Step) {
 		s.Status, s.Attempts, s.RemoteRef = action.StepFailed, fetches, o.payment.ChargeID
 		s.LastError = &StepError{Category: action.CategoryDeclined, Message: code + ": " + message}
 	})
-	return false, o.setStatus(ctx, action.StatusRejected)
+	return false, o.SetStatus(ctx, action.StatusRejected)
 }

@@ -2,15 +2,13 @@ package workflows
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
+	"github.com/handoff-hq/handoff/system"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/workflow"
-
-	"github.com/handoff-hq/handoff/config"
 )
 
 // ProviderControlID is the workflow ID of the one provider control workflow
@@ -96,8 +94,8 @@ func ProviderControlWorkflow(ctx workflow.Context, state ProviderControlState) e
 		return err
 	}
 	validate := func(_ workflow.Context, req ProviderRequest) error {
-		if !slices.Contains(config.Systems, req.System) {
-			return notApplicable("unknown system %q: want one of %s", req.System, strings.Join(config.Systems, ", "))
+		if _, ok := system.Lookup(req.System); !ok {
+			return notApplicable("unknown system %q: want one of %s", req.System, strings.Join(system.Names(), ", "))
 		}
 		return nil
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/activities"
 	"github.com/handoff-hq/handoff/providers"
+	"github.com/handoff-hq/handoff/system"
 )
 
 // ReconcileScheduleID names the schedule that runs reconciliation.
@@ -41,6 +42,10 @@ type ReconcileInput struct {
 	// differences are flagged instead. Zero means 100; a negative number
 	// repairs nothing.
 	MaxRepairs int
+	// Phases names the phases to run, in order; empty means the order's
+	// (charges, then invoices). Those added to the activities
+	// (activities.Activities.Phases) are run only when named here.
+	Phases []string `json:",omitempty"`
 	// Resume carries the progress of the runs before.
 	Resume *ReconcileProgress
 }
@@ -124,6 +129,8 @@ type ComparedCounts struct {
 	Invoices int `json:"invoices"`
 	Messages int `json:"messages"`
 	Contacts int `json:"contacts"`
+	// Records counts the records of added phases, by kind.
+	Records map[string]int `json:"records,omitempty"`
 }
 
 // ReportItem is one repaired or flagged difference.
@@ -166,7 +173,7 @@ func ReconcileWorkflow(ctx workflow.Context, in ReconcileInput) (ReconcileReport
 	p := in.Resume
 	if p == nil {
 		now := workflow.Now(ctx)
-		p = &ReconcileProgress{Phase: activities.PhaseCharges, Before: now.Add(-in.Grace), Report: ReconcileReport{
+		p = &ReconcileProgress{Phase: phasesOf(in)[0], Before: now.Add(-in.Grace), Report: ReconcileReport{
 			ID: workflow.GetInfo(ctx).WorkflowExecution.ID, StartedAt: now, Differences: map[string]int{},
 			RepairedItems: []ReportItem{}, FlaggedItems: []ReportItem{},
 		}}
@@ -215,7 +222,7 @@ func ReconcileWorkflow(ctx workflow.Context, in ReconcileInput) (ReconcileReport
 		}
 		p.Cursor = page.NextCursor
 		if p.Cursor == "" {
-			p.Phase = nextPhase(p.Phase)
+			p.Phase = nextPhase(phasesOf(in), p.Phase)
 		}
 	}
 	r := p.Report
@@ -227,16 +234,34 @@ func ReconcileWorkflow(ctx workflow.Context, in ReconcileInput) (ReconcileReport
 	return r, nil
 }
 
-func nextPhase(phase string) string {
-	if phase == activities.PhaseCharges {
-		return activities.PhaseInvoices
+// phasesOf is the phases a reconciliation runs, in order: the order's,
+// unless the input names them (with those added to the activities).
+func phasesOf(in ReconcileInput) []string {
+	if len(in.Phases) == 0 {
+		return []string{activities.PhaseCharges, activities.PhaseInvoices}
+	}
+	return in.Phases
+}
+
+func nextPhase(phases []string, phase string) string {
+	if i := slices.Index(phases, phase); i >= 0 && i+1 < len(phases) {
+		return phases[i+1]
 	}
 	return phaseDone
 }
 
 // count adds a page's compared records: the charges phase counts charges
-// and what it looked up; the invoices phase counts only its invoices.
+// and what it looked up; the invoices phase counts only its invoices;
+// added phases count their records by kind.
 func (r *ReconcileReport) count(phase string, page activities.ComparePageResult) {
+	// Sums do not depend on the order the map is read in.
+	//workflowcheck:ignore
+	for kind, n := range page.Records {
+		if r.Compared.Records == nil {
+			r.Compared.Records = map[string]int{}
+		}
+		r.Compared.Records[kind] += n
+	}
 	if phase == activities.PhaseCharges {
 		r.Compared.Charges += page.Charges
 		r.Compared.Messages += page.Messages
@@ -256,9 +281,9 @@ func (p *ReconcileProgress) settle(ctx workflow.Context, d activities.Difference
 		d.Safe = false
 		item.Reason += "; not repaired: the order is " + string(standing.Status)
 	}
-	if d.Safe && slices.Contains(standing.Skipped, repairStep(d.Kind)) {
+	if step := repairStep(d); d.Safe && slices.Contains(standing.Skipped, step) {
 		d.Safe = false
-		item.Reason += "; not repaired: an operator skipped the " + repairStep(d.Kind) + " step"
+		item.Reason += "; not repaired: an operator skipped the " + step + " step"
 	}
 	if d.Safe && p.Report.Repaired >= repairCap {
 		// A run that finds many safe differences at once more likely looks
@@ -288,25 +313,46 @@ func (r *ReconcileReport) addItem(list *[]ReportItem, item ReportItem) {
 	*list = append(*list, item)
 }
 
-// repairStep is the order step a repair stands in for.
-func repairStep(kind string) string {
-	if kind == activities.DiffEmailMissing {
-		return StepConfirmation
+// repairStep is the action's step a repair stands in for.
+func repairStep(d activities.Difference) string {
+	if d.Repair != nil {
+		return d.Repair.Step
 	}
-	return StepInvoice
+	spec, _ := OrderSteps.Repairing(d.Kind)
+	return spec.Name
 }
 
-// repair makes the missing record with the activity and idempotency key the
-// order itself uses.
+// repairOptions run a repair on a system's queue with a bounded retry policy.
+func repairOptions(ctx workflow.Context, s system.System) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		TaskQueue: s.TaskQueue(), StartToCloseTimeout: 45 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second, MaximumAttempts: 5},
+	})
+}
+
+// repair makes the missing record with the action's own activity and
+// idempotency key, as the difference's comparer described the call.
 func repair(ctx workflow.Context, d activities.Difference) error {
+	if d.Repair == nil {
+		return legacyRepair(ctx, d)
+	}
+	s, ok := system.Lookup(d.Repair.System)
+	if !ok {
+		return fmt.Errorf("repair %s: no system %q", d.Kind, d.Repair.System)
+	}
+	var out map[string]any
+	return workflow.ExecuteActivity(repairOptions(ctx, s), d.Repair.Activity, d.Repair.Input).Get(ctx, &out)
+}
+
+// legacyRepair repairs the differences of reconciliations begun before
+// differences carried their repair.
+func legacyRepair(ctx workflow.Context, d activities.Difference) error {
 	call := func(step string) providers.Call {
 		return providers.Call{IdempotencyKey: d.OrderKey + "/" + step, CorrelationID: "reconcile"}
 	}
-	opts := func(system string) workflow.Context {
-		return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			TaskQueue: ProviderTaskQueue(system), StartToCloseTimeout: 45 * time.Second,
-			RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second, MaximumAttempts: 5},
-		})
+	opts := func(name string) workflow.Context {
+		s, _ := system.Lookup(name)
+		return repairOptions(ctx, s)
 	}
 	switch d.Kind {
 	case activities.DiffInvoiceMissing:

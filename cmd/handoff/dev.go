@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/handoff-hq/handoff/config"
+	"github.com/handoff-hq/handoff/system"
 	"github.com/handoff-hq/handoff/worker"
 )
 
@@ -224,7 +225,11 @@ func devCredentialSpecs(cfg *config.Config) []devCredential {
 		{"SANDBOX_CLIENT_ID", "dev_client_", func(v string) { cfg.Sandbox.ClientID = v }},
 		{"SANDBOX_CLIENT_SECRET", "dev_secret_", func(v string) { cfg.Sandbox.ClientSecret = v }},
 		// whsec_ and 32 hex digits, which read as base64 are a 24-byte key.
-		{"PAYMENTS_WEBHOOK_SECRETS", "whsec_", func(v string) { cfg.Payments.WebhookSecrets = []string{v} }},
+		{"PAYMENTS_WEBHOOK_SECRETS", "whsec_", func(v string) {
+			p, _ := cfg.Provider(system.Payments.Name)
+			p.WebhookSecrets = []string{v}
+			cfg.SetProvider(system.Payments.Name, p)
+		}},
 	}
 }
 

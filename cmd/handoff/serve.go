@@ -17,6 +17,7 @@ import (
 	"github.com/handoff-hq/handoff/config"
 	"github.com/handoff-hq/handoff/providers/sandbox"
 	"github.com/handoff-hq/handoff/starter"
+	"github.com/handoff-hq/handoff/system"
 	"github.com/handoff-hq/handoff/worker"
 	"github.com/handoff-hq/handoff/workflows"
 )
@@ -50,7 +51,8 @@ func serveSandbox(ctx context.Context, cfg config.Config, ln net.Listener, log *
 		Logger: log.With("component", "sandbox"),
 	}
 	// The sandbox signs its payment events with the newest payments secret.
-	if secrets := cfg.Payments.WebhookSecrets; len(secrets) > 0 {
+	if p, _ := cfg.Provider(system.Payments.Name); len(p.WebhookSecrets) > 0 {
+		secrets := p.WebhookSecrets
 		opts.WebhookURL, opts.WebhookSecret = cfg.Sandbox.WebhookURL, secrets[0]
 	}
 	srv := sandbox.NewServer(opts)
@@ -220,16 +222,14 @@ func reconcileInput(cfg config.Config) workflows.ReconcileInput {
 		Since: cfg.Reconcile.Since, MaxRepairs: maxRepairs}
 }
 
-// webhookSources says, per system, how its webhooks are signed.
+// webhookSources says, per system, how its configured provider signs its
+// webhooks.
 func webhookSources(cfg config.Config) map[string]api.WebhookSource {
 	out := map[string]api.WebhookSource{}
-	for _, system := range config.Systems {
-		p, _ := cfg.Provider(system)
-		scheme := api.SchemeStandard
-		if p.Provider == "stripe" {
-			scheme = api.SchemeStripe
-		}
-		out[system] = api.WebhookSource{Scheme: scheme, Secrets: p.WebhookSecrets}
+	for _, s := range system.All() {
+		p, _ := cfg.Provider(s.Name)
+		kind, _ := s.Provider(p.Provider)
+		out[s.Name] = api.WebhookSource{Scheme: kind.Webhooks, Secrets: p.WebhookSecrets}
 	}
 	return out
 }

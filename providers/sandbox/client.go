@@ -2,10 +2,12 @@ package sandbox
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/providers"
 )
 
@@ -13,12 +15,15 @@ import (
 // API). One Client implements every providers interface; each system gets
 // its own Client with its own base URL, e.g. http://localhost:8090/payments.
 type Client struct {
-	http *providers.HTTPClient
+	system string
+	http   *providers.HTTPClient
 }
 
-// NewClient returns a client for the system served at baseURL.
+// NewClient returns a client for the system served at baseURL. Its
+// look-ups use the query parameters its contract names for each record
+// (opts.Contract), external_ref when none does.
 func NewClient(system, baseURL string, opts providers.HTTPOptions) *Client {
-	return &Client{http: providers.NewHTTPClient(system, baseURL, opts)}
+	return &Client{system: system, http: providers.NewHTTPClient(system, baseURL, opts)}
 }
 
 // HTTP is the client's transport, shared with its authenticator.
@@ -54,7 +59,7 @@ func (c *Client) GetCharge(ctx context.Context, call providers.Call, id string) 
 
 // FindCharge looks a charge up by its external reference.
 func (c *Client) FindCharge(ctx context.Context, call providers.Call, externalRef string) (providers.Charge, bool, error) {
-	return find[providers.Charge](ctx, c, call, "find_charge", "/charges", externalRef)
+	return find[providers.Charge](ctx, c, call, "find_charge", "/charges", "charge", externalRef)
 }
 
 // RefundCharge refunds a whole charge.
@@ -67,7 +72,11 @@ func (c *Client) RefundCharge(ctx context.Context, call providers.Call, req prov
 // FindRefund finds a refund of the charge, whoever made it.
 func (c *Client) FindRefund(ctx context.Context, call providers.Call, chargeID string) (providers.Refund, bool, error) {
 	var page listPage[providers.Refund]
-	q := url.Values{"charge": {chargeID}}
+	param, err := c.lookup("find_refund", "refund", "charge")
+	if err != nil {
+		return providers.Refund{}, false, err
+	}
+	q := url.Values{param: {chargeID}}
 	if err := c.http.Do(ctx, providers.Request{Operation: "find_refund", Method: http.MethodGet, Path: "/refunds?" + q.Encode(), Call: call}, &page); err != nil {
 		return providers.Refund{}, false, err
 	}
@@ -102,7 +111,7 @@ func (c *Client) CreateInvoice(ctx context.Context, call providers.Call, req pro
 
 // FindInvoice looks an invoice up by its external reference.
 func (c *Client) FindInvoice(ctx context.Context, call providers.Call, externalRef string) (providers.Invoice, bool, error) {
-	return find[providers.Invoice](ctx, c, call, "find_invoice", "/invoices", externalRef)
+	return find[providers.Invoice](ctx, c, call, "find_invoice", "/invoices", "invoice", externalRef)
 }
 
 // SendMessage sends one e-mail.
@@ -114,13 +123,29 @@ func (c *Client) SendMessage(ctx context.Context, call providers.Call, req provi
 
 // FindMessage looks an e-mail up by its external reference.
 func (c *Client) FindMessage(ctx context.Context, call providers.Call, externalRef string) (providers.Message, bool, error) {
-	return find[providers.Message](ctx, c, call, "find_message", "/messages", externalRef)
+	return find[providers.Message](ctx, c, call, "find_message", "/messages", "message", externalRef)
 }
 
-func find[T any](ctx context.Context, c *Client, call providers.Call, op, path, ref string) (T, bool, error) {
+// lookup is the query parameter by which the contract says a record is
+// found; a record the contract says cannot be looked up fails the call as
+// Unsupported.
+func (c *Client) lookup(op, record, fallback string) (string, error) {
+	param := c.http.Lookup(record, fallback)
+	if param == "none" || param == "search" {
+		return "", &providers.Error{System: c.system, Operation: op, Category: action.CategoryPermanent, Type: action.TypeUnsupported,
+			Err: fmt.Errorf("the contract says a %s cannot be looked up by a query parameter (lookup: %s)", record, param)}
+	}
+	return param, nil
+}
+
+func find[T any](ctx context.Context, c *Client, call providers.Call, op, path, record, ref string) (T, bool, error) {
 	var page listPage[T]
 	var zero T
-	q := url.Values{"external_ref": {ref}, "limit": {"1"}}
+	param, err := c.lookup(op, record, "external_ref")
+	if err != nil {
+		return zero, false, err
+	}
+	q := url.Values{param: {ref}, "limit": {"1"}}
 	if err := c.http.Do(ctx, providers.Request{Operation: op, Method: http.MethodGet, Path: path + "?" + q.Encode(), Call: call}, &page); err != nil {
 		return zero, false, err
 	}
@@ -137,34 +162,35 @@ var (
 	_ providers.ContactFinder = (*Client)(nil)
 )
 
-// ListCharges returns one page of charges after the cursor.
-func (c *Client) ListCharges(ctx context.Context, call providers.Call, cursor string, limit int) ([]providers.Charge, string, error) {
-	return listPageOf[providers.Charge](ctx, c, call, "list_charges", "/charges", cursor, limit)
+// ListCharges returns one page of charges after the cursor (the sandbox
+// does not filter by creation time).
+func (c *Client) ListCharges(ctx context.Context, call providers.Call, page providers.Page) ([]providers.Charge, string, error) {
+	return listPageOf[providers.Charge](ctx, c, call, "list_charges", "/charges", page.Cursor, page.Limit)
 }
 
 // FindChargesByRefs returns every charge with one of the references.
 func (c *Client) FindChargesByRefs(ctx context.Context, call providers.Call, refs []string) ([]providers.Charge, error) {
-	return findAll[providers.Charge](ctx, c, call, "find_charges", "/charges", "external_ref", refs)
+	return findAll[providers.Charge](ctx, c, call, "find_charges", "/charges", "charge", refs)
 }
 
 // ListInvoices returns one page of invoices after the cursor.
-func (c *Client) ListInvoices(ctx context.Context, call providers.Call, cursor string, limit int) ([]providers.Invoice, string, error) {
-	return listPageOf[providers.Invoice](ctx, c, call, "list_invoices", "/invoices", cursor, limit)
+func (c *Client) ListInvoices(ctx context.Context, call providers.Call, page providers.Page) ([]providers.Invoice, string, error) {
+	return listPageOf[providers.Invoice](ctx, c, call, "list_invoices", "/invoices", page.Cursor, page.Limit)
 }
 
 // FindInvoicesByRefs returns every invoice with one of the references.
 func (c *Client) FindInvoicesByRefs(ctx context.Context, call providers.Call, refs []string) ([]providers.Invoice, error) {
-	return findAll[providers.Invoice](ctx, c, call, "find_invoices", "/invoices", "external_ref", refs)
+	return findAll[providers.Invoice](ctx, c, call, "find_invoices", "/invoices", "invoice", refs)
 }
 
 // FindMessagesByRefs returns every e-mail with one of the references.
 func (c *Client) FindMessagesByRefs(ctx context.Context, call providers.Call, refs []string) ([]providers.Message, error) {
-	return findAll[providers.Message](ctx, c, call, "find_messages", "/messages", "external_ref", refs)
+	return findAll[providers.Message](ctx, c, call, "find_messages", "/messages", "message", refs)
 }
 
 // FindContactsByIDs returns the contacts with the ids that exist.
 func (c *Client) FindContactsByIDs(ctx context.Context, call providers.Call, ids []string) ([]providers.Contact, error) {
-	return findAll[providers.Contact](ctx, c, call, "find_contacts", "/contacts", "id", ids)
+	return findAll[providers.Contact](ctx, c, call, "find_contacts", "/contacts", "contact", ids)
 }
 
 func listPageOf[T any](ctx context.Context, c *Client, call providers.Call, op, path, cursor string, limit int) ([]T, string, error) {
@@ -179,9 +205,13 @@ func listPageOf[T any](ctx context.Context, c *Client, call providers.Call, op, 
 	return page.Data, page.NextCursor, nil
 }
 
-func findAll[T any](ctx context.Context, c *Client, call providers.Call, op, path, param string, values []string) ([]T, error) {
+func findAll[T any](ctx context.Context, c *Client, call providers.Call, op, path, record string, values []string) ([]T, error) {
 	if len(values) == 0 {
 		return nil, nil
+	}
+	param, err := c.lookup(op, record, "external_ref")
+	if err != nil {
+		return nil, err
 	}
 	var page listPage[T]
 	q := url.Values{param: values}

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -56,6 +57,7 @@ type paymentIntent struct {
 	Currency         string            `json:"currency"`
 	Status           string            `json:"status"`
 	Customer         string            `json:"customer"`
+	Created          int64             `json:"created"`
 	Metadata         map[string]string `json:"metadata"`
 	LastPaymentError *struct {
 		Code    string `json:"code"`
@@ -181,13 +183,90 @@ func (c *Client) RefundCharge(ctx context.Context, call providers.Call, req prov
 	return out, nil
 }
 
+var _ providers.ChargeLister = (*Client)(nil)
+
+// ListCharges lists one page of PaymentIntents, newest first as Stripe
+// lists them, created within the page's window; the cursor is the last
+// PaymentIntent of the page before (Stripe's starting_after).
+// PaymentIntents handoff did not create are listed too: they carry no
+// external reference, and reconciliation passes them by.
+func (c *Client) ListCharges(ctx context.Context, call providers.Call, page providers.Page) ([]providers.Charge, string, error) {
+	limit := min(max(page.Limit, 1), 100) // Stripe's bounds
+	q := url.Values{"limit": {strconv.Itoa(limit)}}
+	if page.Cursor != "" {
+		q.Set("starting_after", page.Cursor)
+	}
+	if !page.After.IsZero() {
+		q.Set("created[gte]", strconv.FormatInt(page.After.Unix(), 10))
+	}
+	if !page.Before.IsZero() {
+		q.Set("created[lte]", strconv.FormatInt(page.Before.Unix(), 10))
+	}
+	var list struct {
+		Data    []paymentIntent `json:"data"`
+		HasMore bool            `json:"has_more"`
+	}
+	err := c.http.Do(ctx, providers.Request{Operation: "list_charges", Method: http.MethodGet, Path: "/v1/payment_intents?" + q.Encode(), Call: call, Header: versionHeader}, &list)
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([]providers.Charge, 0, len(list.Data))
+	for _, pi := range list.Data {
+		out = append(out, pi.charge())
+	}
+	next := ""
+	if list.HasMore && len(list.Data) > 0 {
+		next = list.Data[len(list.Data)-1].ID
+	}
+	return out, next, nil
+}
+
+// searchClauses is how many clauses Stripe's search accepts in one query.
+const searchClauses = 10
+
+// FindChargesByRefs finds the PaymentIntents with one of the external
+// references, with Stripe's search (ten references per query). The search
+// index lags writes by up to a minute; reconciliation leaves records that
+// young alone (HANDOFF_RECONCILE_GRACE).
+func (c *Client) FindChargesByRefs(ctx context.Context, call providers.Call, refs []string) ([]providers.Charge, error) {
+	var out []providers.Charge
+	for batch := range slices.Chunk(refs, searchClauses) {
+		clauses := make([]string, len(batch))
+		for i, ref := range batch {
+			clauses[i] = fmt.Sprintf("metadata[%q]:%q", MetadataExternalRef, ref)
+		}
+		q := url.Values{"query": {strings.Join(clauses, " OR ")}, "limit": {"100"}}
+		for {
+			var page struct {
+				Data     []paymentIntent `json:"data"`
+				HasMore  bool            `json:"has_more"`
+				NextPage string          `json:"next_page"`
+			}
+			err := c.http.Do(ctx, providers.Request{Operation: "find_charges", Method: http.MethodGet, Path: "/v1/payment_intents/search?" + q.Encode(), Call: call, Header: versionHeader}, &page)
+			if err != nil {
+				return nil, err
+			}
+			for _, pi := range page.Data {
+				if slices.Contains(batch, pi.Metadata[MetadataExternalRef]) {
+					out = append(out, pi.charge())
+				}
+			}
+			if !page.HasMore || page.NextPage == "" {
+				break
+			}
+			q.Set("page", page.NextPage)
+		}
+	}
+	return out, nil
+}
+
 var versionHeader = http.Header{"Stripe-Version": {APIVersion}}
 
 // charge maps a PaymentIntent to handoff's charge.
 func (pi paymentIntent) charge() providers.Charge {
 	ch := providers.Charge{
 		ID: pi.ID, ExternalRef: pi.Metadata[MetadataExternalRef], Status: ChargeStatus(pi.Status),
-		Amount: pi.Amount, Currency: pi.Currency, Customer: pi.Customer,
+		Amount: pi.Amount, Currency: pi.Currency, Customer: pi.Customer, Created: pi.Created,
 	}
 	if pi.LastPaymentError != nil {
 		ch.FailureCode, ch.FailureMessage = pi.LastPaymentError.Code, redact.Text(pi.LastPaymentError.Message)

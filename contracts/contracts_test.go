@@ -1,0 +1,85 @@
+package contracts
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/handoff-hq/handoff/action"
+)
+
+func TestEveryBuiltInContractParsesAndMatchesTheRegistry(t *testing.T) {
+	if err := Check(); err != nil {
+		t.Fatalf("contracts:\n%v", err)
+	}
+	c, ok := For("payments", "stripe")
+	if !ok || c.API.Version != "2024-06-20" || time.Duration(c.Limits.Timeout) != 15*time.Second {
+		t.Errorf("stripe contract = %+v", c)
+	}
+}
+
+func TestAContractThatContradictsTheRegistryIsRefusedNamingEveryProblem(t *testing.T) {
+	c, err := Parse("broken.yaml", []byte(`
+system: shipping
+provider: pigeon
+auth: {scheme: telepathy}
+limits: {timeout: 0s, connect_timeout: 1s, rate_limit: 1, concurrency: 1}
+api: {version: "1", changes: nowhere}
+invalid_data: refused
+operations:
+  - name: send
+    method: FLY
+    path: /send
+    required: [to]
+    example: {}
+    responses: [{status: 503}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems := errorsOf(c.check())
+	for _, want := range []string{`system "shipping" is not registered`, "auth scheme", "limits", "a method", "example breaks its own rules", "answer 503 must be classified"} {
+		if !strings.Contains(problems, want) {
+			t.Errorf("problems do not mention %q:\n%s", want, problems)
+		}
+	}
+	if _, err := Parse("typo.yaml", []byte("system: payments\nprovidr: stripe\n")); err == nil {
+		t.Error("a contract with an unknown key parsed")
+	}
+}
+
+func errorsOf(errs []error) string {
+	var b strings.Builder
+	for _, e := range errs {
+		b.WriteString(e.Error() + "\n")
+	}
+	return b.String()
+}
+
+func TestOperationCheckAndClassify(t *testing.T) {
+	c, _ := For("payments", "sandbox")
+	op, _ := c.Operation("create_charge")
+	tests := []struct {
+		name   string
+		fields map[string]any
+		want   string
+	}{
+		{"valid", map[string]any{"amount": float64(100), "currency": "eur"}, ""},
+		{"missing amount", map[string]any{"currency": "eur"}, "amount is required"},
+		{"bad currency", map[string]any{"amount": float64(100), "currency": "EURO"}, "currency must be currency"},
+		{"bad e-mail", map[string]any{"amount": float64(100), "currency": "eur", "email": "ada"}, "email must be email"},
+		{"fractional amount", map[string]any{"amount": 1.5, "currency": "eur"}, "amount must be positive_integer"},
+	}
+	for _, tt := range tests {
+		got := strings.Join(op.Check(tt.fields), "; ")
+		if got != tt.want {
+			t.Errorf("%s: Check = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+	if cat, typ, ok := c.Classify("create_charge", 409, "idempotency_error", ""); !ok || cat != action.CategoryPermanent || typ != action.TypeConflict {
+		t.Errorf("Classify(409) = %s %s %v", cat, typ, ok)
+	}
+	if _, _, ok := c.Classify("create_charge", 418, "", ""); ok {
+		t.Error("an undeclared answer was classified by the contract")
+	}
+}
