@@ -12,7 +12,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 
 	"github.com/handoff-hq/handoff/action"
-	"github.com/handoff-hq/handoff/starter"
+	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/workflows"
 )
 
@@ -27,20 +27,20 @@ type fakeOrders struct {
 	readErr      error
 }
 
-func (f *fakeOrders) PlaceOrder(_ context.Context, o action.Order, correlationID string) (starter.Placed, error) {
+func (f *fakeOrders) PlaceOrder(_ context.Context, o action.Order, correlationID string) (control.Placed, error) {
 	f.placed = append(f.placed, o)
 	f.correlations = append(f.correlations, correlationID)
 	if f.placeErr != nil {
-		return starter.Placed{}, f.placeErr
+		return control.Placed{}, f.placeErr
 	}
-	return starter.Placed{OrderID: o.OrderID, WorkflowID: "order/" + o.OrderID, Replayed: f.replayed}, nil
+	return control.Placed{OrderID: o.OrderID, WorkflowID: "order/" + o.OrderID, Replayed: f.replayed}, nil
 }
 
-func (f *fakeOrders) Order(_ context.Context, id string) (starter.OrderRead, error) {
+func (f *fakeOrders) Order(_ context.Context, id string) (control.OrderRead, error) {
 	if f.readErr != nil {
-		return starter.OrderRead{}, f.readErr
+		return control.OrderRead{}, f.readErr
 	}
-	return starter.OrderRead{State: workflows.OrderState{OrderID: id, Status: action.StatusCompleted, Steps: []workflows.Step{}}, Source: starter.SourceWorkflow}, nil
+	return control.OrderRead{State: workflows.OrderState{OrderID: id, Status: action.StatusCompleted, Steps: []workflows.Step{}}, Source: control.SourceWorkflow}, nil
 }
 
 func newTestServer(t *testing.T, orders *fakeOrders, ready error) *Server {
@@ -91,8 +91,8 @@ func TestPlaceOrderAnswers(t *testing.T) {
 		{name: "two objects", body: validOrder + validOrder, auth: "Bearer " + token, wantStatus: 400, wantProblem: "invalid-request"},
 		{name: "empty body", body: ``, auth: "Bearer " + token, wantStatus: 400, wantProblem: "invalid-request"},
 		{name: "too large", body: `{"order_id":"` + strings.Repeat("a", maxBodyBytes) + `"}`, auth: "Bearer " + token, wantStatus: 413, wantProblem: "too-large"},
-		{name: "invalid fields", body: validOrder, auth: "Bearer " + token, placeErr: &starter.ValidationError{Fields: []action.FieldError{{Field: "amount", Detail: "bad"}}}, wantStatus: 400, wantProblem: "invalid-request", wantCalls: 1},
-		{name: "conflict", body: validOrder, auth: "Bearer " + token, placeErr: starter.ErrConflict, wantStatus: 409, wantProblem: "conflict", wantCalls: 1},
+		{name: "invalid fields", body: validOrder, auth: "Bearer " + token, placeErr: &control.ValidationError{Fields: []action.FieldError{{Field: "amount", Detail: "bad"}}}, wantStatus: 400, wantProblem: "invalid-request", wantCalls: 1},
+		{name: "conflict", body: validOrder, auth: "Bearer " + token, placeErr: control.ErrConflict, wantStatus: 409, wantProblem: "conflict", wantCalls: 1},
 		{name: "temporal down", body: validOrder, auth: "Bearer " + token, placeErr: serviceerror.NewUnavailable("down"), wantStatus: 503, wantProblem: "unavailable", wantCalls: 1},
 		{name: "unexpected", body: validOrder, auth: "Bearer " + token, placeErr: errors.New("boom"), wantStatus: 500, wantProblem: "internal", wantCalls: 1},
 	}
@@ -135,7 +135,7 @@ func TestPlaceOrderAnswers(t *testing.T) {
 
 func TestValidationProblemNamesTheFields(t *testing.T) {
 	fields := []action.FieldError{{Field: "customer.email", Detail: "must be an e-mail address"}, {Field: "amount", Detail: "x"}}
-	rec := do(newTestServer(t, &fakeOrders{placeErr: &starter.ValidationError{Fields: fields}}, nil), http.MethodPost, "/v1/orders", validOrder, "Bearer "+token)
+	rec := do(newTestServer(t, &fakeOrders{placeErr: &control.ValidationError{Fields: fields}}, nil), http.MethodPost, "/v1/orders", validOrder, "Bearer "+token)
 	var p Problem
 	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
 		t.Fatal(err)
@@ -166,7 +166,7 @@ func TestGetOrder(t *testing.T) {
 		wantStatus int
 	}{
 		{"found", nil, "Bearer " + token, 200},
-		{"not found", starter.ErrNotFound, "Bearer " + token, 404},
+		{"not found", control.ErrNotFound, "Bearer " + token, 404},
 		{"no token", nil, "", 401},
 		{"query timed out", serviceerror.NewDeadlineExceeded("slow"), "Bearer " + token, 503},
 	}

@@ -20,7 +20,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/handoff-hq/handoff/starter"
+	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/system"
 	"github.com/handoff-hq/handoff/webhooks"
 )
@@ -80,7 +80,7 @@ func TestWebhookPathOfInvalidUTF8IsNotFound(t *testing.T) {
 // panicking is an Orders whose read panics.
 type panicking struct{ fakeOrders }
 
-func (panicking) Order(context.Context, string) (starter.OrderRead, error) { panic("boom") }
+func (panicking) Order(context.Context, string) (control.OrderRead, error) { panic("boom") }
 
 func TestAPanicBecomesALogged500Problem(t *testing.T) {
 	var logs bytes.Buffer
@@ -103,9 +103,9 @@ func TestAPanicBecomesALogged500Problem(t *testing.T) {
 // slowOrders answers reads only when the caller's context ends.
 type slowOrders struct{ fakeOrders }
 
-func (slowOrders) Order(ctx context.Context, _ string) (starter.OrderRead, error) {
+func (slowOrders) Order(ctx context.Context, _ string) (control.OrderRead, error) {
 	<-ctx.Done()
-	return starter.OrderRead{}, fmt.Errorf("read order: %w", ctx.Err())
+	return control.OrderRead{}, fmt.Errorf("read order: %w", ctx.Err())
 }
 
 func TestAClientThatGivesUpIsNotAServerError(t *testing.T) {
@@ -174,7 +174,7 @@ func TestForeignStripeEventsAreAcknowledgedAndCounted(t *testing.T) {
 
 func TestALatePaymentIsAcceptedAndCounted(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	events := &fakeEvents{err: fmt.Errorf("deliver: %w", starter.ErrLatePayment)}
+	events := &fakeEvents{err: fmt.Errorf("deliver: %w", control.ErrLatePayment)}
 	s, err := New(Options{Orders: &fakeOrders{}, Events: events, Operators: &fakeOperators{}, Reconciliations: &fakeReconciliations{},
 		APITokens: []string{token}, Ready: func(context.Context) error { return nil }, Registry: reg,
 		Webhooks: map[string]WebhookSource{"payments": {Scheme: system.SchemeStandard, Secrets: []string{webhookSecret}}}})

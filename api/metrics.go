@@ -5,7 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/handoff-hq/handoff/starter"
+	"github.com/handoff-hq/handoff/control"
 )
 
 // metrics are the API's own Prometheus series.
@@ -41,12 +41,12 @@ func (m *metrics) webhook(system, result string) {
 }
 
 func (m *metrics) countPlaced(err error, replayed bool) {
-	var invalid *starter.ValidationError
+	var invalid *control.ValidationError
 	result := "started"
 	switch {
 	case errors.As(err, &invalid):
 		result = "invalid"
-	case errors.Is(err, starter.ErrConflict):
+	case errors.Is(err, control.ErrConflict):
 		result = "conflict"
 	case err != nil:
 		result = "error"

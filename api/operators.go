@@ -11,18 +11,18 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/handoff-hq/handoff/action"
-	"github.com/handoff-hq/handoff/starter"
+	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/workflows"
 )
 
 // Operators is what operator endpoints need.
 type Operators interface {
 	Resolve(ctx context.Context, workflowID, answer string, req workflows.OperatorRequest) (workflows.OperatorResult, error)
-	ListActions(ctx context.Context, f starter.ActionFilter) (starter.ActionPage, error)
+	ListActions(ctx context.Context, f control.ActionFilter) (control.ActionPage, error)
 	CancelOrder(ctx context.Context, orderID, reason string) (workflows.OperatorResult, error)
-	PauseProvider(ctx context.Context, system, reason string) (starter.ProviderStatus, error)
-	ResumeProvider(ctx context.Context, system, reason string) (starter.ProviderStatus, error)
-	Provider(ctx context.Context, system string) (starter.ProviderStatus, error)
+	PauseProvider(ctx context.Context, system, reason string) (control.ProviderStatus, error)
+	ResumeProvider(ctx context.Context, system, reason string) (control.ProviderStatus, error)
+	Provider(ctx context.Context, system string) (control.ProviderStatus, error)
 }
 
 var (
@@ -97,7 +97,7 @@ type ActionList struct {
 
 // ListedAction is one action with its links.
 type ListedAction struct {
-	starter.Action
+	control.Action
 	Links map[string]string `json:"links"`
 }
 
@@ -112,7 +112,7 @@ func (s *Server) listActions(c echo.Context) error {
 		}
 		size = n
 	}
-	page, err := s.operators.ListActions(c.Request().Context(), starter.ActionFilter{
+	page, err := s.operators.ListActions(c.Request().Context(), control.ActionFilter{
 		Status: q.Get("status"), Provider: q.Get("provider"), Step: q.Get("step"), PageSize: size, PageToken: q.Get("page_token"),
 	})
 	if err != nil {
@@ -134,7 +134,7 @@ func (s *Server) controlProvider(c echo.Context) error {
 		}
 	}
 	system := c.Param("system")
-	var st starter.ProviderStatus
+	var st control.ProviderStatus
 	var err error
 	switch c.Param("op") {
 	case "pause":

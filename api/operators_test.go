@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/handoff-hq/handoff/action"
-	"github.com/handoff-hq/handoff/starter"
+	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/workflows"
 )
 
@@ -19,7 +19,7 @@ const operatorToken = "operator-token-0123456789"
 type fakeOperators struct {
 	resolved []string
 	requests []workflows.OperatorRequest
-	filters  []starter.ActionFilter
+	filters  []control.ActionFilter
 	err      error
 }
 
@@ -29,9 +29,9 @@ func (f *fakeOperators) Resolve(_ context.Context, workflowID, answer string, re
 	return workflows.OperatorResult{Status: action.StatusNeedsAttention, Step: "invoice"}, f.err
 }
 
-func (f *fakeOperators) ListActions(_ context.Context, filter starter.ActionFilter) (starter.ActionPage, error) {
+func (f *fakeOperators) ListActions(_ context.Context, filter control.ActionFilter) (control.ActionPage, error) {
 	f.filters = append(f.filters, filter)
-	return starter.ActionPage{Actions: []starter.Action{{WorkflowID: "order/A-1", Status: "needs_attention", Reason: "422"}}}, f.err
+	return control.ActionPage{Actions: []control.Action{{WorkflowID: "order/A-1", Status: "needs_attention", Reason: "422"}}}, f.err
 }
 
 func (f *fakeOperators) CancelOrder(_ context.Context, orderID, reason string) (workflows.OperatorResult, error) {
@@ -39,19 +39,19 @@ func (f *fakeOperators) CancelOrder(_ context.Context, orderID, reason string) (
 	return workflows.OperatorResult{Status: action.StatusProcessing}, f.err
 }
 
-func (f *fakeOperators) PauseProvider(_ context.Context, system, reason string) (starter.ProviderStatus, error) {
+func (f *fakeOperators) PauseProvider(_ context.Context, system, reason string) (control.ProviderStatus, error) {
 	f.resolved = append(f.resolved, "pause "+system+" "+reason)
-	return starter.ProviderStatus{System: system, Paused: true}, f.err
+	return control.ProviderStatus{System: system, Paused: true}, f.err
 }
 
-func (f *fakeOperators) ResumeProvider(_ context.Context, system, reason string) (starter.ProviderStatus, error) {
+func (f *fakeOperators) ResumeProvider(_ context.Context, system, reason string) (control.ProviderStatus, error) {
 	f.resolved = append(f.resolved, "resume "+system+" "+reason)
-	return starter.ProviderStatus{System: system}, f.err
+	return control.ProviderStatus{System: system}, f.err
 }
 
-func (f *fakeOperators) Provider(_ context.Context, system string) (starter.ProviderStatus, error) {
+func (f *fakeOperators) Provider(_ context.Context, system string) (control.ProviderStatus, error) {
 	f.resolved = append(f.resolved, "get "+system)
-	return starter.ProviderStatus{System: system, Backlog: 3}, f.err
+	return control.ProviderStatus{System: system, Backlog: 3}, f.err
 }
 
 func newOperatorServer(t *testing.T, ops *fakeOperators) *Server {
@@ -79,9 +79,9 @@ func TestOperatorEndpoints(t *testing.T) {
 		{"abort", "POST", "/v1/actions/order/A-1/abort", `{}`, operatorToken, nil, 200, "order/A-1 abort"},
 		{"API token is not enough", "POST", "/v1/actions/order/A-1/retry", ``, token, nil, 401, ""},
 		{"no token", "POST", "/v1/actions/order/A-1/retry", ``, "", nil, 401, ""},
-		{"not applicable", "POST", "/v1/actions/order/A-1/retry", ``, operatorToken, &starter.NotApplicableError{Reason: "the order is processing"}, 409, "order/A-1 retry"},
-		{"finished", "POST", "/v1/actions/order/A-1/retry", ``, operatorToken, starter.ErrActionFinished, 409, "order/A-1 retry"},
-		{"unknown action", "POST", "/v1/actions/order/none/retry", ``, operatorToken, starter.ErrNotFound, 404, "order/none retry"},
+		{"not applicable", "POST", "/v1/actions/order/A-1/retry", ``, operatorToken, &control.NotApplicableError{Reason: "the order is processing"}, 409, "order/A-1 retry"},
+		{"finished", "POST", "/v1/actions/order/A-1/retry", ``, operatorToken, control.ErrActionFinished, 409, "order/A-1 retry"},
+		{"unknown action", "POST", "/v1/actions/order/none/retry", ``, operatorToken, control.ErrNotFound, 404, "order/none retry"},
 		{"no action in path", "POST", "/v1/actions/retry", ``, operatorToken, nil, 404, ""},
 		{"cancel order", "POST", "/v1/orders/A-1/cancel", `{"reason":"not wanted"}`, token, nil, 202, "cancel A-1 not wanted"},
 		{"cancel needs the API token", "POST", "/v1/orders/A-1/cancel", ``, operatorToken, nil, 401, ""},
@@ -135,7 +135,7 @@ func TestListActions(t *testing.T) {
 	if rec.Code != http.StatusOK {
 		t.Fatalf("status = %d: %s", rec.Code, rec.Body)
 	}
-	if len(ops.filters) != 1 || ops.filters[0] != (starter.ActionFilter{Status: "needs_attention", Provider: "accounting", PageSize: 5}) {
+	if len(ops.filters) != 1 || ops.filters[0] != (control.ActionFilter{Status: "needs_attention", Provider: "accounting", PageSize: 5}) {
 		t.Errorf("filters = %+v", ops.filters)
 	}
 	var list ActionList
@@ -165,7 +165,7 @@ func (f *fakeReconciliations) StartReconciliation(context.Context) (string, erro
 
 func (f *fakeReconciliations) Reconciliation(_ context.Context, id string) (workflows.ReconcileReport, error) {
 	if id == "reconcile-running" {
-		return workflows.ReconcileReport{ID: id}, starter.ErrRunning
+		return workflows.ReconcileReport{ID: id}, control.ErrRunning
 	}
 	return workflows.ReconcileReport{ID: id, Repaired: 2}, f.err
 }

@@ -11,7 +11,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 
 	"github.com/handoff-hq/handoff/action"
-	"github.com/handoff-hq/handoff/starter"
+	"github.com/handoff-hq/handoff/control"
 )
 
 // Problem is an RFC 9457 problem details answer; every error the API gives
@@ -59,8 +59,8 @@ func (k problemKind) with(detail string) *Problem {
 
 // problemFor maps an error from the layers below to its problem kind.
 func problemFor(err error) *Problem {
-	var invalid *starter.ValidationError
-	var notApplicable *starter.NotApplicableError
+	var invalid *control.ValidationError
+	var notApplicable *control.NotApplicableError
 	var unavailable *serviceerror.Unavailable
 	var deadline *serviceerror.DeadlineExceeded
 	var exhausted *serviceerror.ResourceExhausted
@@ -71,11 +71,11 @@ func problemFor(err error) *Problem {
 		return p
 	case errors.As(err, &notApplicable):
 		return problemNotApplicable.with(notApplicable.Reason)
-	case errors.Is(err, starter.ErrActionFinished):
+	case errors.Is(err, control.ErrActionFinished):
 		return problemFinished.with("")
-	case errors.Is(err, starter.ErrConflict):
+	case errors.Is(err, control.ErrConflict):
 		return problemConflict.with("this order_id was already used for an order with other contents")
-	case errors.Is(err, starter.ErrNotFound):
+	case errors.Is(err, control.ErrNotFound):
 		return problemNotFound.with("nothing with this id")
 	case errors.As(err, &unavailable), errors.As(err, &deadline), errors.As(err, &exhausted),
 		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):

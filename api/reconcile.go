@@ -7,7 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/handoff-hq/handoff/starter"
+	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/workflows"
 )
 
@@ -47,7 +47,7 @@ func (s *Server) getReconciliation(c echo.Context) error {
 	} else {
 		report, err = s.reconciliations.Reconciliation(c.Request().Context(), id)
 	}
-	if errors.Is(err, starter.ErrRunning) {
+	if errors.Is(err, control.ErrRunning) {
 		return c.JSON(http.StatusAccepted, ReconciliationAnswer{ID: report.ID, Status: "running", Links: s.reconciliationLinks(report.ID)})
 	}
 	if err != nil {

@@ -22,7 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/handoff-hq/handoff/action"
-	"github.com/handoff-hq/handoff/starter"
+	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/system"
 )
 
@@ -37,8 +37,8 @@ const maxBodyBytes = 1 << 20
 
 // Orders is what the API needs to place and read orders.
 type Orders interface {
-	PlaceOrder(ctx context.Context, order action.Order, correlationID string) (starter.Placed, error)
-	Order(ctx context.Context, orderID string) (starter.OrderRead, error)
+	PlaceOrder(ctx context.Context, order action.Order, correlationID string) (control.Placed, error)
+	Order(ctx context.Context, orderID string) (control.OrderRead, error)
 }
 
 // Options configures a Server.

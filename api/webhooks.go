@@ -11,7 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/handoff-hq/handoff/action"
-	"github.com/handoff-hq/handoff/starter"
+	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/system"
 	"github.com/handoff-hq/handoff/webhooks"
 )
@@ -102,14 +102,14 @@ func (s *Server) webhook(c echo.Context) error {
 	case err == nil:
 		s.metrics.webhook(name, "accepted")
 		return c.JSON(http.StatusOK, webhookAnswer{Status: "accepted"})
-	case errors.Is(err, starter.ErrLatePayment):
+	case errors.Is(err, control.ErrLatePayment):
 		s.metrics.webhook(name, "late_payment")
 		s.log.Warn("payment succeeded after its order ended: refunding it", "system", name, "event_id", event.EventID, "order_id", event.OrderID)
 		return c.JSON(http.StatusOK, webhookAnswer{Status: "accepted", Reason: "the order had ended without this payment; it is being refunded"})
-	case errors.Is(err, starter.ErrActionFinished):
+	case errors.Is(err, control.ErrActionFinished):
 		s.metrics.webhook(name, "finished")
 		return c.JSON(http.StatusOK, webhookAnswer{Status: "ignored", Reason: "the order has already finished"})
-	case errors.Is(err, starter.ErrActionUnknown):
+	case errors.Is(err, control.ErrActionUnknown):
 		// The order is not placed yet: the provider keeps the event and
 		// delivers it again.
 		s.metrics.webhook(name, "early")

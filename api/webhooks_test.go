@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/handoff-hq/handoff/action"
-	"github.com/handoff-hq/handoff/starter"
+	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/system"
 	"github.com/handoff-hq/handoff/webhooks"
 )
@@ -83,8 +83,8 @@ func TestWebhookAnswers(t *testing.T) {
 		{"oversized", signedWebhook(t, "msg_1", `{"pad":"`+strings.Repeat("x", maxWebhookBytes)+`"}`, now, webhookSecret), nil, 413, "too-large", 0},
 		{"malformed", signedWebhook(t, "msg_1", `{"type":"payment.succeeded","data":{}}`, now, webhookSecret), nil, 400, "invalid-request", 0},
 		{"unhandled type", signedWebhook(t, "msg_1", `{"type":"payment.refunded","timestamp":"2026-11-28T10:00:00Z","data":{}}`, now, webhookSecret), nil, 202, "", 0},
-		{"order finished", signedWebhook(t, "msg_1", paymentEvent, now, webhookSecret), starter.ErrActionFinished, 200, "", 1},
-		{"order not placed yet", signedWebhook(t, "msg_1", paymentEvent, now, webhookSecret), starter.ErrActionUnknown, 503, "unavailable", 1},
+		{"order finished", signedWebhook(t, "msg_1", paymentEvent, now, webhookSecret), control.ErrActionFinished, 200, "", 1},
+		{"order not placed yet", signedWebhook(t, "msg_1", paymentEvent, now, webhookSecret), control.ErrActionUnknown, 503, "unavailable", 1},
 		{"temporal down", signedWebhook(t, "msg_1", paymentEvent, now, webhookSecret), errors.New("unavailable"), 503, "unavailable", 1},
 	}
 	for _, tt := range tests {

@@ -17,8 +17,8 @@ import (
 	"github.com/handoff-hq/handoff/activities"
 	"github.com/handoff-hq/handoff/api"
 	"github.com/handoff-hq/handoff/config"
+	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/providers/sandbox"
-	"github.com/handoff-hq/handoff/starter"
 	"github.com/handoff-hq/handoff/tests/shipping"
 	"github.com/handoff-hq/handoff/worker"
 	"github.com/handoff-hq/handoff/workflows"
@@ -65,7 +65,7 @@ func TestASystemAndAnActionDeclaredOutsideTheCoreRunEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ws.Stop()
-	st, err := starter.New(c, starter.Options{PaymentPollInterval: time.Second, PaymentTimeout: time.Hour, Namespace: namespace,
+	st, err := control.New(c, control.Options{PaymentPollInterval: time.Second, PaymentTimeout: time.Hour, Namespace: namespace,
 		Reconcile: workflows.ReconcileInput{PageSize: 20, Phases: activities.PhaseNames(acts)}})
 	if err != nil {
 		t.Fatal(err)
@@ -154,9 +154,9 @@ func TestASystemAndAnActionDeclaredOutsideTheCoreRunEndToEnd(t *testing.T) {
 	}
 }
 
-// reconcileWith runs one reconciliation through the starter and returns
+// reconcileWith runs one reconciliation through the control and returns
 // its report.
-func reconcileWith(t *testing.T, st *starter.Starter) workflows.ReconcileReport {
+func reconcileWith(t *testing.T, st *control.Client) workflows.ReconcileReport {
 	t.Helper()
 	ctx := context.Background()
 	id, err := st.StartReconciliation(ctx)

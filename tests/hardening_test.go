@@ -15,9 +15,9 @@ import (
 
 	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/api"
+	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/providers"
 	"github.com/handoff-hq/handoff/providers/sandbox"
-	"github.com/handoff-hq/handoff/starter"
 	"github.com/handoff-hq/handoff/workflows"
 )
 
@@ -138,7 +138,7 @@ func TestCancelDuringASlowChargeKeepsNoMoney(t *testing.T) {
 // it) cancels the charge at the provider, so it can no longer take money,
 // and the order ends with a short history.
 func TestACancelledOrderWhoseChargeNeverSettlesCancelsItAtTheProvider(t *testing.T) {
-	st, err := starter.New(env.client, starter.Options{PaymentPollInterval: 100 * time.Millisecond, PaymentTimeout: 3 * time.Second, PaymentWebhookWait: testWebhookWait})
+	st, err := control.New(env.client, control.Options{PaymentPollInterval: 100 * time.Millisecond, PaymentTimeout: 3 * time.Second, PaymentWebhookWait: testWebhookWait})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,20 +277,20 @@ func TestReadsOfOrdersNeedNoWorker(t *testing.T) {
 	e := newIsolatedEnv(t, "reads-without-worker")
 	ctx := context.Background()
 	e.send(t, http.MethodPost, "/_sandbox/faults", `{"system":"accounting","operation":"create_invoice","mode":"status","status":422}`)
-	if _, err := e.starter.PlaceOrder(ctx, order("nw-parked"), "no-worker"); err != nil {
+	if _, err := e.control.PlaceOrder(ctx, order("nw-parked"), "no-worker"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.starter.PlaceOrder(ctx, heldOrder("nw-waiting"), "no-worker"); err != nil {
+	if _, err := e.control.PlaceOrder(ctx, heldOrder("nw-waiting"), "no-worker"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the orders to park and to wait", func() bool {
-		p, err1 := e.starter.Order(ctx, "nw-parked")
-		w, err2 := e.starter.Order(ctx, "nw-waiting")
+		p, err1 := e.control.Order(ctx, "nw-parked")
+		w, err2 := e.control.Order(ctx, "nw-waiting")
 		return err1 == nil && err2 == nil && p.State.Status == action.StatusNeedsAttention && w.State.Status == action.StatusAwaitingPayment
 	})
 	e.stopWorkers(t)
 
-	srv, err := api.New(api.Options{Orders: e.starter, Events: e.starter, Operators: e.starter, Reconciliations: e.starter,
+	srv, err := api.New(api.Options{Orders: e.control, Events: e.control, Operators: e.control, Reconciliations: e.control,
 		APITokens: []string{testToken}, Ready: func(context.Context) error { return nil }})
 	if err != nil {
 		t.Fatal(err)
@@ -311,8 +311,8 @@ func TestReadsOfOrdersNeedNoWorker(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&s) != nil {
 			t.Fatalf("GET %s without a worker: %d", id, resp.StatusCode)
 		}
-		if src := resp.Header.Get(api.HeaderStateSource); src != starter.SourceSnapshot {
-			t.Errorf("GET %s: state source %q, want %q", id, src, starter.SourceSnapshot)
+		if src := resp.Header.Get(api.HeaderStateSource); src != control.SourceSnapshot {
+			t.Errorf("GET %s: state source %q, want %q", id, src, control.SourceSnapshot)
 		}
 		return s, took
 	}

@@ -30,9 +30,9 @@ import (
 	"github.com/handoff-hq/handoff/activities"
 	"github.com/handoff-hq/handoff/api"
 	"github.com/handoff-hq/handoff/config"
+	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/providers/sandbox"
 	"github.com/handoff-hq/handoff/providers/stripe/stripetest"
-	"github.com/handoff-hq/handoff/starter"
 	"github.com/handoff-hq/handoff/system"
 	"github.com/handoff-hq/handoff/worker"
 	"github.com/handoff-hq/handoff/workflows"
@@ -159,7 +159,7 @@ func start() error {
 	}
 	workers = ws
 
-	st, err := starter.New(env.client, starter.Options{PaymentPollInterval: 100 * time.Millisecond, PaymentTimeout: time.Minute, PaymentWebhookWait: testWebhookWait, OrphanWindow: testOrphanWindow})
+	st, err := control.New(env.client, control.Options{PaymentPollInterval: 100 * time.Millisecond, PaymentTimeout: time.Minute, PaymentWebhookWait: testWebhookWait, OrphanWindow: testOrphanWindow})
 	if err != nil {
 		return err
 	}

@@ -15,8 +15,8 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/handoff-hq/handoff/action"
+	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/providers/sandbox"
-	"github.com/handoff-hq/handoff/starter"
 )
 
 // workerProcess is a running `handoff worker`.
@@ -87,7 +87,7 @@ func TestAWorkerKilledDuringAProviderCallCompletesTheStepOnce(t *testing.T) {
 	for _, system := range []string{"PAYMENTS", "ACCOUNTING", "CRM", "MAIL"} {
 		workerEnv = append(workerEnv, "HANDOFF_"+system+"_URL="+provider.URL+"/"+strings.ToLower(system), "HANDOFF_"+system+"_PROVIDER=sandbox")
 	}
-	st, err := starter.New(c, starter.Options{PaymentPollInterval: 100 * time.Millisecond, PaymentTimeout: time.Minute, PaymentWebhookWait: 200 * time.Millisecond, Namespace: namespace})
+	st, err := control.New(c, control.Options{PaymentPollInterval: 100 * time.Millisecond, PaymentTimeout: time.Minute, PaymentWebhookWait: 200 * time.Millisecond, Namespace: namespace})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func TestAWorkerKilledDuringAProviderCallCompletesTheStepOnce(t *testing.T) {
 			first.kill(syscall.SIGKILL)
 
 			second := startWorkerProcess(t, bin, workerEnv)
-			var state starter.OrderRead
+			var state control.OrderRead
 			waitFor(t, tc.id+" to complete on the restarted worker", func() bool {
 				state, err = st.Order(ctx, tc.id)
 				return err == nil && state.State.Status == action.StatusCompleted

@@ -18,8 +18,8 @@ import (
 
 	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/api"
+	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/providers/sandbox"
-	"github.com/handoff-hq/handoff/starter"
 	"github.com/handoff-hq/handoff/system"
 	"github.com/handoff-hq/handoff/workflows"
 )
@@ -74,7 +74,7 @@ func TestWebhooksWaitOutATemporalOutage(t *testing.T) {
 	defer providerServer.Close()
 
 	defer startWorkers(t, c, providerConfig(providerServer.URL)).Stop()
-	st, err := starter.New(c, starter.Options{PaymentPollInterval: time.Second, PaymentTimeout: time.Hour, PaymentWebhookWait: 10 * time.Minute})
+	st, err := control.New(c, control.Options{PaymentPollInterval: time.Second, PaymentTimeout: time.Hour, PaymentWebhookWait: 10 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}

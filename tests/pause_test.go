@@ -11,16 +11,16 @@ import (
 	"time"
 
 	"github.com/handoff-hq/handoff/action"
-	"github.com/handoff-hq/handoff/starter"
+	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/system"
 	"github.com/handoff-hq/handoff/worker"
 	"github.com/handoff-hq/handoff/workflows"
 )
 
-func providerStatus(t *testing.T, system string) starter.ProviderStatus {
+func providerStatus(t *testing.T, system string) control.ProviderStatus {
 	t.Helper()
 	status, _, body := call(t, http.MethodGet, "/v1/providers/"+system, nil, testOperatorToken)
-	var st starter.ProviderStatus
+	var st control.ProviderStatus
 	if status != http.StatusOK || json.Unmarshal(body, &st) != nil {
 		t.Fatalf("GET /v1/providers/%s: %d %s", system, status, body)
 	}

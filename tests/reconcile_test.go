@@ -21,9 +21,9 @@ import (
 
 	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/config"
+	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/providers"
 	"github.com/handoff-hq/handoff/providers/sandbox"
-	"github.com/handoff-hq/handoff/starter"
 	"github.com/handoff-hq/handoff/worker"
 	"github.com/handoff-hq/handoff/workflows"
 )
@@ -35,7 +35,7 @@ type isolatedEnv struct {
 	client  client.Client
 	sandbox *sandbox.Server
 	url     string
-	starter *starter.Starter
+	control *control.Client
 	workers *worker.Workers
 }
 
@@ -47,7 +47,7 @@ func (e *isolatedEnv) stopWorkers(t *testing.T) {
 	}
 }
 
-func errorsIsRunning(err error) bool { return errors.Is(err, starter.ErrRunning) }
+func errorsIsRunning(err error) bool { return errors.Is(err, control.ErrRunning) }
 
 // newIsolatedEnv registers the namespace and runs workers for it against a
 // sandbox of its own; configure changes the workers' configuration first.
@@ -63,12 +63,12 @@ func newIsolatedEnv(t *testing.T, namespace string, configure ...func(*config.Co
 	}
 	e := &isolatedEnv{client: c, sandbox: sb, url: srv.URL, workers: startWorkers(t, c, cfg)}
 	t.Cleanup(func() { e.stopWorkers(t) })
-	st, err := starter.New(c, starter.Options{PaymentPollInterval: time.Second, PaymentTimeout: time.Hour, PaymentWebhookWait: 200 * time.Millisecond, Namespace: namespace,
+	st, err := control.New(c, control.Options{PaymentPollInterval: time.Second, PaymentTimeout: time.Hour, PaymentWebhookWait: 200 * time.Millisecond, Namespace: namespace,
 		Reconcile: workflows.ReconcileInput{PageSize: 20, Grace: 0, PagesPerRun: 3}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.starter = st
+	e.control = st
 	return e
 }
 
@@ -99,14 +99,14 @@ func namespaceClient(t *testing.T, namespace string) client.Client {
 func (e *isolatedEnv) reconcile(t *testing.T) workflows.ReconcileReport {
 	t.Helper()
 	ctx := context.Background()
-	id, err := e.starter.StartReconciliation(ctx)
+	id, err := e.control.StartReconciliation(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var report workflows.ReconcileReport
 	waitFor(t, "reconciliation "+id, func() bool {
-		report, err = e.starter.Reconciliation(ctx, id)
-		return !errors.Is(err, starter.ErrRunning)
+		report, err = e.control.Reconciliation(ctx, id)
+		return !errors.Is(err, control.ErrRunning)
 	})
 	if err != nil {
 		t.Fatalf("reconciliation %s: %v", id, err)
@@ -187,7 +187,7 @@ func TestReconciliationRepairsWhatIsSafeAndFlagsTheRest(t *testing.T) {
 			t.Errorf("order rc-%d has %d invoices, want 1", i, n)
 		}
 	}
-	latest, err := e.starter.LatestReconciliation(context.Background())
+	latest, err := e.control.LatestReconciliation(context.Background())
 	if err != nil || latest.ID != second.ID {
 		t.Errorf("latest = %s (%v), want %s", latest.ID, err, second.ID)
 	}
@@ -237,20 +237,20 @@ func TestReconciliationLeavesRunningAndSkippedOrdersAlone(t *testing.T) {
 	ctx := context.Background()
 	e.send(t, http.MethodPost, "/_sandbox/faults", `{"system":"accounting","operation":"create_invoice","mode":"status","status":422}`)
 	for _, id := range []string{"parked-1", "skipped-1"} {
-		if _, err := e.starter.PlaceOrder(ctx, order(id), "reconcile-test"); err != nil {
+		if _, err := e.control.PlaceOrder(ctx, order(id), "reconcile-test"); err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, id+" to park", func() bool {
-			s, err := e.starter.Order(ctx, id)
+			s, err := e.control.Order(ctx, id)
 			return err == nil && s.State.Status == action.StatusNeedsAttention
 		})
 	}
 	e.send(t, http.MethodDelete, "/_sandbox/faults", "")
-	if _, err := e.starter.Resolve(ctx, action.OrderKey("skipped-1").String(), workflows.UpdateSkip, workflows.OperatorRequest{Reason: "invoiced by hand"}); err != nil {
+	if _, err := e.control.Resolve(ctx, action.OrderKey("skipped-1").String(), workflows.UpdateSkip, workflows.OperatorRequest{Reason: "invoiced by hand"}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "skipped-1 to complete", func() bool {
-		s, err := e.starter.Order(ctx, "skipped-1")
+		s, err := e.control.Order(ctx, "skipped-1")
 		return err == nil && s.State.Status == action.StatusCompleted
 	})
 
@@ -274,12 +274,12 @@ func TestReconciliationLeavesRunningAndSkippedOrdersAlone(t *testing.T) {
 // repaired; the rest are flagged for a person.
 func TestReconciliationLooksBackOnlySoFarAndRepairsAtMostItsCap(t *testing.T) {
 	e := newIsolatedEnv(t, "reconcile-bounds")
-	st, err := starter.New(e.client, starter.Options{PaymentPollInterval: time.Second, PaymentTimeout: time.Hour, Namespace: "reconcile-bounds",
+	st, err := control.New(e.client, control.Options{PaymentPollInterval: time.Second, PaymentTimeout: time.Hour, Namespace: "reconcile-bounds",
 		Reconcile: workflows.ReconcileInput{PageSize: 20, Grace: 0, Since: 72 * time.Hour, MaxRepairs: 4}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.starter = st
+	e.control = st
 	e.send(t, http.MethodPost, "/_sandbox/seed", `{"prefix":"old","orders":10,"age_hours":200}`)
 	e.send(t, http.MethodPost, "/_sandbox/seed", `{"prefix":"new","orders":10}`)
 	for _, prefix := range []string{"old", "new"} {

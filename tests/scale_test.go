@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/handoff-hq/handoff/starter"
+	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/workflows"
 )
 
@@ -47,7 +47,7 @@ func TestReconciliationMemoryIsBoundedByThePage(t *testing.T) {
 	e.stopWorkers(t)
 	c := e.client
 	defer startWorkers(t, c, providerConfig(url)).Stop()
-	st, err := starter.New(c, starter.Options{PaymentPollInterval: time.Second, PaymentTimeout: time.Hour, Namespace: "reconcile-scale",
+	st, err := control.New(c, control.Options{PaymentPollInterval: time.Second, PaymentTimeout: time.Hour, Namespace: "reconcile-scale",
 		Reconcile: workflows.ReconcileInput{PageSize: 500, Grace: 0, PagesPerRun: 50}})
 	if err != nil {
 		t.Fatal(err)
@@ -81,7 +81,7 @@ func TestReconciliationMemoryIsBoundedByThePage(t *testing.T) {
 				}
 			}
 		}()
-		rs := &isolatedEnv{client: c, starter: st}
+		rs := &isolatedEnv{client: c, control: st}
 		start := time.Now()
 		report := rs.reconcileLong(t)
 		elapsed := time.Since(start)
@@ -109,13 +109,13 @@ func TestReconciliationMemoryIsBoundedByThePage(t *testing.T) {
 func (e *isolatedEnv) reconcileLong(t *testing.T) workflows.ReconcileReport {
 	t.Helper()
 	ctx := context.Background()
-	id, err := e.starter.StartReconciliation(ctx)
+	id, err := e.control.StartReconciliation(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Minute)
 	for time.Now().Before(deadline) {
-		report, err := e.starter.Reconciliation(ctx, id)
+		report, err := e.control.Reconciliation(ctx, id)
 		if err == nil {
 			return report
 		}

@@ -18,8 +18,8 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/handoff-hq/handoff/action"
+	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/providers/sandbox"
-	"github.com/handoff-hq/handoff/starter"
 	"github.com/handoff-hq/handoff/worker"
 	"github.com/handoff-hq/handoff/workflows"
 )
@@ -98,7 +98,7 @@ func TestAWorkerStartedBeforeTemporalWaitsForIt(t *testing.T) {
 	}
 	defer ws.Stop()
 
-	st, err := starter.New(c, starter.Options{PaymentPollInterval: 100 * time.Millisecond, PaymentTimeout: time.Minute, PaymentWebhookWait: 200 * time.Millisecond})
+	st, err := control.New(c, control.Options{PaymentPollInterval: 100 * time.Millisecond, PaymentTimeout: time.Minute, PaymentWebhookWait: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

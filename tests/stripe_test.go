@@ -21,9 +21,9 @@ import (
 	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/api"
 	"github.com/handoff-hq/handoff/config"
+	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/providers/stripe"
 	"github.com/handoff-hq/handoff/providers/stripe/stripetest"
-	"github.com/handoff-hq/handoff/starter"
 	"github.com/handoff-hq/handoff/system"
 	"github.com/handoff-hq/handoff/webhooks"
 	"github.com/handoff-hq/handoff/workflows"
@@ -294,7 +294,7 @@ func newStripeEnv(t *testing.T) *stripeEnv {
 		p.Provider, p.URL, p.APIKey = "stripe", stageSrv.URL, stripetest.Key
 		cfg.SetProvider("payments", p)
 	})
-	srv, err := api.New(api.Options{Orders: e.starter, Events: e.starter, Operators: e.starter, Reconciliations: e.starter,
+	srv, err := api.New(api.Options{Orders: e.control, Events: e.control, Operators: e.control, Reconciliations: e.control,
 		APITokens: []string{testToken}, OperatorTokens: []string{testOperatorToken}, Ready: func(context.Context) error { return nil },
 		Webhooks: map[string]api.WebhookSource{"payments": {Scheme: system.SchemeStripe, Secrets: []string{stripeTestWebhookSecret}}}})
 	if err != nil {
@@ -325,7 +325,7 @@ func (e *stripeEnv) event(t *testing.T, typ string, pi stageIntent) int {
 
 func (e *stripeEnv) place(t *testing.T, id string) string {
 	t.Helper()
-	if _, err := e.starter.PlaceOrder(context.Background(), order(id), "stripe-test"); err != nil {
+	if _, err := e.control.PlaceOrder(context.Background(), order(id), "stripe-test"); err != nil {
 		t.Fatal(err)
 	}
 	return e.stage.intentFor(t, id)
@@ -335,7 +335,7 @@ func (e *stripeEnv) await(t *testing.T, id string, want ...action.Status) workfl
 	t.Helper()
 	var state workflows.OrderState
 	waitFor(t, fmt.Sprintf("%s to be one of %v", id, want), func() bool {
-		r, err := e.starter.Order(context.Background(), id)
+		r, err := e.control.Order(context.Background(), id)
 		state = r.State
 		for _, w := range want {
 			if err == nil && state.Status == w {
@@ -384,7 +384,7 @@ func TestOrdersOnStripeFollowThePaymentIntentLifecycle(t *testing.T) {
 		// PaymentIntent, the order keeps waiting.
 		waitFor(t, "the order to read the declined PaymentIntent", func() bool { return e.stage.reads(pi) > before })
 		time.Sleep(200 * time.Millisecond)
-		if r, err := e.starter.Order(context.Background(), id); err != nil || r.State.Status != action.StatusAwaitingPayment {
+		if r, err := e.control.Order(context.Background(), id); err != nil || r.State.Status != action.StatusAwaitingPayment {
 			t.Fatalf("after the decline: %+v %v, want still awaiting payment", r.State, err)
 		}
 		e.event(t, "payment_intent.succeeded", e.stage.set(pi, "succeeded", nil))
@@ -426,7 +426,7 @@ func TestOrdersOnStripeFollowThePaymentIntentLifecycle(t *testing.T) {
 		id := "stripe-cancelled-order"
 		pi := e.place(t, id)
 		e.await(t, id, action.StatusAwaitingPayment)
-		if _, err := e.starter.CancelOrder(context.Background(), id, "customer left"); err != nil {
+		if _, err := e.control.CancelOrder(context.Background(), id, "customer left"); err != nil {
 			t.Fatal(err)
 		}
 		e.await(t, id, action.StatusCancelled)
@@ -440,7 +440,7 @@ func TestOrdersOnStripeFollowThePaymentIntentLifecycle(t *testing.T) {
 		lost := action.OrderKey("stripe-succeeded").Step(action.OrderStepInvoice).String()
 		e.send(t, http.MethodDelete, "/_sandbox/records/accounting/invoices/"+e.invoice(t, lost).ID, "")
 		// Two PaymentIntents to a page, so that reconciliation pages.
-		st, err := starter.New(e.client, starter.Options{PaymentPollInterval: time.Second, PaymentTimeout: time.Hour, Namespace: "stripe",
+		st, err := control.New(e.client, control.Options{PaymentPollInterval: time.Second, PaymentTimeout: time.Hour, Namespace: "stripe",
 			Reconcile: workflows.ReconcileInput{PageSize: 2, Grace: 0, PagesPerRun: 2}})
 		if err != nil {
 			t.Fatal(err)
@@ -452,7 +452,7 @@ func TestOrdersOnStripeFollowThePaymentIntentLifecycle(t *testing.T) {
 		var report workflows.ReconcileReport
 		waitFor(t, "the reconciliation on Stripe", func() bool {
 			report, err = st.Reconciliation(context.Background(), id)
-			return !errors.Is(err, starter.ErrRunning)
+			return !errors.Is(err, control.ErrRunning)
 		})
 		raw, _ := json.Marshal(report)
 		t.Logf("reconciliation on Stripe: %s", raw)

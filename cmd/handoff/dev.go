@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/handoff-hq/handoff/config"
+	"github.com/handoff-hq/handoff/devserver"
 	"github.com/handoff-hq/handoff/system"
 	"github.com/handoff-hq/handoff/worker"
 )
@@ -63,7 +64,7 @@ func runDev(ctx context.Context, log *slog.Logger, args []string) error {
 
 	temporalNote := "already running, used as is"
 	parts := []part{}
-	if !worker.Reachable(ctx, cfg.Temporal.Address, cfg.Temporal.Namespace) {
+	if !devserver.Reachable(ctx, cfg.Temporal.Address, cfg.Temporal.Namespace) {
 		dev, logFile, err := startDevServer(ctx, cfg, *binary, *dataDir, *uiPort)
 		if err != nil {
 			apiLn.Close()
@@ -160,7 +161,7 @@ func runParts(ctx context.Context, parts []part, started func()) error {
 	return first
 }
 
-func startDevServer(ctx context.Context, cfg config.Config, binary, dataDir string, uiPort int) (*worker.DevServer, *os.File, error) {
+func startDevServer(ctx context.Context, cfg config.Config, binary, dataDir string, uiPort int) (*devserver.Server, *os.File, error) {
 	if _, err := os.Stat(binary); err != nil {
 		return nil, nil, fmt.Errorf("no Temporal server at %s and no CLI to start one (run `make temporal`): %w", cfg.Temporal.Address, err)
 	}
@@ -172,7 +173,7 @@ func startDevServer(ctx context.Context, cfg config.Config, binary, dataDir stri
 		return nil, nil, fmt.Errorf("open dev server log: %w", err)
 	}
 	fmt.Printf("Starting the Temporal dev server at %s (log: %s) …\n", cfg.Temporal.Address, logFile.Name())
-	dev, err := worker.StartDevServer(ctx, worker.DevServerOptions{
+	dev, err := devserver.Start(ctx, devserver.Options{
 		Binary: binary, Address: cfg.Temporal.Address, Namespace: cfg.Temporal.Namespace,
 		UIPort: uiPort, DBFile: filepath.Join(dataDir, "temporal.db"), Output: logFile,
 	})

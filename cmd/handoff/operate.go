@@ -13,13 +13,13 @@ import (
 
 	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/config"
-	"github.com/handoff-hq/handoff/starter"
+	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/worker"
 	"github.com/handoff-hq/handoff/workflows"
 )
 
-// operatorStarter dials Temporal for an operator command.
-func operatorStarter(ctx context.Context, log *slog.Logger) (*starter.Starter, func(), error) {
+// operatorControl dials Temporal for an operator command.
+func operatorControl(ctx context.Context, log *slog.Logger) (*control.Client, func(), error) {
 	cfg, err := loadConfig(config.ValidateOptions{})
 	if err != nil {
 		return nil, nil, err
@@ -28,7 +28,7 @@ func operatorStarter(ctx context.Context, log *slog.Logger) (*starter.Starter, f
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := starter.New(c, starterOptions(cfg))
+	st, err := control.New(c, controlOptions(cfg))
 	if err != nil {
 		c.Close()
 		return nil, nil, err
@@ -53,13 +53,13 @@ func runActions(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, closeClient, err := operatorStarter(ctx, log)
+	st, closeClient, err := operatorControl(ctx, log)
 	if err != nil {
 		return err
 	}
 	defer closeClient()
 	if args[0] == "list" {
-		return listActions(ctx, st, starter.ActionFilter{Status: *status, Provider: *provider, Step: *step, PageSize: 50}, *all)
+		return listActions(ctx, st, control.ActionFilter{Status: *status, Provider: *provider, Step: *step, PageSize: 50}, *all)
 	}
 	if target == "" {
 		return fmt.Errorf("usage: handoff actions %s <workflow_id> [--reason …]", args[0])
@@ -76,7 +76,7 @@ func runActions(ctx context.Context, log *slog.Logger, args []string) error {
 	return nil
 }
 
-func listActions(ctx context.Context, st *starter.Starter, f starter.ActionFilter, all bool) error {
+func listActions(ctx context.Context, st *control.Client, f control.ActionFilter, all bool) error {
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "WORKFLOW ID\tSTATUS\tSTEP\tCATEGORY\tPROVIDER\tREASON")
 	for {
@@ -114,7 +114,7 @@ func runOrders(ctx context.Context, log *slog.Logger, args []string) error {
 	if orderID == "" {
 		return errors.New("usage: handoff orders cancel <order_id> [--reason …]")
 	}
-	st, closeClient, err := operatorStarter(ctx, log)
+	st, closeClient, err := operatorControl(ctx, log)
 	if err != nil {
 		return err
 	}
@@ -141,12 +141,12 @@ func runProviders(ctx context.Context, log *slog.Logger, args []string) error {
 	if system == "" {
 		return errors.New(usage)
 	}
-	st, closeClient, err := operatorStarter(ctx, log)
+	st, closeClient, err := operatorControl(ctx, log)
 	if err != nil {
 		return err
 	}
 	defer closeClient()
-	var status starter.ProviderStatus
+	var status control.ProviderStatus
 	switch args[0] {
 	case "pause":
 		status, err = st.PauseProvider(ctx, system, *reason)

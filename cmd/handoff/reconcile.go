@@ -8,12 +8,12 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/handoff-hq/handoff/starter"
+	"github.com/handoff-hq/handoff/control"
 )
 
 // runReconcile starts a reconciliation now, waits for it and prints its report.
 func runReconcile(ctx context.Context, log *slog.Logger, _ []string) error {
-	st, closeClient, err := operatorStarter(ctx, log)
+	st, closeClient, err := operatorControl(ctx, log)
 	if err != nil {
 		return err
 	}
@@ -25,7 +25,7 @@ func runReconcile(ctx context.Context, log *slog.Logger, _ []string) error {
 	fmt.Printf("reconciliation %s started\n", id)
 	for {
 		report, err := st.Reconciliation(ctx, id)
-		if errors.Is(err, starter.ErrRunning) {
+		if errors.Is(err, control.ErrRunning) {
 			select {
 			case <-ctx.Done():
 				return ctx.Err()

@@ -15,8 +15,8 @@ import (
 
 	"github.com/handoff-hq/handoff/api"
 	"github.com/handoff-hq/handoff/config"
+	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/providers/sandbox"
-	"github.com/handoff-hq/handoff/starter"
 	"github.com/handoff-hq/handoff/system"
 	"github.com/handoff-hq/handoff/worker"
 	"github.com/handoff-hq/handoff/workflows"
@@ -159,7 +159,7 @@ func runAPI(ctx context.Context, log *slog.Logger, _ []string) error {
 }
 
 func serveAPI(ctx context.Context, cfg config.Config, c client.Client, ln net.Listener, reg *prometheus.Registry, log *slog.Logger) error {
-	st, err := starter.New(c, starterOptions(cfg))
+	st, err := control.New(c, controlOptions(cfg))
 	if err != nil {
 		return err
 	}
@@ -205,8 +205,8 @@ func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
 	return nil
 }
 
-func starterOptions(cfg config.Config) starter.Options {
-	return starter.Options{
+func controlOptions(cfg config.Config) control.Options {
+	return control.Options{
 		PaymentPollInterval: cfg.PaymentPollInterval, PaymentTimeout: cfg.PaymentTimeout,
 		PaymentWebhookWait: cfg.PaymentWebhookWait, OrphanWindow: cfg.OrphanEventWindow,
 		Namespace: cfg.Temporal.Namespace, Reconcile: reconcileInput(cfg),

@@ -13,7 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/handoff-hq/handoff/action"
-	"github.com/handoff-hq/handoff/starter"
+	"github.com/handoff-hq/handoff/control"
 )
 
 // runStart places an order from a JSON file, exactly as POST /v1/orders does.
@@ -29,13 +29,13 @@ func runStart(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, closeClient, err := operatorStarter(ctx, log)
+	st, closeClient, err := operatorControl(ctx, log)
 	if err != nil {
 		return err
 	}
 	defer closeClient()
 	placed, err := st.PlaceOrder(ctx, order, uuid.NewString())
-	var invalid *starter.ValidationError
+	var invalid *control.ValidationError
 	if errors.As(err, &invalid) {
 		for _, f := range invalid.Fields {
 			fmt.Fprintf(os.Stderr, "  %s: %s\n", f.Field, f.Detail)

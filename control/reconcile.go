@@ -1,4 +1,4 @@
-package starter
+package control
 
 import (
 	"context"
@@ -19,7 +19,7 @@ import (
 var ErrRunning = errors.New("the reconciliation is still running")
 
 // StartReconciliation starts a reconciliation now and returns its id.
-func (s *Starter) StartReconciliation(ctx context.Context) (string, error) {
+func (s *Client) StartReconciliation(ctx context.Context) (string, error) {
 	in := s.opts.Reconcile
 	id := "reconcile-" + time.Now().UTC().Format("20060102T150405Z") + "-" + uuid.NewString()[:8]
 	_, err := s.client.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue}, workflows.ReconcileWorkflow, in)
@@ -30,7 +30,7 @@ func (s *Starter) StartReconciliation(ctx context.Context) (string, error) {
 }
 
 // Reconciliation returns a finished reconciliation's report, or ErrRunning.
-func (s *Starter) Reconciliation(ctx context.Context, id string) (workflows.ReconcileReport, error) {
+func (s *Client) Reconciliation(ctx context.Context, id string) (workflows.ReconcileReport, error) {
 	info, err := s.describe(ctx, id)
 	if err != nil {
 		return workflows.ReconcileReport{}, fmt.Errorf("read reconciliation %s: %w", id, err)
@@ -50,7 +50,7 @@ func (s *Starter) Reconciliation(ctx context.Context, id string) (workflows.Reco
 
 // LatestReconciliation returns the report of the reconciliation that
 // finished last.
-func (s *Starter) LatestReconciliation(ctx context.Context) (workflows.ReconcileReport, error) {
+func (s *Client) LatestReconciliation(ctx context.Context) (workflows.ReconcileReport, error) {
 	resp, err := s.client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
 		Query:    `WorkflowType = "ReconcileWorkflow" AND ExecutionStatus = "Completed"`,
 		PageSize: 20,

@@ -1,4 +1,4 @@
-package starter
+package control
 
 import (
 	"context"
@@ -34,7 +34,7 @@ type ProviderStatus struct {
 // wait in its task queue without using attempts. It returns only once the
 // pause is in effect: after the pause lease, no worker lets a call to the
 // provider through (see workflows.PauseLease).
-func (s *Starter) PauseProvider(ctx context.Context, system, reason string) (ProviderStatus, error) {
+func (s *Client) PauseProvider(ctx context.Context, system, reason string) (ProviderStatus, error) {
 	st, err := s.controlProvider(ctx, workflows.UpdatePauseProvider, system, reason)
 	if err != nil {
 		return st, err
@@ -53,11 +53,11 @@ const pauseMargin = 250 * time.Millisecond
 
 // ResumeProvider lets a paused provider's calls go again; they drain at the
 // provider's rate limit.
-func (s *Starter) ResumeProvider(ctx context.Context, system, reason string) (ProviderStatus, error) {
+func (s *Client) ResumeProvider(ctx context.Context, system, reason string) (ProviderStatus, error) {
 	return s.controlProvider(ctx, workflows.UpdateResumeProvider, system, reason)
 }
 
-func (s *Starter) controlProvider(ctx context.Context, update, system, reason string) (ProviderStatus, error) {
+func (s *Client) controlProvider(ctx context.Context, update, system, reason string) (ProviderStatus, error) {
 	start := s.client.NewWithStartWorkflowOperation(workflows.ProviderControlStart(), workflows.ProviderControlWorkflow, workflows.ProviderControlState{})
 	handle, err := s.client.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: start,
@@ -81,7 +81,7 @@ func (s *Starter) controlProvider(ctx context.Context, update, system, reason st
 }
 
 // Provider reports a provider's pause state and backlog.
-func (s *Starter) Provider(ctx context.Context, system string) (ProviderStatus, error) {
+func (s *Client) Provider(ctx context.Context, system string) (ProviderStatus, error) {
 	v, err := s.client.QueryWorkflow(ctx, workflows.ProviderControlID, "", workflows.QueryProviders)
 	var state workflows.ProviderControlState
 	if err == nil {
@@ -93,7 +93,7 @@ func (s *Starter) Provider(ctx context.Context, system string) (ProviderStatus, 
 	return s.status(ctx, system, state)
 }
 
-func (s *Starter) status(ctx context.Context, name string, state workflows.ProviderControlState) (ProviderStatus, error) {
+func (s *Client) status(ctx context.Context, name string, state workflows.ProviderControlState) (ProviderStatus, error) {
 	st := ProviderStatus{System: name}
 	sys, ok := system.Lookup(name)
 	if !ok {

@@ -1,4 +1,4 @@
-package starter
+package control
 
 import (
 	"context"
@@ -31,7 +31,7 @@ var (
 // DeliverPaymentEvent hands a verified payment event to its order's
 // workflow as a signal. It returns once Temporal has durably accepted the
 // signal; the workflow itself ignores duplicates and stale events.
-func (s *Starter) DeliverPaymentEvent(ctx context.Context, e action.PaymentEvent) error {
+func (s *Client) DeliverPaymentEvent(ctx context.Context, e action.PaymentEvent) error {
 	id := action.OrderKey(e.OrderID).String()
 	// An event for an order not placed yet starts the order's workflow,
 	// which keeps the event until the order arrives.
@@ -68,7 +68,7 @@ func (s *Starter) DeliverPaymentEvent(ctx context.Context, e action.PaymentEvent
 // late-payment workflow refunds it, once per order. A workflow that never
 // held an order (events whose order never came) is left alone, since the
 // order may still be placed and adopt the charge.
-func (s *Starter) latePayment(ctx context.Context, e action.PaymentEvent) error {
+func (s *Client) latePayment(ctx context.Context, e action.PaymentEvent) error {
 	id := action.OrderKey(e.OrderID).String()
 	info, err := s.describe(ctx, id)
 	if err != nil {

@@ -1,4 +1,7 @@
-package worker
+// Package devserver supervises a local Temporal dev server process for
+// `handoff dev` and the tests: started from the pinned CLI with handoff's search
+// attributes, waited on until it answers, stopped last.
+package devserver
 
 import (
 	"context"
@@ -18,8 +21,8 @@ import (
 	"github.com/handoff-hq/handoff/workflows"
 )
 
-// DevServerOptions configures a local Temporal dev server process.
-type DevServerOptions struct {
+// Options configures a local Temporal dev server process.
+type Options struct {
 	// Binary is the pinned Temporal CLI, e.g. ./bin/temporal.
 	Binary string
 	// Address is the frontend's host:port.
@@ -33,18 +36,18 @@ type DevServerOptions struct {
 	Output io.Writer
 }
 
-// DevServer is a running `temporal server start-dev` process.
-type DevServer struct {
+// Server is a running `temporal server start-dev` process.
+type Server struct {
 	cmd      *exec.Cmd
 	done     chan struct{}
 	err      error // set before done is closed
 	stopping atomic.Bool
 }
 
-// StartDevServer starts the Temporal dev server and waits until it answers.
+// Start starts the Temporal dev server and waits until it answers.
 // It runs in its own process group, so that a terminal's Ctrl-C reaches only
 // handoff, which then stops the server last, after its own workers.
-func StartDevServer(ctx context.Context, opts DevServerOptions) (*DevServer, error) {
+func Start(ctx context.Context, opts Options) (*Server, error) {
 	host, port, err := net.SplitHostPort(opts.Address)
 	if err != nil {
 		return nil, fmt.Errorf("start dev server: address %q: %w", opts.Address, err)
@@ -73,7 +76,7 @@ func StartDevServer(ctx context.Context, opts DevServerOptions) (*DevServer, err
 	cmd := exec.Command(opts.Binary, args...)
 	cmd.Stdout, cmd.Stderr = opts.Output, opts.Output
 	cmd.SysProcAttr = childProcessAttributes()
-	d := &DevServer{cmd: cmd, done: make(chan struct{})}
+	d := &Server{cmd: cmd, done: make(chan struct{})}
 	started := make(chan error, 1)
 	go func() {
 		// The parent-death signal is tied to the OS thread that started the
@@ -97,7 +100,7 @@ func StartDevServer(ctx context.Context, opts DevServerOptions) (*DevServer, err
 	return d, nil
 }
 
-func (d *DevServer) waitReady(ctx context.Context, opts DevServerOptions) error {
+func (d *Server) waitReady(ctx context.Context, opts Options) error {
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 	for {
@@ -115,14 +118,14 @@ func (d *DevServer) waitReady(ctx context.Context, opts DevServerOptions) error 
 }
 
 // Done is closed when the server process has exited, for whatever reason.
-func (d *DevServer) Done() <-chan struct{} { return d.done }
+func (d *Server) Done() <-chan struct{} { return d.done }
 
 // Err is why the process exited; read it after Done is closed.
-func (d *DevServer) Err() error { return d.err }
+func (d *Server) Err() error { return d.err }
 
 // Stop asks the server to stop and kills it after the timeout. An exit
 // caused by the stop itself is not an error.
-func (d *DevServer) Stop(timeout time.Duration) error {
+func (d *Server) Stop(timeout time.Duration) error {
 	select {
 	case <-d.done:
 		return d.exitError()
@@ -140,7 +143,7 @@ func (d *DevServer) Stop(timeout time.Duration) error {
 	}
 }
 
-func (d *DevServer) exitError() error {
+func (d *Server) exitError() error {
 	if d.stopping.Load() || d.err == nil {
 		return nil
 	}

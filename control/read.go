@@ -1,4 +1,4 @@
-package starter
+package control
 
 import (
 	"context"
@@ -39,7 +39,7 @@ type OrderRead struct {
 // deploy, a crash), the answer comes from what Temporal keeps without one.
 // A completed order answers from its result; one that ended otherwise from
 // its execution status and memo.
-func (s *Starter) Order(ctx context.Context, orderID string) (OrderRead, error) {
+func (s *Client) Order(ctx context.Context, orderID string) (OrderRead, error) {
 	id := action.OrderKey(orderID).String()
 	desc, err := s.describeRun(ctx, id)
 	if err != nil {
@@ -108,7 +108,7 @@ func (s *Starter) Order(ctx context.Context, orderID string) (OrderRead, error) 
 }
 
 // query asks a running order for its state, for at most the query timeout.
-func (s *Starter) query(ctx context.Context, id string) (workflows.OrderState, error) {
+func (s *Client) query(ctx context.Context, id string) (workflows.OrderState, error) {
 	qctx, cancel := context.WithTimeout(ctx, s.opts.QueryTimeout)
 	defer cancel()
 	var state workflows.OrderState

@@ -1,4 +1,4 @@
-package starter
+package control
 
 import (
 	"context"
@@ -32,7 +32,7 @@ func (e *NotApplicableError) Error() string { return "not applicable: " + e.Reas
 // Resolve sends an operator's retry, skip or abort to a parked action. Only
 // business actions (workflow IDs "order/…") have these; any other workflow
 // id, such as the provider control or a reconciliation, is not found.
-func (s *Starter) Resolve(ctx context.Context, workflowID, answer string, req workflows.OperatorRequest) (workflows.OperatorResult, error) {
+func (s *Client) Resolve(ctx context.Context, workflowID, answer string, req workflows.OperatorRequest) (workflows.OperatorResult, error) {
 	if !isAction(workflowID) {
 		return workflows.OperatorResult{}, fmt.Errorf("%s %s: not a business action: %w", answer, workflowID, ErrNotFound)
 	}
@@ -62,11 +62,11 @@ func isAction(workflowID string) bool {
 }
 
 // CancelOrder asks an order to stop and undo what it did.
-func (s *Starter) CancelOrder(ctx context.Context, orderID, reason string) (workflows.OperatorResult, error) {
+func (s *Client) CancelOrder(ctx context.Context, orderID, reason string) (workflows.OperatorResult, error) {
 	return s.update(ctx, action.OrderKey(orderID).String(), workflows.UpdateCancel, workflows.OperatorRequest{Reason: reason})
 }
 
-func (s *Starter) update(ctx context.Context, workflowID, name string, req workflows.OperatorRequest) (workflows.OperatorResult, error) {
+func (s *Client) update(ctx context.Context, workflowID, name string, req workflows.OperatorRequest) (workflows.OperatorResult, error) {
 	handle, err := s.client.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID: workflowID, UpdateName: name, Args: []any{req},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
@@ -123,7 +123,7 @@ type ActionPage struct {
 // ListActions pages through actions with a visibility query built from the
 // filter. Visibility is eventually consistent: an action parked a moment
 // ago may appear a moment later.
-func (s *Starter) ListActions(ctx context.Context, f ActionFilter) (ActionPage, error) {
+func (s *Client) ListActions(ctx context.Context, f ActionFilter) (ActionPage, error) {
 	query, err := f.query()
 	if err != nil {
 		return ActionPage{}, err

@@ -1,9 +1,12 @@
-// Package starter starts handoff's business actions idempotently and reads
-// their state. The business key names the workflow ("order/<order_id>"), and
-// a hash of the request, kept in the workflow's immutable memo, tells the same
-// request sent again (answered as a replay) from a different request reusing
-// the key (a conflict). The API and the CLI both go through here.
-package starter
+// Package control is how anything outside the workers reaches handoff's
+// business actions: it starts them idempotently, reads their state (from a
+// running workflow or its snapshot when no worker answers), delivers provider
+// events as signals, and carries operator answers and provider pauses as
+// updates. The business key names the workflow ("order/<order_id>"), and a
+// hash of the request, kept in the workflow's immutable memo, tells the same
+// request sent again (a replay) from a different request reusing the key (a
+// conflict). The API and the CLI both go through here.
+package control
 
 import (
 	"context"
@@ -49,7 +52,7 @@ func (e *ValidationError) Error() string {
 	return fmt.Sprintf("invalid request: %d field(s) failed validation", len(e.Fields))
 }
 
-// Options configures a Starter.
+// Options configures a Client.
 type Options struct {
 	// PaymentPollInterval and PaymentTimeout are handed to every new order.
 	PaymentPollInterval time.Duration
@@ -69,20 +72,22 @@ type Options struct {
 	QueryTimeout time.Duration
 }
 
-// Starter starts and reads business actions.
-type Starter struct {
+// Client starts, reads, signals and operates on business actions through
+// Temporal: the one place the API, the operator commands and the tests reach
+// workflows from outside.
+type Client struct {
 	client    client.Client
 	opts      Options
 	namespace string
 }
 
-// New returns a Starter that uses the given Temporal client.
-func New(c client.Client, opts Options) (*Starter, error) {
+// New returns a Client that uses the given Temporal client.
+func New(c client.Client, opts Options) (*Client, error) {
 	if c == nil {
-		return nil, errors.New("new starter: a Temporal client is required")
+		return nil, errors.New("new control: a Temporal client is required")
 	}
 	if opts.PaymentPollInterval <= 0 || opts.PaymentTimeout <= 0 {
-		return nil, errors.New("new starter: payment poll interval and timeout must be positive")
+		return nil, errors.New("new control: payment poll interval and timeout must be positive")
 	}
 	ns := opts.Namespace
 	if ns == "" {
@@ -91,7 +96,7 @@ func New(c client.Client, opts Options) (*Starter, error) {
 	if opts.QueryTimeout <= 0 {
 		opts.QueryTimeout = defaultQueryTimeout
 	}
-	return &Starter{client: c, opts: opts, namespace: ns}, nil
+	return &Client{client: c, opts: opts, namespace: ns}, nil
 }
 
 // Placed is the answer to placing an order.
@@ -107,7 +112,7 @@ type Placed struct {
 // PlaceOrder starts the order's workflow unless the same order was placed
 // before. It returns a *ValidationError for an invalid order and ErrConflict
 // when the order id was used by a different order.
-func (s *Starter) PlaceOrder(ctx context.Context, order action.Order, correlationID string) (Placed, error) {
+func (s *Client) PlaceOrder(ctx context.Context, order action.Order, correlationID string) (Placed, error) {
 	order = order.Normalize()
 	if fields := order.Validate(); len(fields) > 0 {
 		return Placed{}, &ValidationError{Fields: fields}
@@ -128,7 +133,7 @@ func (s *Starter) PlaceOrder(ctx context.Context, order action.Order, correlatio
 
 // start starts the order's workflow, or answers from the one its id
 // already has.
-func (s *Starter) start(ctx context.Context, placed Placed, opts client.StartWorkflowOptions, hash string, in workflows.OrderInput) (Placed, error) {
+func (s *Client) start(ctx context.Context, placed Placed, opts client.StartWorkflowOptions, hash string, in workflows.OrderInput) (Placed, error) {
 	_, err := s.client.ExecuteWorkflow(ctx, opts, workflows.OrderWorkflow, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	switch {
@@ -144,7 +149,7 @@ func (s *Starter) start(ctx context.Context, placed Placed, opts client.StartWor
 // orderOptions start an order's workflow: its business key as the workflow
 // ID, used once, also after its workflow closed; the request hash in the
 // memo.
-func (s *Starter) orderOptions(orderID, hash, correlationID string) client.StartWorkflowOptions {
+func (s *Client) orderOptions(orderID, hash, correlationID string) client.StartWorkflowOptions {
 	return client.StartWorkflowOptions{
 		ID:                                       action.OrderKey(orderID).String(),
 		TaskQueue:                                workflows.TaskQueue,
@@ -160,7 +165,7 @@ func (s *Starter) orderOptions(orderID, hash, correlationID string) client.Start
 }
 
 // replay answers a request whose business key already has a workflow.
-func (s *Starter) replay(ctx context.Context, placed Placed, hash string, in workflows.OrderInput) (Placed, error) {
+func (s *Client) replay(ctx context.Context, placed Placed, hash string, in workflows.OrderInput) (Placed, error) {
 	info, err := s.describe(ctx, placed.WorkflowID)
 	if err != nil {
 		return Placed{}, fmt.Errorf("place order %s: read existing order: %w", placed.OrderID, err)
@@ -194,7 +199,7 @@ func memoOf(info *workflowpb.WorkflowExecutionInfo) map[string]string {
 }
 
 // describe reads a workflow's latest run; ErrNotFound when there is none.
-func (s *Starter) describe(ctx context.Context, workflowID string) (*workflowpb.WorkflowExecutionInfo, error) {
+func (s *Client) describe(ctx context.Context, workflowID string) (*workflowpb.WorkflowExecutionInfo, error) {
 	desc, err := s.describeRun(ctx, workflowID)
 	if err != nil {
 		return nil, err
@@ -204,7 +209,7 @@ func (s *Starter) describe(ctx context.Context, workflowID string) (*workflowpb.
 
 // describeRun is describe with the pending activities and the rest of
 // Temporal's answer.
-func (s *Starter) describeRun(ctx context.Context, workflowID string) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
+func (s *Client) describeRun(ctx context.Context, workflowID string) (*workflowservice.DescribeWorkflowExecutionResponse, error) {
 	desc, err := s.client.DescribeWorkflow(ctx, workflowID, "")
 	var notFound *serviceerror.NotFound
 	if errors.As(err, &notFound) {
@@ -219,7 +224,7 @@ func (s *Starter) describeRun(ctx context.Context, workflowID string) (*workflow
 // startAfterEvents starts an order whose early events' workflow ended
 // without it. Of two such requests at once, one starts the run and the
 // other is answered from it, as for any order.
-func (s *Starter) startAfterEvents(ctx context.Context, placed Placed, hash string, in workflows.OrderInput) (Placed, error) {
+func (s *Client) startAfterEvents(ctx context.Context, placed Placed, hash string, in workflows.OrderInput) (Placed, error) {
 	opts := s.orderOptions(placed.OrderID, hash, in.CorrelationID)
 	opts.WorkflowIDReusePolicy = enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
 	return s.start(ctx, placed, opts, hash, in)
@@ -241,7 +246,7 @@ func RequestHash(order action.Order) (string, error) {
 // an order (its events were orphaned and aborted, it was cancelled or
 // terminated), the order starts a new run under its id: the events' charge
 // is adopted by its reference and the provider's record decides its status.
-func (s *Starter) placeInto(ctx context.Context, placed Placed, hash string, in workflows.OrderInput, info *workflowpb.WorkflowExecutionInfo) (Placed, error) {
+func (s *Client) placeInto(ctx context.Context, placed Placed, hash string, in workflows.OrderInput, info *workflowpb.WorkflowExecutionInfo) (Placed, error) {
 	switch info.GetStatus() {
 	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
 	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
