@@ -15,6 +15,9 @@ TEMPORAL_SERVER_VERSION := 1.29.1
 # stripe-mock validates the Stripe adapter's requests against Stripe's OpenAPI spec.
 STRIPE_MOCK_VERSION := v0.203.0
 
+# Mailpit is the real SMTP server the SMTP mail provider is tested against.
+MAILPIT_VERSION := v1.33.1
+
 STATICCHECK_VERSION := v0.8.2
 WORKFLOWCHECK_VERSION := v0.6.0
 
@@ -38,11 +41,14 @@ temporal:
 	@./bin/temporal --version | grep -q "Server $(TEMPORAL_SERVER_VERSION)" || \
 		{ echo "bin/temporal does not report server $(TEMPORAL_SERVER_VERSION)"; exit 1; }
 
-test: temporal bin/stripe-mock lint
+test: temporal bin/stripe-mock bin/mailpit lint
 	$(GO) test -race -count=1 -timeout 25m ./...
 
 bin/stripe-mock:
 	GOBIN=$(BIN) $(GO) install github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION)
+
+bin/mailpit:
+	GOBIN=$(BIN) $(GO) install github.com/axllent/mailpit@$(MAILPIT_VERSION)
 
 bin/staticcheck:
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
@@ -60,7 +66,7 @@ lint: bin/staticcheck bin/workflowcheck
 # that record them (see README, "Replay tests"). Histories of earlier
 # workflow versions (*_v0_*, *_v1.json) are kept as they are.
 HISTORY_TESTS := TestRecordHistories|TestReconciliationRepairsWhatIsSafeAndFlagsTheRest|TestPausedProviderGetsNoCallsAndDrainsOnResume
-histories: temporal bin/stripe-mock
+histories: temporal bin/stripe-mock bin/mailpit
 	$(GO) test -count=1 ./tests/ -run '$(HISTORY_TESTS)' -update
 
 # Webhook acknowledgement latency with the payments provider answering at

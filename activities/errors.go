@@ -53,7 +53,7 @@ func Fail(ctx context.Context, op string, err error) error {
 	}
 	opts := temporal.ApplicationErrorOptions{Cause: err, Details: []any{details}}
 	switch {
-	case providers.CategoryOf(err) == action.CategoryPermanent:
+	case providers.CategoryOf(err) == action.CategoryPermanent, pe != nil && pe.Final:
 		opts.NonRetryable = true
 	case typ == action.TypePaused:
 		// An operator's pause, not a failure of the provider.

@@ -157,6 +157,9 @@ type ComparePageResult struct {
 	Records     map[string]int `json:",omitempty"`
 	Differences []Difference
 	NextCursor  string
+	// NotCompared names what could not be compared because the provider
+	// cannot be searched.
+	NotCompared []string `json:",omitempty"`
 }
 
 // page is the provider page the input asks for.
@@ -212,12 +215,17 @@ func (a *Activities) ComparePage(ctx context.Context, in ComparePageInput) (Comp
 
 var errCannotList = errors.New("the configured provider cannot be listed for reconciliation")
 
+// notComparedMessages is reported when the mail provider cannot be searched.
+const notComparedMessages = "confirmation e-mails: the mail provider cannot be searched (SMTP)"
+
 func (a *Activities) listers() (providers.ChargeLister, providers.InvoiceLister, providers.MessageFinder, providers.ContactFinder, error) {
 	charges, ok1 := a.Payments.(providers.ChargeLister)
 	invoices, ok2 := a.Accounting.(providers.InvoiceLister)
-	messages, ok3 := a.Mailer.(providers.MessageFinder)
+	// A mail provider that cannot be searched (SMTP) leaves the
+	// confirmations uncompared rather than the whole run undone.
+	messages, _ := a.Mailer.(providers.MessageFinder)
 	contacts, ok4 := a.CRM.(providers.ContactFinder)
-	if !ok1 || !ok2 || !ok3 || !ok4 {
+	if !ok1 || !ok2 || !ok4 {
 		return nil, nil, nil, nil, &providers.Error{Category: action.CategoryPermanent, Type: action.TypeUnsupported, Err: errCannotList}
 	}
 	return charges, invoices, messages, contacts, nil
@@ -252,8 +260,10 @@ func (a *Activities) compareCharges(ctx context.Context, in ComparePageInput) (C
 	if err != nil {
 		return ComparePageResult{}, err
 	}
-	messages, err := messageFinder.FindMessagesByRefs(ctx, call, messageRefs)
-	if err != nil {
+	var messages []providers.Message
+	if messageFinder == nil {
+		res.NotCompared = append(res.NotCompared, notComparedMessages)
+	} else if messages, err = messageFinder.FindMessagesByRefs(ctx, call, messageRefs); err != nil {
 		return ComparePageResult{}, err
 	}
 	contacts, err := contactFinder.FindContactsByIDs(ctx, call, contactIDs)
@@ -274,7 +284,11 @@ func (a *Activities) compareCharges(ctx context.Context, in ComparePageInput) (C
 		contactExists[c.ID] = true
 	}
 	for _, ch := range paid {
-		res.Differences = append(res.Differences, chargeDifferences(ch, invoicesByRef, messagesByRef, contactExists)...)
+		diffs := chargeDifferences(ch, invoicesByRef, messagesByRef, contactExists)
+		if messageFinder == nil {
+			diffs = slices.DeleteFunc(diffs, func(d Difference) bool { return d.Kind == DiffEmailMissing || d.Kind == DiffDuplicateEmails })
+		}
+		res.Differences = append(res.Differences, diffs...)
 	}
 	return res, nil
 }

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/mail"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -147,6 +149,16 @@ type Provider struct {
 	ClientID     string `split_words:"true"`
 	ClientSecret string `split_words:"true"`
 	TokenURL     string `split_words:"true"`
+
+	// From, Username, Password, StartTLS and TLSCAFile configure an SMTP
+	// provider (HANDOFF_MAIL_PROVIDER=smtp): the sender's address, SMTP
+	// AUTH, STARTTLS (required, opportunistic or off) and a CA to verify
+	// the server with besides the system's.
+	From      string
+	Username  string
+	Password  string
+	StartTLS  string `envconfig:"STARTTLS" default:"required"`
+	TLSCAFile string `envconfig:"TLS_CA_FILE"`
 
 	// The limits below default to the provider's contract (package
 	// contracts); a variable overrides it.
@@ -385,8 +397,12 @@ func (p Provider) validate(s system.System) []error {
 	if !known {
 		errs = append(errs, fmt.Errorf("%s_PROVIDER %q: want one of %s", name, p.Provider, strings.Join(s.Kinds(), ", ")))
 	}
-	if u, err := url.Parse(p.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("%s_URL %q: want an http or https URL", name, p.URL))
+	schemes := kind.Schemes()
+	if u, err := url.Parse(p.URL); err != nil || !slices.Contains(schemes, u.Scheme) || u.Host == "" {
+		errs = append(errs, fmt.Errorf("%s_URL %q: want a URL of scheme %s", name, redactURL(p.URL), strings.Join(schemes, " or ")))
+	}
+	if p.Provider == "smtp" {
+		errs = append(errs, p.validateSMTP(name)...)
 	}
 	if (p.ClientID == "") != (p.ClientSecret == "") {
 		errs = append(errs, fmt.Errorf("%s_CLIENT_ID and %s_CLIENT_SECRET: set both or neither", name, name))
@@ -424,6 +440,35 @@ func (p Provider) validate(s system.System) []error {
 		errs = append(errs, fmt.Errorf("%s_CONCURRENCY: must be at least 1", name))
 	}
 	return errs
+}
+
+// validateSMTP checks the settings of an SMTP provider.
+func (p Provider) validateSMTP(name string) []error {
+	var errs []error
+	if a, err := mail.ParseAddress(p.From); err != nil || a.Name != "" {
+		errs = append(errs, fmt.Errorf("%s_FROM %q: want the sender's e-mail address", name, p.From))
+	}
+	if (p.Username == "") != (p.Password == "") {
+		errs = append(errs, fmt.Errorf("%s_USERNAME and %s_PASSWORD: set both or neither", name, name))
+	}
+	if !slices.Contains([]string{"required", "opportunistic", "off"}, p.StartTLS) {
+		errs = append(errs, fmt.Errorf("%s_STARTTLS %q: want required, opportunistic or off", name, p.StartTLS))
+	}
+	if p.TLSCAFile != "" {
+		if _, err := os.Stat(p.TLSCAFile); err != nil {
+			errs = append(errs, fmt.Errorf("%s_TLS_CA_FILE: %w", name, err))
+		}
+	}
+	return errs
+}
+
+// redactURL drops a URL's password before it is shown in an error.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	return u.Redacted()
 }
 
 func nonEmpty(values []string) []string {

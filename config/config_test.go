@@ -250,3 +250,38 @@ func TestAContractsDirectoryThatDoesNotParseOrContradictsTheRegistryIsRefused(t 
 		}
 	}
 }
+
+func TestAnSMTPMailProviderIsConfiguredAndCheckedByItsVariables(t *testing.T) {
+	t.Setenv("HANDOFF_MAIL_PROVIDER", "smtp")
+	t.Setenv("HANDOFF_MAIL_URL", "https://smtp.example.com")
+	t.Setenv("HANDOFF_MAIL_FROM", "Shop <shop@example.com>")
+	t.Setenv("HANDOFF_MAIL_USERNAME", "shop")
+	t.Setenv("HANDOFF_MAIL_STARTTLS", "sometimes")
+	t.Setenv("HANDOFF_MAIL_TLS_CA_FILE", "/nonexistent/ca.pem")
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Validate(ValidateOptions{})
+	for _, want := range []string{"HANDOFF_MAIL_URL", "smtp or smtps", "HANDOFF_MAIL_FROM", "HANDOFF_MAIL_PASSWORD", "HANDOFF_MAIL_STARTTLS", "HANDOFF_MAIL_TLS_CA_FILE"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate = %v, want it to name %s", err, want)
+		}
+	}
+
+	t.Setenv("HANDOFF_MAIL_URL", "smtps://mail.example.com:465")
+	t.Setenv("HANDOFF_MAIL_FROM", "shop@example.com")
+	t.Setenv("HANDOFF_MAIL_PASSWORD", "development-only")
+	t.Setenv("HANDOFF_MAIL_STARTTLS", "required")
+	t.Setenv("HANDOFF_MAIL_TLS_CA_FILE", "")
+	if c, err = Load(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(ValidateOptions{}); err != nil {
+		t.Fatalf("Validate = %v", err)
+	}
+	p, _ := c.Provider("mail")
+	if p.Timeout != 30*time.Second || p.RateLimit != 10 || p.Contract == nil || p.Contract.Provider != "smtp" {
+		t.Errorf("mail provider = timeout %v, rate %v, contract %v; want the SMTP contract's limits", p.Timeout, p.RateLimit, p.Contract)
+	}
+}

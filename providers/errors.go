@@ -23,7 +23,12 @@ type Error struct {
 	Message string
 	// RetryAfter is the provider's Retry-After in seconds, 0 when absent.
 	RetryAfter int
-	Err        error
+	// Final marks an ambiguous outcome that neither a retry nor a look-up
+	// can settle (an e-mail whose acceptance went unanswered, where the
+	// provider offers no look-up): the step parks for an operator instead
+	// of being tried again.
+	Final bool
+	Err   error
 }
 
 // Error describes the failure with personal data masked (see redact), since

@@ -272,16 +272,22 @@ func WithGate(ctx context.Context, g Gate) context.Context {
 	return context.WithValue(ctx, gateKey{}, g)
 }
 
-// pass asks the context's gate, if any, whether the call may be sent.
-func (c *HTTPClient) pass(ctx context.Context, r Request) error {
+// Pass asks the context's gate, if any, whether the system may be called
+// now. Every adapter asks it just before it sends anything; a refusal is
+// not sent and fails as temporary (TypePaused).
+func Pass(ctx context.Context, system, operation string) error {
 	g, ok := ctx.Value(gateKey{}).(Gate)
 	if !ok {
 		return nil
 	}
-	if err := g(ctx, c.system); err != nil {
-		return c.fail(r, action.CategoryTemporary, action.TypePaused, 0, err)
+	if err := g(ctx, system); err != nil {
+		return &Error{System: system, Operation: operation, Category: action.CategoryTemporary, Type: action.TypePaused, Err: err}
 	}
 	return nil
+}
+
+func (c *HTTPClient) pass(ctx context.Context, r Request) error {
+	return Pass(ctx, c.system, r.Operation)
 }
 
 func (c *HTTPClient) newRequest(ctx context.Context, r Request) (*http.Request, error) {

@@ -33,6 +33,17 @@ type Provider struct {
 	Kind string
 	// Webhooks is how it signs the webhooks it sends.
 	Webhooks Scheme
+	// URLSchemes are the schemes its address (HANDOFF_<SYSTEM>_URL) may
+	// have; http and https when empty.
+	URLSchemes []string
+}
+
+// Schemes are the URL schemes the provider's address may have.
+func (p Provider) Schemes() []string {
+	if len(p.URLSchemes) == 0 {
+		return []string{"http", "https"}
+	}
+	return p.URLSchemes
 }
 
 // Sandbox is the local provider simulator every system accepts.
@@ -55,7 +66,7 @@ var (
 	Payments   = System{Name: "payments", Purpose: "takes the customer's money", Providers: []Provider{{Kind: Sandbox, Webhooks: SchemeStandard}, {Kind: "stripe", Webhooks: SchemeStripe}}}
 	Accounting = System{Name: "accounting", Purpose: "keeps invoices", Providers: []Provider{{Kind: Sandbox, Webhooks: SchemeStandard}}}
 	CRM        = System{Name: "crm", Purpose: "keeps customer records", Providers: []Provider{{Kind: Sandbox, Webhooks: SchemeStandard}}}
-	Mail       = System{Name: "mail", Purpose: "sends e-mail", Providers: []Provider{{Kind: Sandbox, Webhooks: SchemeStandard}}}
+	Mail       = System{Name: "mail", Purpose: "sends e-mail", Providers: []Provider{{Kind: Sandbox, Webhooks: SchemeStandard}, {Kind: "smtp", URLSchemes: []string{"smtp", "smtps"}}}}
 )
 
 // TaskQueue is where the system's activities run, so that a slow or

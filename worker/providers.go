@@ -1,7 +1,12 @@
 package worker
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"net/url"
+	"os"
+	"strconv"
 	"sync"
 
 	"github.com/handoff-hq/handoff/activities"
@@ -9,6 +14,7 @@ import (
 	"github.com/handoff-hq/handoff/contracts"
 	"github.com/handoff-hq/handoff/providers"
 	"github.com/handoff-hq/handoff/providers/sandbox"
+	"github.com/handoff-hq/handoff/providers/smtp"
 	"github.com/handoff-hq/handoff/providers/stripe"
 	"github.com/handoff-hq/handoff/system"
 )
@@ -29,6 +35,47 @@ var adapters = map[string]Adapter{
 	"stripe": func(name string, p config.Provider) (any, error) {
 		return stripe.NewClient(p.URL, p.APIKey, HTTPOptions(name, p)), nil
 	},
+	smtp.Kind: newSMTP,
+}
+
+// newSMTP builds the SMTP mail client from smtp://host:port or
+// smtps://host:port and the provider's SMTP settings.
+func newSMTP(name string, p config.Provider) (any, error) {
+	u, err := url.Parse(p.URL)
+	if err != nil {
+		return nil, fmt.Errorf("smtp url: %w", err)
+	}
+	implicit := u.Scheme == "smtps"
+	port := 587
+	if implicit {
+		port = 465
+	}
+	if u.Port() != "" {
+		if port, err = strconv.Atoi(u.Port()); err != nil {
+			return nil, fmt.Errorf("smtp url: port %q", u.Port())
+		}
+	}
+	var tlsConfig *tls.Config
+	if p.TLSCAFile != "" {
+		pem, err := os.ReadFile(p.TLSCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("smtp tls ca file: %w", err)
+		}
+		roots, err := x509.SystemCertPool()
+		if err != nil {
+			roots = x509.NewCertPool()
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("smtp tls ca file %s: no PEM certificate", p.TLSCAFile)
+		}
+		tlsConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	}
+	opts := HTTPOptions(name, p)
+	return smtp.NewClient(smtp.Options{
+		System: name, Host: u.Hostname(), Port: port, ImplicitTLS: implicit, StartTLS: p.StartTLS, TLS: tlsConfig,
+		Username: p.Username, Password: p.Password, From: p.From,
+		ConnectTimeout: p.ConnectTimeout, Timeout: p.Timeout, Contract: opts.Contract,
+	})
 }
 
 var adaptersMu sync.RWMutex

@@ -99,6 +99,9 @@ type ReconcileReport struct {
 	// safe differences flagged instead because the cap was reached.
 	RepairCap   int `json:"repair_cap"`
 	NotRepaired int `json:"not_repaired_over_cap"`
+	// NotCompared names what the configured providers cannot be asked
+	// about, and so was not compared (confirmations sent over SMTP).
+	NotCompared []string `json:"not_compared,omitempty"`
 }
 
 // orderStandings asks where the orders of the safe differences stand: only
@@ -261,6 +264,11 @@ func (r *ReconcileReport) count(phase string, page activities.ComparePageResult)
 			r.Compared.Records = map[string]int{}
 		}
 		r.Compared.Records[kind] += n
+	}
+	for _, what := range page.NotCompared {
+		if !slices.Contains(r.NotCompared, what) {
+			r.NotCompared = append(r.NotCompared, what)
+		}
 	}
 	if phase == activities.PhaseCharges {
 		r.Compared.Charges += page.Charges

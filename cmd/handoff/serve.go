@@ -229,6 +229,9 @@ func webhookSources(cfg config.Config) map[string]api.WebhookSource {
 	for _, s := range system.All() {
 		p, _ := cfg.Provider(s.Name)
 		kind, _ := s.Provider(p.Provider)
+		if kind.Webhooks == system.SchemeNone {
+			continue // a provider that sends none: its path answers 404
+		}
 		out[s.Name] = api.WebhookSource{Scheme: kind.Webhooks, Secrets: p.WebhookSecrets}
 	}
 	return out

@@ -1,0 +1,271 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/handoff-hq/handoff/contracts"
+	"github.com/handoff-hq/handoff/contracts/conformance"
+	"github.com/handoff-hq/handoff/providers"
+)
+
+// The sandbox adapter keeps every sandbox contract, against the sandbox
+// itself behind OAuth2 client credentials, as handoff runs it.
+func TestTheSandboxAdapterKeepsItsContracts(t *testing.T) {
+	server := NewServer(Options{SettleDelay: 10 * time.Millisecond, ClientID: "conformance", ClientSecret: "conformance-secret-0123456789"})
+	peer := &conformance.HTTPPeer{Next: server, Exempt: func(r *http.Request) bool { return r.URL.Path == "/oauth/token" }}
+	srv := httptest.NewServer(peer)
+	t.Cleanup(srv.Close)
+	var n atomic.Int64
+	unique := func() string { return fmt.Sprintf("%d-%d", time.Now().UnixNano(), n.Add(1)) }
+
+	client := func(t *testing.T, system string) (*Client, contracts.Contract) {
+		c, ok := contracts.For(system, "sandbox")
+		if !ok {
+			t.Fatalf("no sandbox contract for %s", system)
+		}
+		cl := NewClient(system, srv.URL+"/"+system, providers.HTTPOptions{Timeout: 10 * time.Second, Contract: &c})
+		cl.HTTP().SetAuth(providers.NewClientCredentials(system, srv.URL+"/oauth/token", "conformance", "conformance-secret-0123456789", cl.HTTP().Transport(), 0))
+		return cl, c
+	}
+	call := func() providers.Call {
+		return providers.Call{IdempotencyKey: "order/" + unique() + "/step", CorrelationID: "conformance"}
+	}
+
+	t.Run("payments", func(t *testing.T) {
+		cl, c := client(t, "payments")
+		var chargeID string
+		newCharge := func(ctx context.Context, key string, settled bool) (string, error) {
+			ch, err := cl.CreateCharge(ctx, providers.Call{IdempotencyKey: key}, providers.ChargeRequest{Amount: 2500, Currency: "eur", Email: "ada@example.com"})
+			if err != nil || !settled {
+				return ch.ID, err
+			}
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+				if got, err := cl.GetCharge(ctx, providers.Call{}, ch.ID); err == nil && got.Status == providers.ChargeSucceeded {
+					return ch.ID, nil
+				}
+			}
+			return "", fmt.Errorf("charge %s did not settle", ch.ID)
+		}
+		prepareCharge := func(settled bool) func(context.Context) error {
+			return func(ctx context.Context) (err error) {
+				chargeID, err = newCharge(ctx, "order/"+unique()+"/charge", settled)
+				return err
+			}
+		}
+		conformance.Run(t, conformance.Suite{Contract: c, Peer: peer, Unique: unique,
+			Operations: map[string]conformance.Operation{
+				"create_charge": {Do: func(ctx context.Context, f map[string]any) error {
+					var req providers.ChargeRequest
+					if err := decode(f, &req); err != nil {
+						return err
+					}
+					_, err := cl.CreateCharge(ctx, call(), req)
+					return err
+				}},
+				"get_charge": {Prepare: prepareCharge(false), Do: func(ctx context.Context, _ map[string]any) error {
+					_, err := cl.GetCharge(ctx, call(), chargeID)
+					return err
+				}},
+				"find_charge": {Do: func(ctx context.Context, _ map[string]any) error {
+					_, _, err := cl.FindCharge(ctx, call(), "order/x/charge")
+					return err
+				}},
+				"cancel_charge": {Prepare: prepareCharge(false), Do: func(ctx context.Context, _ map[string]any) error {
+					_, err := cl.CancelCharge(ctx, call(), chargeID)
+					return err
+				}},
+				"create_refund": {Prepare: prepareCharge(true), Do: func(ctx context.Context, f map[string]any) error {
+					var req providers.RefundRequest
+					if err := decode(f, &req); err != nil {
+						return err
+					}
+					if req.Charge != "" {
+						req.Charge = chargeID // the example's id stands for a real charge
+					}
+					_, err := cl.RefundCharge(ctx, call(), req)
+					return err
+				}},
+				"find_refund": {Do: func(ctx context.Context, _ map[string]any) error {
+					_, _, err := cl.FindRefund(ctx, call(), "ch_unknown")
+					return err
+				}},
+				"list_charges": {Do: func(ctx context.Context, _ map[string]any) error {
+					_, _, err := cl.ListCharges(ctx, call(), providers.Page{Limit: 10})
+					return err
+				}},
+				"find_charges": {Do: func(ctx context.Context, _ map[string]any) error {
+					_, err := cl.FindChargesByRefs(ctx, call(), []string{"order/x/charge", "order/y/charge"})
+					return err
+				}},
+			},
+			Lookups: map[string]conformance.Lookup{
+				"charge": {
+					Create: func(ctx context.Context, ref string) (string, error) {
+						_, err := newCharge(ctx, ref, false)
+						return ref, err
+					},
+					Find: func(ctx context.Context, ref string) (bool, error) {
+						_, found, err := cl.FindCharge(ctx, call(), ref)
+						return found, err
+					},
+				},
+				"refund": {
+					Create: func(ctx context.Context, ref string) (string, error) {
+						id, err := newCharge(ctx, ref, true)
+						if err != nil {
+							return "", err
+						}
+						_, err = cl.RefundCharge(ctx, providers.Call{IdempotencyKey: ref + "/refund"}, providers.RefundRequest{Charge: id})
+						return id, err
+					},
+					Find: func(ctx context.Context, chargeID string) (bool, error) {
+						_, found, err := cl.FindRefund(ctx, call(), chargeID)
+						return found, err
+					},
+				},
+			},
+		})
+	})
+
+	t.Run("accounting", func(t *testing.T) {
+		cl, c := client(t, "accounting")
+		var invoiceID string
+		newInvoice := func(ctx context.Context, key string) (string, error) {
+			inv, err := cl.CreateInvoice(ctx, providers.Call{IdempotencyKey: key}, providers.InvoiceRequest{Amount: 2500, Currency: "eur", Charge: "ch_1",
+				Lines: []providers.InvoiceLine{{SKU: "book", Quantity: 1, UnitAmount: 2500}}})
+			return inv.ID, err
+		}
+		conformance.Run(t, conformance.Suite{Contract: c, Peer: peer, Unique: unique,
+			Operations: map[string]conformance.Operation{
+				"create_invoice": {Do: func(ctx context.Context, f map[string]any) error {
+					var req providers.InvoiceRequest
+					if err := decode(f, &req); err != nil {
+						return err
+					}
+					_, err := cl.CreateInvoice(ctx, call(), req)
+					return err
+				}},
+				"find_invoice": {Do: func(ctx context.Context, _ map[string]any) error {
+					_, _, err := cl.FindInvoice(ctx, call(), "order/x/invoice")
+					return err
+				}},
+				"void_invoice": {
+					Prepare: func(ctx context.Context) (err error) {
+						invoiceID, err = newInvoice(ctx, "order/"+unique()+"/invoice")
+						return err
+					},
+					Do: func(ctx context.Context, _ map[string]any) error {
+						_, err := cl.VoidInvoice(ctx, call(), invoiceID)
+						return err
+					},
+				},
+				"list_invoices": {Do: func(ctx context.Context, _ map[string]any) error {
+					_, _, err := cl.ListInvoices(ctx, call(), providers.Page{Limit: 10})
+					return err
+				}},
+				"find_invoices": {Do: func(ctx context.Context, _ map[string]any) error {
+					_, err := cl.FindInvoicesByRefs(ctx, call(), []string{"order/x/invoice"})
+					return err
+				}},
+			},
+			Lookups: map[string]conformance.Lookup{
+				"invoice": {
+					Create: func(ctx context.Context, ref string) (string, error) {
+						_, err := newInvoice(ctx, ref)
+						return ref, err
+					},
+					Find: func(ctx context.Context, ref string) (bool, error) {
+						_, found, err := cl.FindInvoice(ctx, call(), ref)
+						return found, err
+					},
+				},
+			},
+		})
+	})
+
+	t.Run("crm", func(t *testing.T) {
+		cl, c := client(t, "crm")
+		conformance.Run(t, conformance.Suite{Contract: c, Peer: peer, Unique: unique,
+			Operations: map[string]conformance.Operation{
+				"upsert_contact": {Do: func(ctx context.Context, f map[string]any) error {
+					var req providers.ContactRequest
+					if err := decode(f, &req); err != nil {
+						return err
+					}
+					_, err := cl.UpsertContact(ctx, call(), req)
+					return err
+				}},
+				"find_contacts": {Do: func(ctx context.Context, _ map[string]any) error {
+					_, err := cl.FindContactsByIDs(ctx, call(), []string{"ct_unknown"})
+					return err
+				}},
+			},
+			Lookups: map[string]conformance.Lookup{
+				"contact": {
+					Create: func(ctx context.Context, ref string) (string, error) {
+						email := strings.NewReplacer("/", "-").Replace(ref) + "@example.com"
+						ct, err := cl.UpsertContact(ctx, call(), providers.ContactRequest{Email: email, Name: "Ada"})
+						return ct.ID, err
+					},
+					Find: func(ctx context.Context, id string) (bool, error) {
+						found, err := cl.FindContactsByIDs(ctx, call(), []string{id})
+						return len(found) > 0, err
+					},
+				},
+			},
+		})
+	})
+
+	t.Run("mail", func(t *testing.T) {
+		cl, c := client(t, "mail")
+		conformance.Run(t, conformance.Suite{Contract: c, Peer: peer, Unique: unique,
+			Operations: map[string]conformance.Operation{
+				"send_message": {Do: func(ctx context.Context, f map[string]any) error {
+					var req providers.MessageRequest
+					if err := decode(f, &req); err != nil {
+						return err
+					}
+					_, err := cl.SendMessage(ctx, call(), req)
+					return err
+				}},
+				"find_message": {Do: func(ctx context.Context, _ map[string]any) error {
+					_, _, err := cl.FindMessage(ctx, call(), "order/x/confirmation")
+					return err
+				}},
+				"find_messages": {Do: func(ctx context.Context, _ map[string]any) error {
+					_, err := cl.FindMessagesByRefs(ctx, call(), []string{"order/x/confirmation"})
+					return err
+				}},
+			},
+			Lookups: map[string]conformance.Lookup{
+				"message": {
+					Create: func(ctx context.Context, ref string) (string, error) {
+						_, err := cl.SendMessage(ctx, providers.Call{IdempotencyKey: ref}, providers.MessageRequest{To: "ada@example.com", Subject: "Your order"})
+						return ref, err
+					},
+					Find: func(ctx context.Context, ref string) (bool, error) {
+						_, found, err := cl.FindMessage(ctx, call(), ref)
+						return found, err
+					},
+				},
+			},
+		})
+	})
+}
+
+// decode fills a typed request from a contract's fields.
+func decode(fields map[string]any, out any) error {
+	b, err := json.Marshal(fields)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, out)
+}

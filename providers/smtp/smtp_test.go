@@ -1,0 +1,226 @@
+package smtp
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/handoff-hq/handoff/action"
+	"github.com/handoff-hq/handoff/contracts"
+	"github.com/handoff-hq/handoff/contracts/conformance"
+	"github.com/handoff-hq/handoff/providers"
+	"github.com/handoff-hq/handoff/providers/smtp/smtptest"
+)
+
+const from = "shop@example.com"
+
+// newClient returns a client that reaches the server through the proxy,
+// with STARTTLS required and verified against the server's certificate,
+// and SMTP AUTH.
+func newClient(t *testing.T, server *smtptest.Server, addr string, startTLS string) *Client {
+	t.Helper()
+	contract, ok := contracts.For("mail", Kind)
+	if !ok {
+		t.Fatal("no contract for mail on smtp")
+	}
+	pem, err := os.ReadFile(server.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	host, port, _ := net.SplitHostPort(addr)
+	p, _ := strconv.Atoi(port)
+	c, err := NewClient(Options{System: "mail", Host: host, Port: p, StartTLS: startTLS, TLS: &tls.Config{RootCAs: roots},
+		Username: "handoff", Password: "development-only", From: from, Timeout: 10 * time.Second, Contract: &contract})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// mailpitPeer makes Mailpit answer with a declared code (its chaos
+// triggers) and counts the connections that reached it.
+type mailpitPeer struct {
+	t      *testing.T
+	server *smtptest.Server
+	proxy  *smtptest.Proxy
+}
+
+func (p mailpitPeer) Answer(_ string, r contracts.Response) (func(), bool) {
+	trigger := smtptest.Trigger{ErrorCode: r.Status, Probability: 100}
+	switch {
+	case r.Status == 535:
+		p.server.SetChaos(p.t, smtptest.Chaos{Authentication: trigger})
+	case r.Status >= 400 && r.Status <= 599:
+		p.server.SetChaos(p.t, smtptest.Chaos{Sender: trigger})
+	default:
+		return nil, false
+	}
+	return func() { p.server.SetChaos(p.t, smtptest.Chaos{}) }, true
+}
+
+func (p mailpitPeer) Requests() int { return p.proxy.Conns() }
+
+// The SMTP adapter keeps its contract against a real SMTP server: the
+// message is sent with STARTTLS and AUTH, a message breaking the contract
+// never opens a connection, every declared reply code is classified as
+// declared, and the adapter never claims to find a message.
+func TestTheSMTPAdapterKeepsItsContract(t *testing.T) {
+	server := smtptest.Start(t)
+	proxy := smtptest.NewProxy(t, server.Addr())
+	c := newClient(t, server, proxy.Addr, TLSRequired)
+	var n atomic.Int64
+	unique := func() string { return fmt.Sprintf("%d-%d", time.Now().UnixNano(), n.Add(1)) }
+	conformance.Run(t, conformance.Suite{Contract: *c.Contract(), Peer: mailpitPeer{t: t, server: server, proxy: proxy}, Unique: unique,
+		Operations: map[string]conformance.Operation{
+			"send_message": {Do: func(ctx context.Context, f map[string]any) error {
+				req := providers.MessageRequest{To: str(f["to"]), Subject: str(f["subject"]), Text: str(f["text"])}
+				_, err := c.SendMessage(ctx, providers.Call{IdempotencyKey: "order/" + unique() + "/confirmation"}, req)
+				return err
+			}},
+		},
+		Lookups: map[string]conformance.Lookup{
+			"message": {
+				Create: func(ctx context.Context, ref string) (string, error) {
+					_, err := c.SendMessage(ctx, providers.Call{IdempotencyKey: ref}, providers.MessageRequest{To: "ada@example.com", Subject: "Your order"})
+					return ref, err
+				},
+				Find: func(ctx context.Context, ref string) (bool, error) {
+					_, found, err := c.FindMessage(ctx, providers.Call{}, ref)
+					return found, err
+				},
+			},
+		},
+	})
+}
+
+func TestAMessageCarriesAMessageIDDerivedFromItsKey(t *testing.T) {
+	server := smtptest.Start(t)
+	c := newClient(t, server, server.Addr(), TLSRequired)
+	key := "order/A-1/confirmation"
+	m, err := c.SendMessage(context.Background(), providers.Call{IdempotencyKey: key, CorrelationID: "corr-1"},
+		providers.MessageRequest{To: "ada@example.com", Subject: "Your order A-1", Text: "Thank you."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := MessageID(key, from)
+	if m.ID != "<"+id+">" || m.ExternalRef != key {
+		t.Errorf("message = %+v, want id <%s> and external ref %s", m, id, key)
+	}
+	if got := server.Count(t, id); got != 1 {
+		t.Errorf("%d messages with Message-ID %s arrived, want 1", got, id)
+	}
+	if MessageID(key, from) != id || MessageID("order/A-2/confirmation", from) == id {
+		t.Error("a Message-ID must be the same for a key and differ between keys")
+	}
+	if want := "@example.com"; id[len(id)-len(want):] != want {
+		t.Errorf("Message-ID %s is not in the sender's domain", id)
+	}
+}
+
+// Where the connection is lost decides what happens next: before the
+// message's end it is retried and arrives once; after its end it parks as
+// ambiguous (final: not retried by itself), having arrived once.
+func TestWhereTheConnectionIsCutDecidesWhetherTheSendIsRetried(t *testing.T) {
+	server := smtptest.Start(t)
+	proxy := smtptest.NewProxy(t, server.Addr())
+	c := newClient(t, server, proxy.Addr, TLSOff)
+	// In plain text the proxy can see where the conversation is, and no
+	// credentials are sent in the clear.
+	c.opts.Username, c.opts.Password = "", ""
+	send := func(key string) error {
+		_, err := c.SendMessage(context.Background(), providers.Call{IdempotencyKey: key},
+			providers.MessageRequest{To: "ada@example.com", Subject: "Your order", Text: "Thank you."})
+		return err
+	}
+
+	t.Run("cut before the message is handed over", func(t *testing.T) {
+		key := "order/cut-early/confirmation"
+		proxy.CutNext(smtptest.CutAtRecipient, 1)
+		err := send(key)
+		var pe *providers.Error
+		if !errors.As(err, &pe) || pe.Category != action.CategoryTemporary || pe.Final {
+			t.Fatalf("cut at RCPT: %v, want a temporary failure to retry", err)
+		}
+		if got := server.Count(t, MessageID(key, from)); got != 0 {
+			t.Fatalf("%d arrived before the retry, want 0", got)
+		}
+		if err := send(key); err != nil {
+			t.Fatalf("retry: %v", err)
+		}
+		if got := server.Count(t, MessageID(key, from)); got != 1 {
+			t.Errorf("%d arrived, want exactly 1", got)
+		}
+	})
+
+	t.Run("cut after the message is handed over", func(t *testing.T) {
+		key := "order/cut-late/confirmation"
+		proxy.CutNext(smtptest.CutAfterEnd, 1)
+		err := send(key)
+		var pe *providers.Error
+		if !errors.As(err, &pe) || pe.Category != action.CategoryAmbiguous || pe.Type != action.TypeAmbiguous || !pe.Final {
+			t.Fatalf("cut after the end: %v, want a final ambiguous outcome", err)
+		}
+		if got := server.Count(t, MessageID(key, from)); got != 1 {
+			t.Errorf("%d arrived, want 1: the server took it, the client could not know", got)
+		}
+	})
+}
+
+func TestAPausedMailProviderIsNotConnectedTo(t *testing.T) {
+	server := smtptest.Start(t)
+	proxy := smtptest.NewProxy(t, server.Addr())
+	c := newClient(t, server, proxy.Addr, TLSRequired)
+	ctx := providers.WithGate(context.Background(), func(context.Context, string) error { return errors.New("paused by an operator") })
+	_, err := c.SendMessage(ctx, providers.Call{IdempotencyKey: "order/p/confirmation"}, providers.MessageRequest{To: "ada@example.com", Subject: "Your order"})
+	var pe *providers.Error
+	if !errors.As(err, &pe) || pe.Type != action.TypePaused {
+		t.Fatalf("paused: %v, want %s", err, action.TypePaused)
+	}
+	if proxy.Conns() != 0 {
+		t.Errorf("%d connections while paused, want 0", proxy.Conns())
+	}
+}
+
+func TestAServerThatCannotBeVerifiedGetsNoMessage(t *testing.T) {
+	server := smtptest.Start(t)
+	c := newClient(t, server, server.Addr(), TLSRequired)
+	c.opts.TLS = &tls.Config{RootCAs: x509.NewCertPool()} // trusts nothing
+	key := "order/untrusted/confirmation"
+	_, err := c.SendMessage(context.Background(), providers.Call{IdempotencyKey: key}, providers.MessageRequest{To: "ada@example.com", Subject: "Your order"})
+	if err == nil {
+		t.Fatal("sent to a server whose certificate is not trusted")
+	}
+	if got := server.Count(t, MessageID(key, from)); got != 0 {
+		t.Errorf("%d arrived, want 0", got)
+	}
+}
+
+func TestOptionsAreCheckedAtOnce(t *testing.T) {
+	_, err := NewClient(Options{Port: 25, From: "not an address", StartTLS: "sometimes", Username: "u"})
+	if err == nil {
+		t.Fatal("bad options accepted")
+	}
+	for _, want := range []string{"host", "from", "starttls", "password"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
+	}
+}
+
+func str(v any) string {
+	if v == nil {
+		return ""
+	}
+	return fmt.Sprint(v)
+}
