@@ -21,7 +21,7 @@ MAILPIT_VERSION := v1.33.1
 STATICCHECK_VERSION := v0.8.2
 WORKFLOWCHECK_VERSION := v0.6.0
 
-.PHONY: run test lint build temporal histories bench-webhooks bench-reconcile fuzz clean
+.PHONY: run test lint docs build temporal histories bench-webhooks bench-reconcile fuzz clean
 
 run: build temporal
 	./bin/handoff dev
@@ -61,6 +61,13 @@ lint: bin/staticcheck bin/workflowcheck
 	$(GO) vet ./...
 	./bin/staticcheck ./...
 	./bin/workflowcheck ./...
+	@env -u HANDOFF_CONTRACTS_DIR $(GO) run ./cmd/handoff contracts | diff -u docs/contracts.md - >/dev/null || \
+		{ echo "docs/contracts.md is not current: run make docs"; exit 1; }
+
+# docs/contracts.md renders the built-in contracts for reviewers.
+docs:
+	@mkdir -p docs
+	env -u HANDOFF_CONTRACTS_DIR $(GO) run ./cmd/handoff contracts > docs/contracts.md
 
 # Re-record the committed workflow histories from fresh runs of the tests
 # that record them (see README, "Replay tests"). Histories of earlier

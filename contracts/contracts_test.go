@@ -83,3 +83,18 @@ func TestOperationCheckAndClassify(t *testing.T) {
 		t.Error("an undeclared answer was classified by the contract")
 	}
 }
+
+func TestTheRenderingNamesEveryContractAndOperation(t *testing.T) {
+	all := All()
+	md := Markdown(all)
+	for _, c := range all {
+		if !strings.Contains(md, "## "+c.System+": "+c.Provider+"\n") {
+			t.Errorf("no section for %s/%s", c.System, c.Provider)
+		}
+		for _, op := range c.Operations {
+			if !strings.Contains(md, "`"+op.Name+"`: "+op.Method) {
+				t.Errorf("%s/%s: operation %s not rendered", c.System, c.Provider, op.Name)
+			}
+		}
+	}
+}

@@ -26,6 +26,7 @@ commands:
   orders    cancel an order (its charge is refunded, its invoice voided)
   providers pause, resume or show a provider
   reconcile reconcile the providers now and print the report
+  contracts check the integration contracts and print them as Markdown
 
 Configuration is read from HANDOFF_* environment variables; see the README.
 `
@@ -47,6 +48,7 @@ func main() {
 		"dev": runDev, "worker": runWorker, "api": runAPI, "sandbox": runSandbox,
 		"start": runStart, "replay": runReplay,
 		"actions": runActions, "orders": runOrders, "providers": runProviders, "reconcile": runReconcile,
+		"contracts": runContracts,
 	}
 	cmd, ok := commands[os.Args[1]]
 	if !ok {

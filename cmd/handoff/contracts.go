@@ -1,0 +1,31 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/handoff-hq/handoff/contracts"
+)
+
+// runContracts serves `handoff contracts`: it checks every contract (the
+// built-in ones, with those of HANDOFF_CONTRACTS_DIR in their place) against
+// the registry of systems and prints them as Markdown for a reviewer.
+func runContracts(_ context.Context, _ *slog.Logger, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("usage: handoff contracts (reads HANDOFF_CONTRACTS_DIR when set)")
+	}
+	var overrides []contracts.Contract
+	if dir := os.Getenv("HANDOFF_CONTRACTS_DIR"); dir != "" {
+		var err error
+		if overrides, err = contracts.LoadDir(dir); err != nil {
+			return err
+		}
+	}
+	if err := contracts.Check(overrides...); err != nil {
+		return fmt.Errorf("the contracts do not hold:\n%w", err)
+	}
+	_, err := fmt.Print(contracts.Markdown(contracts.With(overrides)))
+	return err
+}
