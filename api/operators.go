@@ -161,8 +161,8 @@ func (s *Server) getProvider(c echo.Context) error {
 // links points to an action in the API and in the Web UI.
 func (s *Server) links(workflowID string) map[string]string {
 	links := map[string]string{}
-	if orderID, ok := strings.CutPrefix(workflowID, "order/"); ok {
-		links["self"] = "/v1/orders/" + url.PathEscape(orderID)
+	if k, err := action.ParseKey(workflowID); err == nil && k.Kind == action.KindOrder {
+		links["self"] = "/v1/orders/" + url.PathEscape(k.ID)
 	}
 	if s.webUI != "" {
 		links["web_ui"] = fmt.Sprintf("%s/namespaces/%s/workflows/%s", s.webUI, url.PathEscape(s.ns), url.PathEscape(workflowID))
