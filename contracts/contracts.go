@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -126,6 +127,10 @@ type Operation struct {
 	// a regular expression).
 	Required []string          `yaml:"required"`
 	Formats  map[string]string `yaml:"formats"`
+	// Optional fields may be sent. An operation that declares its fields
+	// (required or optional) sends no other: a field the contract does
+	// not name is refused before it is sent.
+	Optional []string `yaml:"optional"`
 	// Example is a valid request, for the conformance tests and readers.
 	Example map[string]any `yaml:"example"`
 	// Responses are the answers expected and what each means.
@@ -365,12 +370,20 @@ var (
 )
 
 // Check reports every way a request's fields break the operation's rules:
-// a required field missing or empty, a field of the wrong format.
+// a required field missing or empty, a field of the wrong format, a field
+// the contract does not name.
 func (op Operation) Check(fields map[string]any) []string {
 	var problems []string
 	for _, f := range op.Required {
 		if empty(fields[f]) {
 			problems = append(problems, f+" is required")
+		}
+	}
+	if op.declaresFields() {
+		for _, f := range slices.Sorted(maps.Keys(fields)) {
+			if !op.declares(f) {
+				problems = append(problems, f+" is not a field of the contract")
+			}
 		}
 	}
 	names := make([]string, 0, len(op.Formats))
@@ -388,6 +401,16 @@ func (op Operation) Check(fields map[string]any) []string {
 		}
 	}
 	return problems
+}
+
+// declaresFields reports whether the operation names its request's
+// fields.
+func (op Operation) declaresFields() bool { return len(op.Required)+len(op.Optional) > 0 }
+
+// declares reports whether the field is one the operation names.
+func (op Operation) declares(field string) bool {
+	_, formatted := op.Formats[field]
+	return formatted || slices.Contains(op.Required, field) || slices.Contains(op.Optional, field)
 }
 
 func empty(v any) bool {
@@ -488,6 +511,11 @@ func (c Contract) check() []error {
 	for _, op := range c.Operations {
 		if !slices.Contains(methods, op.Method) || op.Path == "" {
 			add("operation %s: a method (%s) and a path are required", op.Name, strings.Join(methods, ", "))
+		}
+		for f := range op.Formats {
+			if op.declaresFields() && !op.declares(f) {
+				add("operation %s: format of %s, which is neither required nor optional", op.Name, f)
+			}
 		}
 		for f, format := range op.Formats {
 			if _, named := namedFormats[format]; !named {

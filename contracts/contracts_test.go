@@ -98,3 +98,18 @@ func TestTheRenderingNamesEveryContractAndOperation(t *testing.T) {
 		}
 	}
 }
+
+func TestAnOperationThatNamesItsFieldsRefusesAnyOther(t *testing.T) {
+	op := Operation{Name: "send", Required: []string{"to"}, Optional: []string{"text"}, Formats: map[string]string{"to": "email"}}
+	if p := op.Check(map[string]any{"to": "ada@example.com", "text": "hi"}); len(p) != 0 {
+		t.Errorf("declared fields: %v", p)
+	}
+	p := op.Check(map[string]any{"to": "ada@example.com", "bcc": "eve@example.com"})
+	if len(p) != 1 || !strings.Contains(p[0], "bcc is not a field of the contract") {
+		t.Errorf("undeclared field: %v", p)
+	}
+	// An operation that names no fields (a read) is not checked for them.
+	if p := (Operation{Name: "get"}).Check(map[string]any{"limit": "1"}); len(p) != 0 {
+		t.Errorf("read: %v", p)
+	}
+}

@@ -2,7 +2,8 @@ package contracts
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 )
@@ -67,9 +68,15 @@ func renderOne(b *strings.Builder, c Contract) {
 		if len(op.Required) > 0 {
 			fmt.Fprintf(b, "- required: %s\n", code(op.Required))
 		}
+		if len(op.Optional) > 0 {
+			fmt.Fprintf(b, "- optional: %s\n", code(op.Optional))
+		}
+		if op.declaresFields() {
+			b.WriteString("- no other field is sent\n")
+		}
 		if len(op.Formats) > 0 {
 			var fs []string
-			for _, f := range sortedKeys(op.Formats) {
+			for _, f := range slices.Sorted(maps.Keys(op.Formats)) {
 				fs = append(fs, fmt.Sprintf("`%s` %s", f, op.Formats[f]))
 			}
 			fmt.Fprintf(b, "- formats: %s\n", strings.Join(fs, ", "))
@@ -124,13 +131,4 @@ func ifSet(s string, ok bool) string {
 		return s
 	}
 	return ""
-}
-
-func sortedKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -14,8 +14,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
-	"sort"
 	"testing"
 	"time"
 
@@ -128,7 +128,7 @@ func runOperation(t *testing.T, s Suite, op contracts.Operation, drive Operation
 			refusedUnsent(ctx, t, s, op.Name, drive, fields)
 		})
 	}
-	for _, field := range sortedKeys(op.Formats) {
+	for _, field := range slices.Sorted(maps.Keys(op.Formats)) {
 		t.Run("with a bad "+field+" it is refused unsent", func(t *testing.T) {
 			bad, ok := breaking(op, field)
 			if !ok {
@@ -238,14 +238,5 @@ func clone(m map[string]any) map[string]any {
 	for k, v := range m {
 		out[k] = v
 	}
-	return out
-}
-
-func sortedKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
 	return out
 }
