@@ -14,6 +14,8 @@
 //     TLS, authentication, MAIL, RCPT, the DATA command, or writing the
 //     content) left nothing accepted: it is retried. A reply after the
 //     message's end is definite: 4xx temporary, 5xx permanent.
+//   - Once the server answered the message's end with 250 it is delivered,
+//     whatever happens to the connection afterwards (RSET, QUIT).
 //   - A connection lost after the message's end was written, with no reply,
 //     is ambiguous and final: the server may have accepted it, and there is
 //     no look-up, so the step parks as ambiguous for an operator (who checks
@@ -192,7 +194,16 @@ func (c *Client) SendMessage(ctx context.Context, call providers.Call, req provi
 	if err != nil {
 		return providers.Message{}, c.fail(action.CategoryPermanent, action.TypeInvalidInput, 0, err)
 	}
-	if err := client.DialAndSendWithContext(ctx, msg); err != nil {
+	session, err := client.DialToSMTPClientWithContext(ctx)
+	if err != nil {
+		return providers.Message{}, c.classify(err)
+	}
+	err = client.SendWithSMTPClient(session, msg)
+	// Once the server has accepted the message, what follows (its RSET,
+	// QUIT) changes nothing: a failure there must not make a delivered
+	// message look unsent, or it would be sent again.
+	_ = client.CloseWithSMTPClient(session)
+	if err != nil && !msg.IsDelivered() {
 		return providers.Message{}, c.classify(err)
 	}
 	return providers.Message{ID: "<" + id + ">", ExternalRef: call.IdempotencyKey, Status: "sent", To: req.To, Subject: req.Subject}, nil

@@ -177,6 +177,28 @@ func TestWhereTheConnectionIsCutDecidesWhetherTheSendIsRetried(t *testing.T) {
 	})
 }
 
+// A connection lost after the server accepted the message (its RSET or
+// QUIT fails) is a delivery, not a failure to retry.
+func TestAConnectionLostAfterTheServerAcceptedIsADelivery(t *testing.T) {
+	server := smtptest.Start(t)
+	proxy := smtptest.NewProxy(t, server.Addr())
+	c := newClient(t, server, proxy.Addr, TLSOff)
+	c.opts.Username, c.opts.Password = "", ""
+	key := "order/cut-after-acceptance/confirmation"
+	proxy.CutNext(smtptest.CutAfterAcceptance, 1)
+	m, err := c.SendMessage(context.Background(), providers.Call{IdempotencyKey: key},
+		providers.MessageRequest{To: "ada@example.com", Subject: "Your order", Text: "Thank you."})
+	if err != nil {
+		t.Fatalf("accepted, then cut: %v, want the message reported sent", err)
+	}
+	if proxy.Cuts() != 1 || m.ExternalRef != key {
+		t.Errorf("cuts %d, message %+v", proxy.Cuts(), m)
+	}
+	if got := server.Count(t, MessageID(key, from)); got != 1 {
+		t.Errorf("%d arrived, want 1", got)
+	}
+}
+
 func TestAPausedMailProviderIsNotConnectedTo(t *testing.T) {
 	server := smtptest.Start(t)
 	proxy := smtptest.NewProxy(t, server.Addr())

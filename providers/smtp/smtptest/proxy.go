@@ -23,6 +23,10 @@ const (
 	// closes the client's side before the server's answer reaches it: the
 	// server accepted the message, and the client cannot know.
 	CutAfterEnd
+	// CutAfterAcceptance relays the message's end and the server's answer
+	// to it, then closes both sides: the message was delivered and the
+	// client was told, but what the client says next (RSET, QUIT) fails.
+	CutAfterAcceptance
 )
 
 // Proxy relays SMTP between a client and a Server in plain text, and cuts
@@ -101,7 +105,7 @@ func (p *Proxy) relay(client net.Conn, cut Cut) {
 		return
 	}
 	defer server.Close()
-	var ended atomic.Bool
+	var ended, accepted atomic.Bool
 	answered := make(chan struct{})
 	go func() {
 		buf := make([]byte, 32<<10)
@@ -113,6 +117,12 @@ func (p *Proxy) relay(client net.Conn, cut Cut) {
 			}
 			if n > 0 {
 				if _, werr := client.Write(buf[:n]); werr != nil {
+					return
+				}
+				if accepted.Load() {
+					p.cuts.Add(1)
+					client.Close()
+					server.Close()
 					return
 				}
 			}
@@ -133,6 +143,8 @@ func (p *Proxy) relay(client net.Conn, cut Cut) {
 			case cut == CutAtRecipient && bytes.Contains(bytes.ToUpper(seen), []byte("RCPT TO")):
 				p.cuts.Add(1)
 				return
+			case cut == CutAfterAcceptance && !accepted.Load() && bytes.Contains(seen, []byte("\r\n.\r\n")):
+				accepted.Store(true)
 			case cut == CutAfterEnd && bytes.Contains(seen, []byte("\r\n.\r\n")):
 				ended.Store(true)
 				_, _ = server.Write(chunk)
