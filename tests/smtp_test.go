@@ -28,7 +28,7 @@ func TestAConfirmationOverSMTPArrivesExactlyOnce(t *testing.T) {
 	})
 	ctx := context.Background()
 	arrived := func(id string) int {
-		return server.Count(t, smtp.MessageID(action.OrderKey(id).Step(action.OrderStepConfirmation).String(), from))
+		return server.CountWithin(t, smtp.MessageID(action.OrderKey(id).Step(action.OrderStepConfirmation).String(), from), 1)
 	}
 	await := func(id string, want action.Status) workflows.OrderState {
 		t.Helper()

@@ -171,7 +171,7 @@ func TestWhereTheConnectionIsCutDecidesWhetherTheSendIsRetried(t *testing.T) {
 		if !errors.As(err, &pe) || pe.Category != action.CategoryAmbiguous || pe.Type != action.TypeAmbiguous || !pe.Final {
 			t.Fatalf("cut after the end: %v, want a final ambiguous outcome", err)
 		}
-		if got := server.Count(t, MessageID(key, from)); got != 1 {
+		if got := server.CountWithin(t, MessageID(key, from), 1); got != 1 {
 			t.Errorf("%d arrived, want 1: the server took it, the client could not know", got)
 		}
 	})

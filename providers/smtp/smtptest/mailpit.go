@@ -128,6 +128,19 @@ func (s *Server) Count(tb testing.TB, messageID string) int {
 	return n
 }
 
+// CountWithin waits up to five seconds for the count of messages with the
+// Message-ID to reach want (a message the server accepted may be stored a
+// moment after the client lost its connection), and returns the count.
+func (s *Server) CountWithin(tb testing.TB, messageID string, want int) int {
+	tb.Helper()
+	n := 0
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if n = s.Count(tb, messageID); n >= want || time.Now().After(deadline) {
+			return n
+		}
+	}
+}
+
 // Trigger makes one stage of the SMTP conversation fail with the code.
 type Trigger struct {
 	ErrorCode   int
