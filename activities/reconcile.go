@@ -216,7 +216,7 @@ func (a *Activities) ComparePage(ctx context.Context, in ComparePageInput) (Comp
 var errCannotList = errors.New("the configured provider cannot be listed for reconciliation")
 
 // notComparedMessages is reported when the mail provider cannot be searched.
-const notComparedMessages = "confirmation e-mails: the mail provider cannot be searched (SMTP)"
+const notComparedMessages = "confirmation e-mails: the configured mail provider cannot be searched"
 
 func (a *Activities) listers() (providers.ChargeLister, providers.InvoiceLister, providers.MessageFinder, providers.ContactFinder, error) {
 	charges, ok1 := a.Payments.(providers.ChargeLister)

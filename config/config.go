@@ -451,6 +451,12 @@ func (p Provider) validateSMTP(name string) []error {
 	if (p.Username == "") != (p.Password == "") {
 		errs = append(errs, fmt.Errorf("%s_USERNAME and %s_PASSWORD: set both or neither", name, name))
 	}
+	if p.Username != "" && p.StartTLS == "off" {
+		errs = append(errs, fmt.Errorf("%s_STARTTLS=off with %s_USERNAME: credentials are never sent in the clear; use STARTTLS or smtps://", name, name))
+	}
+	if u, err := url.Parse(p.URL); err == nil && u.User != nil {
+		errs = append(errs, fmt.Errorf("%s_URL: credentials go in %s_USERNAME and %s_PASSWORD, not in the URL", name, name, name))
+	}
 	if !slices.Contains([]string{"required", "opportunistic", "off"}, p.StartTLS) {
 		errs = append(errs, fmt.Errorf("%s_STARTTLS %q: want required, opportunistic or off", name, p.StartTLS))
 	}
@@ -465,7 +471,10 @@ func (p Provider) validateSMTP(name string) []error {
 // redactURL drops a URL's password before it is shown in an error.
 func redactURL(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
+	switch {
+	case err != nil && strings.Contains(raw, "@"):
+		return "(a URL that does not parse)"
+	case err != nil || u.User == nil:
 		return raw
 	}
 	return u.Redacted()

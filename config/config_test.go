@@ -253,7 +253,7 @@ func TestAContractsDirectoryThatDoesNotParseOrContradictsTheRegistryIsRefused(t 
 
 func TestAnSMTPMailProviderIsConfiguredAndCheckedByItsVariables(t *testing.T) {
 	t.Setenv("HANDOFF_MAIL_PROVIDER", "smtp")
-	t.Setenv("HANDOFF_MAIL_URL", "https://smtp.example.com")
+	t.Setenv("HANDOFF_MAIL_URL", "https://shop:hunter2-development-only@smtp.example.com")
 	t.Setenv("HANDOFF_MAIL_FROM", "Shop <shop@example.com>")
 	t.Setenv("HANDOFF_MAIL_USERNAME", "shop")
 	t.Setenv("HANDOFF_MAIL_STARTTLS", "sometimes")
@@ -263,10 +263,20 @@ func TestAnSMTPMailProviderIsConfiguredAndCheckedByItsVariables(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = c.Validate(ValidateOptions{})
-	for _, want := range []string{"HANDOFF_MAIL_URL", "smtp or smtps", "HANDOFF_MAIL_FROM", "HANDOFF_MAIL_PASSWORD", "HANDOFF_MAIL_STARTTLS", "HANDOFF_MAIL_TLS_CA_FILE"} {
+	for _, want := range []string{"HANDOFF_MAIL_URL", "smtp or smtps", "not in the URL", "HANDOFF_MAIL_FROM", "HANDOFF_MAIL_PASSWORD", "HANDOFF_MAIL_STARTTLS", "HANDOFF_MAIL_TLS_CA_FILE"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate = %v, want it to name %s", err, want)
 		}
+	}
+	if err != nil && strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("Validate shows the URL's password: %v", err)
+	}
+	t.Setenv("HANDOFF_MAIL_STARTTLS", "off")
+	if c, err = Load(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(ValidateOptions{}); err == nil || !strings.Contains(err.Error(), "never sent in the clear") {
+		t.Errorf("STARTTLS off with credentials: %v", err)
 	}
 
 	t.Setenv("HANDOFF_MAIL_URL", "smtps://mail.example.com:465")

@@ -2,11 +2,13 @@ package tests
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/config"
+	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/providers/smtp"
 	"github.com/handoff-hq/handoff/providers/smtp/smtptest"
 	"github.com/handoff-hq/handoff/workflows"
@@ -27,8 +29,13 @@ func TestAConfirmationOverSMTPArrivesExactlyOnce(t *testing.T) {
 		cfg.SetProvider("mail", p)
 	})
 	ctx := context.Background()
+	// arrived waits for the first copy, then long enough for a second
+	// attempt's copy to have arrived too.
 	arrived := func(id string) int {
-		return server.CountWithin(t, smtp.MessageID(action.OrderKey(id).Step(action.OrderStepConfirmation).String(), from), 1)
+		messageID := smtp.MessageID(action.OrderKey(id).Step(action.OrderStepConfirmation).String(), from)
+		server.CountWithin(t, messageID, 1)
+		time.Sleep(2 * time.Second)
+		return server.Count(t, messageID)
 	}
 	await := func(id string, want action.Status) workflows.OrderState {
 		t.Helper()
@@ -77,7 +84,6 @@ func TestAConfirmationOverSMTPArrivesExactlyOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		await("smtp-late", action.StatusCompleted)
-		time.Sleep(500 * time.Millisecond)
 		if got := arrived("smtp-late"); got != 1 {
 			t.Errorf("%d confirmations arrived after the operator's answer, want exactly 1", got)
 		}
@@ -91,8 +97,11 @@ func TestAConfirmationOverSMTPArrivesExactlyOnce(t *testing.T) {
 		var report workflows.ReconcileReport
 		waitFor(t, "the reconciliation", func() bool {
 			report, err = e.control.Reconciliation(ctx, id)
-			return err == nil
+			return !errors.Is(err, control.ErrRunning)
 		})
+		if err != nil {
+			t.Fatalf("reconciliation %s: %v", id, err)
+		}
 		if report.Compared.Charges < 2 || len(report.NotCompared) != 1 || report.Differences["email_missing"] != 0 {
 			t.Errorf("report %+v: want both orders' charges compared, the confirmations named as not compared, and no e-mail difference", report)
 		}

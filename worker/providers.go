@@ -3,6 +3,7 @@ package worker
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -43,7 +44,7 @@ var adapters = map[string]Adapter{
 func newSMTP(name string, p config.Provider) (any, error) {
 	u, err := url.Parse(p.URL)
 	if err != nil {
-		return nil, fmt.Errorf("smtp url: %w", err)
+		return nil, errors.New("smtp url: it does not parse") // the URL is not shown: it may hold a password
 	}
 	implicit := u.Scheme == "smtps"
 	port := 587

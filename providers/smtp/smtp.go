@@ -10,14 +10,15 @@
 //     key, the same on every attempt, so that a copy sent twice is one
 //     message to the mail clients that deduplicate by it, and an operator
 //     can search the server's logs or mailbox for it.
-//   - A failure before the server was given the message's end (dialing,
-//     TLS, authentication, MAIL, RCPT, the DATA command, or writing the
-//     content) left nothing accepted: it is retried. A reply after the
-//     message's end is definite: 4xx temporary, 5xx permanent.
+//   - A failure before the message is handed over (dialing, TLS,
+//     authentication, MAIL, RCPT, the DATA command) left nothing accepted:
+//     it is retried. A reply is definite wherever it comes: 4xx temporary,
+//     5xx permanent.
 //   - Once the server answered the message's end with 250 it is delivered,
 //     whatever happens to the connection afterwards (RSET, QUIT).
-//   - A connection lost after the message's end was written, with no reply,
-//     is ambiguous and final: the server may have accepted it, and there is
+//   - A connection lost while the message is handed over (its content and
+//     end, written together for a short message) or before the server
+//     answered it, with no reply, is ambiguous and final: the server may have accepted it, and there is
 //     no look-up, so the step parks as ambiguous for an operator (who checks
 //     for the Message-ID and answers skip, or retry to send it again)
 //     instead of sending it a second time.
@@ -79,8 +80,8 @@ type Options struct {
 	Password string
 	// From is the sender's address; its domain also names the Message-IDs.
 	From string
-	// ConnectTimeout bounds dialing; Timeout bounds each exchange with the
-	// server (go-mail applies it per command) and the whole send.
+	// ConnectTimeout bounds dialing; Timeout bounds the whole send (the
+	// connection is closed when it is up) and so each command.
 	ConnectTimeout time.Duration
 	Timeout        time.Duration
 	// Contract checks every message before it is sent and classifies the
@@ -184,13 +185,16 @@ func (c *Client) SendMessage(ctx context.Context, call providers.Call, req provi
 	}
 	var conn net.Conn
 	// go-mail leaves the connection open when the greeting, STARTTLS or
-	// AUTH fails; it is closed here whatever happened.
+	// AUTH fails; it is closed here whatever happened. It bounds each
+	// command, not the whole send, so the connection is also closed when
+	// the call's time is up: a send never outlives its activity and meets
+	// its own retry.
 	defer func() {
 		if conn != nil {
 			conn.Close()
 		}
 	}()
-	client, err := c.client(&conn)
+	client, err := c.client(ctx, &conn)
 	if err != nil {
 		return providers.Message{}, c.fail(action.CategoryPermanent, action.TypeInvalidInput, 0, err)
 	}
@@ -218,19 +222,26 @@ func (c *Client) FindMessage(ctx context.Context, call providers.Call, externalR
 }
 
 // client is a go-mail client for one send; the connection it dials is
-// kept in conn.
-func (c *Client) client(conn *net.Conn) (*gomail.Client, error) {
+// kept in conn, and closed when ctx ends.
+func (c *Client) client(ctx context.Context, conn *net.Conn) (*gomail.Client, error) {
 	opts := []gomail.Option{
 		gomail.WithPort(c.opts.Port),
 		gomail.WithTimeout(c.opts.Timeout),
-		gomail.WithDialContextFunc(func(ctx context.Context, network, addr string) (net.Conn, error) {
+		// One message per connection: no NOOP before it, no RSET after.
+		gomail.WithoutNoop(),
+		gomail.WithoutRset(),
+		gomail.WithDialContextFunc(func(dialCtx context.Context, network, addr string) (net.Conn, error) {
 			d := net.Dialer{Timeout: c.opts.ConnectTimeout}
 			var err error
 			if c.opts.ImplicitTLS {
 				td := tls.Dialer{NetDialer: &d, Config: c.tlsConfig()}
-				*conn, err = td.DialContext(ctx, network, addr)
+				*conn, err = td.DialContext(dialCtx, network, addr)
 			} else {
-				*conn, err = d.DialContext(ctx, network, addr)
+				*conn, err = d.DialContext(dialCtx, network, addr)
+			}
+			if err == nil {
+				dialled := *conn
+				context.AfterFunc(ctx, func() { dialled.Close() })
 			}
 			return *conn, err
 		}),
@@ -247,7 +258,11 @@ func (c *Client) client(conn *net.Conn) (*gomail.Client, error) {
 		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
 	}
 	if c.opts.Username != "" {
-		opts = append(opts, gomail.WithSMTPAuth(gomail.SMTPAuthAutoDiscover),
+		// The strongest mechanism the server offers; PLAIN and LOGIN only
+		// over TLS (go-mail refuses them on a plain connection).
+		opts = append(opts, gomail.WithOpportunisticSMTPAuth(
+			gomail.SMTPAuthSCRAMSHA256PLUS, gomail.SMTPAuthSCRAMSHA256, gomail.SMTPAuthSCRAMSHA1PLUS, gomail.SMTPAuthSCRAMSHA1,
+			gomail.SMTPAuthCramMD5, gomail.SMTPAuthPlain, gomail.SMTPAuthLogin),
 			gomail.WithUsername(c.opts.Username), gomail.WithPassword(c.opts.Password))
 	}
 	return gomail.NewClient(c.opts.Host, opts...)
@@ -294,15 +309,12 @@ func (c *Client) classify(err error) error {
 	}
 	code := se.ErrorCode()
 	switch se.Reason {
-	case gomail.ErrSMTPDataClose:
-		var oe *net.OpError
-		if code == 0 && errors.As(err, &oe) && oe.Op == "write" {
-			// The message's end was not written: nothing was accepted.
-			return c.fail(action.CategoryTemporary, action.TypeTemporary, 0, err)
-		}
+	case gomail.ErrSMTPDataClose, gomail.ErrWriteContent:
+		// The message is being handed over: a short one is written in one
+		// go with its end, so a lost connection may follow its acceptance.
 		if code == 0 {
 			pe := c.fail(action.CategoryAmbiguous, action.TypeAmbiguous, 0,
-				fmt.Errorf("the connection ended after the message was handed over and before the server answered; it may have been accepted, and SMTP cannot look it up: %w", err))
+				fmt.Errorf("the connection ended while the message was handed over, before the server answered; it may have been accepted, and SMTP cannot look it up: %w", err))
 			pe.Final = true
 			return pe
 		}

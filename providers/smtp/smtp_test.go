@@ -128,6 +128,66 @@ func TestAMessageCarriesAMessageIDDerivedFromItsKey(t *testing.T) {
 	}
 }
 
+// smtps:// speaks TLS from the first byte and authenticates over it.
+func TestImplicitTLSAuthenticatesAndSends(t *testing.T) {
+	server := smtptest.StartWith(t, smtptest.Options{ImplicitTLS: true})
+	c := newClient(t, server, server.Addr(), TLSRequired)
+	c.opts.ImplicitTLS = true
+	key := "order/smtps/confirmation"
+	if _, err := c.SendMessage(context.Background(), providers.Call{IdempotencyKey: key},
+		providers.MessageRequest{To: "ada@example.com", Subject: "Your order"}); err != nil {
+		t.Fatalf("smtps with AUTH: %v", err)
+	}
+	if got := server.Count(t, MessageID(key, from)); got != 1 {
+		t.Errorf("%d arrived, want 1", got)
+	}
+}
+
+// A send whose time is up is cut off, whatever command it waits on: it
+// never outlives its activity.
+func TestASendEndsWhenItsTimeIsUp(t *testing.T) {
+	// A server that greets and then never answers.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				fmt.Fprint(conn, "220 slow.example.com ESMTP\r\n")
+				buf := make([]byte, 1024)
+				for {
+					if _, err := conn.Read(buf); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	p, _ := strconv.Atoi(port)
+	c, err := NewClient(Options{Host: host, Port: p, StartTLS: TLSOff, From: from, Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = c.SendMessage(ctx, providers.Call{IdempotencyKey: "order/slow/confirmation"}, providers.MessageRequest{To: "ada@example.com", Subject: "Your order"})
+	if err == nil {
+		t.Fatal("a server that never answers took the message")
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("the send took %v after its context ended", took)
+	}
+}
+
 // Where the connection is lost decides what happens next: before the
 // message's end it is retried and arrives once; after its end it parks as
 // ambiguous (final: not retried by itself), having arrived once.

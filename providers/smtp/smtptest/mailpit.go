@@ -38,9 +38,19 @@ type Server struct {
 	CAFile string
 }
 
-// Start runs a Mailpit of its own for the test and stops it when the test
-// ends.
-func Start(tb testing.TB) *Server {
+// Options change how Mailpit listens.
+type Options struct {
+	// ImplicitTLS speaks TLS from the first byte (as on port 465) instead
+	// of offering STARTTLS.
+	ImplicitTLS bool
+}
+
+// Start runs a Mailpit of its own for the test, offering STARTTLS, and
+// stops it when the test ends.
+func Start(tb testing.TB) *Server { return StartWith(tb, Options{}) }
+
+// StartWith runs a Mailpit with the options.
+func StartWith(tb testing.TB, opts Options) *Server {
 	tb.Helper()
 	bin, err := binary()
 	if err != nil {
@@ -52,13 +62,20 @@ func Start(tb testing.TB) *Server {
 		tb.Fatal(err)
 	}
 	smtpPort, apiPort := freePort(tb), freePort(tb)
-	cmd := exec.Command(bin,
+	args := []string{
 		"--listen", fmt.Sprintf("127.0.0.1:%d", apiPort),
 		"--smtp", fmt.Sprintf("127.0.0.1:%d", smtpPort),
 		"--database", filepath.Join(dir, "mailpit.db"),
 		"--smtp-tls-cert", certFile, "--smtp-tls-key", keyFile,
-		"--smtp-auth-accept-any", "--smtp-auth-allow-insecure", "--smtp-disable-rdns",
-		"--enable-chaos", "--quiet")
+		"--smtp-auth-accept-any", "--smtp-disable-rdns", "--enable-chaos", "--quiet"}
+	if opts.ImplicitTLS {
+		args = append(args, "--smtp-require-tls")
+	} else {
+		// AUTH is offered before STARTTLS too; handoff's client only uses
+		// it over TLS.
+		args = append(args, "--smtp-auth-allow-insecure")
+	}
+	cmd := exec.Command(bin, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
