@@ -7,6 +7,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/mail"
 	"net/url"
@@ -428,9 +429,17 @@ func (p Provider) validate(s system.System) []error {
 	if p.ConnectTimeout <= 0 || p.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("%s_CONNECT_TIMEOUT and %s_TIMEOUT: must be positive", name, name))
 	}
-	for op, d := range p.OperationTimeouts {
-		if d <= 0 {
+	if p.Timeout > system.MaxCallTimeout || p.ConnectTimeout > system.MaxCallTimeout {
+		errs = append(errs, fmt.Errorf("%s_TIMEOUT and %s_CONNECT_TIMEOUT: at most %s, so that a look-up and a call fit in one attempt of a step (%s)",
+			name, name, system.MaxCallTimeout, system.StepTimeout))
+	}
+	for _, op := range slices.Sorted(maps.Keys(p.OperationTimeouts)) {
+		switch d := p.OperationTimeouts[op]; {
+		case d <= 0:
 			errs = append(errs, fmt.Errorf("%s_OPERATION_TIMEOUTS: %s must be positive", name, op))
+		case d > system.MaxCallTimeout:
+			errs = append(errs, fmt.Errorf("%s_OPERATION_TIMEOUTS: %s is at most %s, so that a look-up and a call fit in one attempt of a step (%s)",
+				name, op, system.MaxCallTimeout, system.StepTimeout))
 		}
 	}
 	if p.RateLimit <= 0 {

@@ -291,7 +291,22 @@ func TestAnSMTPMailProviderIsConfiguredAndCheckedByItsVariables(t *testing.T) {
 		t.Fatalf("Validate = %v", err)
 	}
 	p, _ := c.Provider("mail")
-	if p.Timeout != 30*time.Second || p.RateLimit != 10 || p.Contract == nil || p.Contract.Provider != "smtp" {
+	if p.Timeout != 20*time.Second || p.RateLimit != 10 || p.Contract == nil || p.Contract.Provider != "smtp" {
 		t.Errorf("mail provider = timeout %v, rate %v, contract %v; want the SMTP contract's limits", p.Timeout, p.RateLimit, p.Contract)
+	}
+}
+
+func TestACallTimeoutMustFitInOneAttemptOfAStep(t *testing.T) {
+	t.Setenv("HANDOFF_PAYMENTS_TIMEOUT", "30s")
+	t.Setenv("HANDOFF_CRM_OPERATION_TIMEOUTS", "upsert_contact:1m")
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Validate(ValidateOptions{})
+	for _, want := range []string{"HANDOFF_PAYMENTS_TIMEOUT", "HANDOFF_CRM_OPERATION_TIMEOUTS: upsert_contact is at most 20s"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate = %v, want it to name %s", err, want)
+		}
 	}
 }

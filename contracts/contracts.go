@@ -489,6 +489,9 @@ func (c Contract) check() []error {
 	if c.Limits.Timeout <= 0 || c.Limits.ConnectTimeout <= 0 || c.Limits.RateLimit <= 0 || c.Limits.Concurrency < 1 {
 		add("limits: timeout, connect_timeout, rate_limit and concurrency must be positive")
 	}
+	if time.Duration(c.Limits.Timeout) > system.MaxCallTimeout || time.Duration(c.Limits.ConnectTimeout) > system.MaxCallTimeout {
+		add("limits: timeout and connect_timeout are at most %s, so that a look-up and a call fit in one attempt of a step (%s)", system.MaxCallTimeout, system.StepTimeout)
+	}
 	if c.API.Version == "" || c.API.Changes == "" {
 		add("api: the pinned version and where changes are announced are required")
 	}
@@ -509,6 +512,9 @@ func (c Contract) check() []error {
 		add("no operations")
 	}
 	for _, op := range c.Operations {
+		if time.Duration(op.Timeout) > system.MaxCallTimeout {
+			add("operation %s: timeout is at most %s", op.Name, system.MaxCallTimeout)
+		}
 		if !slices.Contains(methods, op.Method) || op.Path == "" {
 			add("operation %s: a method (%s) and a path are required", op.Name, strings.Join(methods, ", "))
 		}

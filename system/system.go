@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Scheme is how a provider signs its webhooks.
@@ -45,6 +46,18 @@ func (p Provider) Schemes() []string {
 	}
 	return p.URLSchemes
 }
+
+// StepTimeout bounds one attempt of a step's activity on a system's task
+// queue: room for a look-up and a call, each bounded by the provider's own
+// call timeout, so that the provider client's classification is what fails
+// an attempt, not Temporal's timeout.
+const StepTimeout = 45 * time.Second
+
+// MaxCallTimeout is the longest a provider's call timeout may be: two calls
+// and their dialing fit in one step attempt. A longer one would let an
+// attempt time out while its call still runs, and Temporal start the next
+// attempt beside it.
+const MaxCallTimeout = 20 * time.Second
 
 // Sandbox is the local provider simulator every system accepts.
 const Sandbox = "sandbox"

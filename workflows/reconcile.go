@@ -333,7 +333,7 @@ func repairStep(d activities.Difference) string {
 // repairOptions run a repair on a system's queue with a bounded retry policy.
 func repairOptions(ctx workflow.Context, s system.System) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		TaskQueue: s.TaskQueue(), StartToCloseTimeout: 45 * time.Second,
+		TaskQueue: s.TaskQueue(), StartToCloseTimeout: system.StepTimeout,
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second, MaximumAttempts: 5},
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/activities"
 	"github.com/handoff-hq/handoff/providers"
+	"github.com/handoff-hq/handoff/system"
 )
 
 // Run is one execution of a business action's workflow and the machinery
@@ -177,9 +178,9 @@ const stepHeartbeatTimeout = 10 * time.Second
 func (r *Run) activityContext(ctx workflow.Context, step string) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		TaskQueue: r.steps.Spec(step).System.TaskQueue(),
-		// Room for a lookup and a create, each bounded by the HTTP client's
-		// own timeout, so that the client's classification is what fails.
-		StartToCloseTimeout: 45 * time.Second,
+		// Room for a lookup and a create, each bounded by the provider's
+		// call timeout (at most system.MaxCallTimeout).
+		StartToCloseTimeout: system.StepTimeout,
 		HeartbeatTimeout:    stepHeartbeatTimeout,
 		// An action cancelled through Temporal while a call is in flight
 		// waits for the call to end: the call runs on to the provider
