@@ -87,11 +87,93 @@ type Limits struct {
 	Constraints string  `yaml:"constraints"`
 }
 
-// Ownership names the system that owns a field: only its changes count.
+// Ownership names the one owner of some fields of a record: a system, or
+// the application (through handoff's API). Only the owner's changes to a
+// field count; a record several systems hold ("customer") is kept at its
+// owners' values.
 type Ownership struct {
-	Field string `yaml:"field"`
-	Owner string `yaml:"owner"`
-	Note  string `yaml:"note"`
+	// Record is the kind of record, as handoff names it: "customer",
+	// "charge", "invoice", "message".
+	Record string `yaml:"record"`
+	// Fields are the record's fields, as handoff names them ("email",
+	// "billing_address").
+	Fields []string `yaml:"fields"`
+	Owner  string   `yaml:"owner"`
+	// OnConflict is what a change by a system that is not the owner
+	// meets, for a record several systems hold: write_back (the owner's
+	// value is written back over it) or flag (kept for review).
+	OnConflict string `yaml:"on_conflict"`
+	Note       string `yaml:"note"`
+}
+
+// OwnerApplication owns what the application sends through handoff's API.
+const OwnerApplication = "application"
+
+// Conflict policies of a field several systems hold.
+const (
+	OnConflictWriteBack = "write_back"
+	OnConflictFlag      = "flag"
+)
+
+// FieldOwner is the owner of one field, and where it is declared.
+type FieldOwner struct {
+	Owner      string
+	OnConflict string
+	Source     string
+}
+
+// Owners returns the owner of every field of the record that the
+// contracts declare, by field.
+func Owners(cs []Contract, record string) map[string]FieldOwner {
+	out := map[string]FieldOwner{}
+	for _, c := range cs {
+		for _, o := range c.Ownership {
+			if o.Record != record {
+				continue
+			}
+			for _, f := range o.Fields {
+				if _, seen := out[f]; !seen {
+					out[f] = FieldOwner{Owner: o.Owner, OnConflict: o.OnConflict, Source: c.Source}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// checkOwners reports every field that two contracts give different
+// owners or conflict policies: each field has one owner.
+func checkOwners(cs []Contract) []error {
+	var errs []error
+	type decl struct {
+		FieldOwner
+		record, field string
+	}
+	seen := map[string]decl{}
+	for _, c := range cs {
+		for _, o := range c.Ownership {
+			for _, f := range o.Fields {
+				k := o.Record + "." + f
+				d, ok := seen[k]
+				if !ok {
+					seen[k] = decl{FieldOwner{o.Owner, o.OnConflict, c.Source}, o.Record, f}
+					continue
+				}
+				if d.Owner != o.Owner || d.OnConflict != o.OnConflict {
+					errs = append(errs, fmt.Errorf("ownership of %s: contract %s says %s (%s), contract %s says %s (%s); a field has one owner",
+						k, d.Source, d.Owner, policy(d.OnConflict), c.Source, o.Owner, policy(o.OnConflict)))
+				}
+			}
+		}
+	}
+	return errs
+}
+
+func policy(p string) string {
+	if p == "" {
+		return "no conflict policy"
+	}
+	return p
 }
 
 // Event is one kind of provider event.
@@ -468,6 +550,7 @@ func Check(overrides ...Contract) error {
 	for _, c := range all {
 		errs = append(errs, c.check()...)
 	}
+	errs = append(errs, checkOwners(all)...)
 	return errors.Join(errs...)
 }
 
@@ -499,8 +582,15 @@ func (c Contract) check() []error {
 		add("invalid_data: say what happens when data is missing or invalid")
 	}
 	for _, o := range c.Ownership {
-		if _, ok := system.Lookup(o.Owner); !ok && o.Owner != "application" {
-			add("ownership of %s: owner %q is neither a system nor the application", o.Field, o.Owner)
+		what := o.Record + " " + strings.Join(o.Fields, ", ")
+		if o.Record == "" || len(o.Fields) == 0 {
+			add("ownership: a record and its fields are required (%q)", what)
+		}
+		if _, ok := system.Lookup(o.Owner); !ok && o.Owner != OwnerApplication {
+			add("ownership of %s: owner %q is neither a system nor the application", what, o.Owner)
+		}
+		if o.OnConflict != "" && o.OnConflict != OnConflictWriteBack && o.OnConflict != OnConflictFlag {
+			add("ownership of %s: on_conflict %q: want %s or %s", what, o.OnConflict, OnConflictWriteBack, OnConflictFlag)
 		}
 	}
 	for _, e := range c.Events {

@@ -113,3 +113,27 @@ func TestAnOperationThatNamesItsFieldsRefusesAnyOther(t *testing.T) {
 		t.Errorf("read: %v", p)
 	}
 }
+
+func TestAFieldHasOneOwner(t *testing.T) {
+	crm, _ := For("crm", "sandbox")
+	owners := Owners(All(), "customer")
+	if o := owners["email"]; o.Owner != "crm" || o.OnConflict != OnConflictWriteBack {
+		t.Errorf("customer email: %+v, want the CRM with write_back", o)
+	}
+	if o := owners["billing_address"]; o.Owner != "accounting" {
+		t.Errorf("customer billing address: %+v, want accounting", o)
+	}
+	// A contract that gives the e-mail to accounting contradicts the CRM's.
+	other, _ := For("accounting", "sandbox")
+	other.Source = "override/accounting.sandbox.yaml"
+	other.Ownership = append(other.Ownership, Ownership{Record: "customer", Fields: []string{"email"}, Owner: "accounting", OnConflict: OnConflictFlag})
+	err := Check(other)
+	if err == nil || !strings.Contains(err.Error(), "ownership of customer.email") || !strings.Contains(err.Error(), crm.Source) {
+		t.Errorf("Check = %v, want the contradiction over customer.email named with both contracts", err)
+	}
+	bad := other
+	bad.Ownership = []Ownership{{Record: "customer", Fields: []string{"tax_id"}, Owner: "accounting", OnConflict: "overwrite"}}
+	if err := Check(bad); err == nil || !strings.Contains(err.Error(), `on_conflict "overwrite"`) {
+		t.Errorf("Check = %v, want the unknown policy named", err)
+	}
+}

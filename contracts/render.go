@@ -23,11 +23,42 @@ func Markdown(cs []Contract) string {
 		fmt.Fprintf(&b, "| %s | [%s](#%s) | %s | %s | %s | %s/s | %d |\n", c.System, c.Provider, anchor(c), cell(c.API.Version),
 			c.Auth.Scheme, dur(c.Limits.Timeout), num(c.Limits.RateLimit), len(c.Operations))
 	}
+	renderOwners(&b, cs)
 	for _, c := range cs {
 		b.WriteString("\n")
 		renderOne(&b, c)
 	}
 	return b.String()
+}
+
+// renderOwners is every field's one owner, across the contracts.
+func renderOwners(b *strings.Builder, cs []Contract) {
+	records := map[string]bool{}
+	for _, c := range cs {
+		for _, o := range c.Ownership {
+			records[o.Record] = true
+		}
+	}
+	if len(records) == 0 {
+		return
+	}
+	b.WriteString("\n## Who owns which field\n\nEach field has one owner; only its changes count. Where several systems hold a record, a change\n")
+	b.WriteString("by one to a field it does not own meets the field's policy: `write_back` (the owner's value is\nwritten back) or `flag` (kept for review); — is a field only its owner holds.\n\n")
+	b.WriteString("| record | field | owner | a non-owner's change | declared in |\n| --- | --- | --- | --- | --- |\n")
+	for _, record := range slices.Sorted(maps.Keys(records)) {
+		owners := Owners(cs, record)
+		for _, f := range slices.Sorted(maps.Keys(owners)) {
+			o := owners[f]
+			fmt.Fprintf(b, "| %s | `%s` | %s | %s | `contracts/%s` |\n", record, f, o.Owner, conflictText(o.OnConflict), base(o.Source))
+		}
+	}
+}
+
+func conflictText(p string) string {
+	if p == "" {
+		return "—"
+	}
+	return "`" + p + "`"
 }
 
 func renderOne(b *strings.Builder, c Contract) {
@@ -41,9 +72,9 @@ func renderOne(b *strings.Builder, c Contract) {
 		dur(c.Limits.Timeout), dur(c.Limits.ConnectTimeout), num(c.Limits.RateLimit), c.Limits.Concurrency, oneLine(c.Limits.Constraints))
 	fmt.Fprintf(b, "- **Missing or invalid data**: %s\n", oneLine(c.Invalid))
 	if len(c.Ownership) > 0 {
-		b.WriteString("\n**Who owns which field**\n\n| field | owner | note |\n| --- | --- | --- |\n")
+		b.WriteString("\n**Who owns which field**\n\n| record | fields | owner | a non-owner's change | note |\n| --- | --- | --- | --- | --- |\n")
 		for _, o := range c.Ownership {
-			fmt.Fprintf(b, "| %s | %s | %s |\n", cell(o.Field), o.Owner, cell(o.Note))
+			fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", o.Record, code(o.Fields), o.Owner, conflictText(o.OnConflict), cell(o.Note))
 		}
 	}
 	if len(c.Events) > 0 {
