@@ -259,6 +259,38 @@ func TestAConnectionLostAfterTheServerAcceptedIsADelivery(t *testing.T) {
 	}
 }
 
+// The server's answer to the message's end is definite, and classified
+// as the contract declares: 4xx is tried again, 5xx parks.
+func TestTheAnswerToTheMessagesEndIsClassifiedAsDeclared(t *testing.T) {
+	server := smtptest.Start(t)
+	proxy := smtptest.NewProxy(t, server.Addr())
+	c := newClient(t, server, proxy.Addr, TLSOff)
+	c.opts.Username, c.opts.Password = "", ""
+	for _, tt := range []struct {
+		reply    string
+		category action.Category
+		typ      string
+	}{
+		{"451 4.3.0 Try again later", action.CategoryTemporary, action.TypeTemporary},
+		{"452 4.3.1 Insufficient system storage", action.CategoryTemporary, action.TypeTemporary},
+		{"552 5.3.4 Message too big", action.CategoryPermanent, action.TypeInvalidInput},
+		{"554 5.7.1 Rejected", action.CategoryPermanent, action.TypeInvalidInput},
+	} {
+		proxy.AnswerEndWith(tt.reply, 1)
+		_, err := c.SendMessage(context.Background(), providers.Call{IdempotencyKey: "order/end-" + tt.reply[:3] + "/confirmation"},
+			providers.MessageRequest{To: "ada@example.com", Subject: "Your order"})
+		var pe *providers.Error
+		if !errors.As(err, &pe) || pe.Category != tt.category || pe.Type != tt.typ || pe.Final || pe.Status != atoi(tt.reply[:3]) {
+			t.Errorf("end answered %q: %v, want %s/%s with its code", tt.reply, err, tt.category, tt.typ)
+		}
+	}
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
+}
+
 func TestAPausedMailProviderIsNotConnectedTo(t *testing.T) {
 	server := smtptest.Start(t)
 	proxy := smtptest.NewProxy(t, server.Addr())

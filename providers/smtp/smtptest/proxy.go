@@ -27,6 +27,9 @@ const (
 	// to it, then closes both sides: the message was delivered and the
 	// client was told, but what the client says next (RSET, QUIT) fails.
 	CutAfterAcceptance
+	// ReplaceAnswerToEnd relays the message's end and answers it with the
+	// proxy's reply (see AnswerEndWith) instead of the server's.
+	ReplaceAnswerToEnd
 )
 
 // Proxy relays SMTP between a client and a Server in plain text, and cuts
@@ -40,6 +43,7 @@ type Proxy struct {
 	mu     sync.Mutex
 	cut    Cut
 	times  int
+	reply  string
 	cuts   atomic.Int32
 	conns  atomic.Int32
 	wg     sync.WaitGroup
@@ -69,6 +73,14 @@ func (p *Proxy) CutNext(c Cut, n int) {
 	p.cut, p.times = c, n
 }
 
+// AnswerEndWith answers the message's end of the next n conversations with
+// the reply ("451 4.3.0 Try again later") instead of the server's.
+func (p *Proxy) AnswerEndWith(reply string, n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut, p.times, p.reply = ReplaceAnswerToEnd, n, reply
+}
+
 // Conns is how many connections the client opened.
 func (p *Proxy) Conns() int { return int(p.conns.Load()) }
 
@@ -84,28 +96,28 @@ func (p *Proxy) serve() {
 		}
 		p.conns.Add(1)
 		p.mu.Lock()
-		cut := CutNone
+		cut, reply := CutNone, ""
 		if p.times > 0 {
-			cut = p.cut
+			cut, reply = p.cut, p.reply
 			p.times--
 		}
 		p.mu.Unlock()
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			p.relay(client, cut)
+			p.relay(client, cut, reply)
 		}()
 	}
 }
 
-func (p *Proxy) relay(client net.Conn, cut Cut) {
+func (p *Proxy) relay(client net.Conn, cut Cut, reply string) {
 	defer client.Close()
 	server, err := net.Dial("tcp", p.target)
 	if err != nil {
 		return
 	}
 	defer server.Close()
-	var ended, accepted atomic.Bool
+	var ended, accepted, replace atomic.Bool
 	answered := make(chan struct{})
 	go func() {
 		buf := make([]byte, 32<<10)
@@ -114,6 +126,13 @@ func (p *Proxy) relay(client net.Conn, cut Cut) {
 			if n > 0 && ended.Load() {
 				close(answered)
 				return
+			}
+			if n > 0 && replace.CompareAndSwap(true, false) {
+				p.cuts.Add(1)
+				if _, werr := client.Write([]byte(reply + "\r\n")); werr != nil {
+					return
+				}
+				continue
 			}
 			if n > 0 {
 				if _, werr := client.Write(buf[:n]); werr != nil {
@@ -145,6 +164,9 @@ func (p *Proxy) relay(client net.Conn, cut Cut) {
 				return
 			case cut == CutAfterAcceptance && !accepted.Load() && bytes.Contains(seen, []byte("\r\n.\r\n")):
 				accepted.Store(true)
+			case cut == ReplaceAnswerToEnd && bytes.Contains(seen, []byte("\r\n.\r\n")):
+				replace.Store(true)
+				cut = CutNone
 			case cut == CutAfterEnd && bytes.Contains(seen, []byte("\r\n.\r\n")):
 				ended.Store(true)
 				_, _ = server.Write(chunk)
