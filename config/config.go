@@ -220,11 +220,9 @@ func Load() (Config, error) {
 	if err := envconfig.Process(Prefix, &c); err != nil {
 		return Config{}, fmt.Errorf("read configuration: %w", err)
 	}
-	if c.ContractsDir != "" {
-		var err error
-		if c.ContractOverrides, err = contracts.LoadDir(c.ContractsDir); err != nil {
-			return Config{}, fmt.Errorf("read configuration: HANDOFF_CONTRACTS_DIR: %w", err)
-		}
+	var err error
+	if c.ContractOverrides, err = contractOverrides(c.ContractsDir); err != nil {
+		return Config{}, fmt.Errorf("read configuration: %w", err)
 	}
 	all := contracts.With(c.ContractOverrides)
 	c.Providers = map[string]Provider{}
@@ -246,6 +244,30 @@ func Load() (Config, error) {
 		c.SetSandboxClient(c.Sandbox.ClientID, c.Sandbox.ClientSecret)
 	}
 	return c, nil
+}
+
+// LoadContracts reads only what the contracts need: the deployment's own
+// contracts in HANDOFF_CONTRACTS_DIR, none when it is not set. `handoff
+// contracts` uses it, so that it runs without the rest of the settings.
+func LoadContracts() ([]contracts.Contract, error) {
+	var c struct {
+		ContractsDir string `split_words:"true"`
+	}
+	if err := envconfig.Process(Prefix, &c); err != nil {
+		return nil, fmt.Errorf("read configuration: %w", err)
+	}
+	return contractOverrides(c.ContractsDir)
+}
+
+func contractOverrides(dir string) ([]contracts.Contract, error) {
+	if dir == "" {
+		return nil, nil
+	}
+	cs, err := contracts.LoadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("HANDOFF_CONTRACTS_DIR: %w", err)
+	}
+	return cs, nil
 }
 
 // LookupEnv reports whether the named HANDOFF_ variable is set. Commands use

@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 
+	"github.com/handoff-hq/handoff/config"
 	"github.com/handoff-hq/handoff/contracts"
 )
 
@@ -16,16 +16,13 @@ func runContracts(_ context.Context, _ *slog.Logger, args []string) error {
 	if len(args) > 0 {
 		return fmt.Errorf("usage: handoff contracts (reads HANDOFF_CONTRACTS_DIR when set)")
 	}
-	var overrides []contracts.Contract
-	if dir := os.Getenv("HANDOFF_CONTRACTS_DIR"); dir != "" {
-		var err error
-		if overrides, err = contracts.LoadDir(dir); err != nil {
-			return err
-		}
+	overrides, err := config.LoadContracts()
+	if err != nil {
+		return err
 	}
 	if err := contracts.Check(overrides...); err != nil {
 		return fmt.Errorf("the contracts do not hold:\n%w", err)
 	}
-	_, err := fmt.Print(contracts.Markdown(contracts.With(overrides)))
+	_, err = fmt.Print(contracts.Markdown(contracts.With(overrides)))
 	return err
 }
