@@ -48,6 +48,18 @@ func newClient(t *testing.T, server *smtptest.Server, addr string, startTLS stri
 	return c
 }
 
+// plainThroughProxy is a client that reaches a Mailpit through a proxy in
+// plain text, so that the proxy can see where the conversation is, and
+// without credentials, which are never sent in the clear.
+func plainThroughProxy(t *testing.T) (*smtptest.Server, *smtptest.Proxy, *Client) {
+	t.Helper()
+	server := smtptest.Start(t)
+	proxy := smtptest.NewProxy(t, server.Addr())
+	c := newClient(t, server, proxy.Addr, TLSOff)
+	c.opts.Username, c.opts.Password = "", ""
+	return server, proxy, c
+}
+
 // mailpitPeer makes Mailpit answer with a declared code (its chaos
 // triggers) and counts the connections that reached it.
 type mailpitPeer struct {
@@ -192,12 +204,7 @@ func TestASendEndsWhenItsTimeIsUp(t *testing.T) {
 // message's end it is retried and arrives once; after its end it parks as
 // ambiguous (final: not retried by itself), having arrived once.
 func TestWhereTheConnectionIsCutDecidesWhetherTheSendIsRetried(t *testing.T) {
-	server := smtptest.Start(t)
-	proxy := smtptest.NewProxy(t, server.Addr())
-	c := newClient(t, server, proxy.Addr, TLSOff)
-	// In plain text the proxy can see where the conversation is, and no
-	// credentials are sent in the clear.
-	c.opts.Username, c.opts.Password = "", ""
+	server, proxy, c := plainThroughProxy(t)
 	send := func(key string) error {
 		_, err := c.SendMessage(context.Background(), providers.Call{IdempotencyKey: key},
 			providers.MessageRequest{To: "ada@example.com", Subject: "Your order", Text: "Thank you."})
@@ -240,10 +247,7 @@ func TestWhereTheConnectionIsCutDecidesWhetherTheSendIsRetried(t *testing.T) {
 // A connection lost after the server accepted the message (its RSET or
 // QUIT fails) is a delivery, not a failure to retry.
 func TestAConnectionLostAfterTheServerAcceptedIsADelivery(t *testing.T) {
-	server := smtptest.Start(t)
-	proxy := smtptest.NewProxy(t, server.Addr())
-	c := newClient(t, server, proxy.Addr, TLSOff)
-	c.opts.Username, c.opts.Password = "", ""
+	server, proxy, c := plainThroughProxy(t)
 	key := "order/cut-after-acceptance/confirmation"
 	proxy.CutNext(smtptest.CutAfterAcceptance, 1)
 	m, err := c.SendMessage(context.Background(), providers.Call{IdempotencyKey: key},
@@ -262,10 +266,7 @@ func TestAConnectionLostAfterTheServerAcceptedIsADelivery(t *testing.T) {
 // The server's answer to the message's end is definite, and classified
 // as the contract declares: 4xx is tried again, 5xx parks.
 func TestTheAnswerToTheMessagesEndIsClassifiedAsDeclared(t *testing.T) {
-	server := smtptest.Start(t)
-	proxy := smtptest.NewProxy(t, server.Addr())
-	c := newClient(t, server, proxy.Addr, TLSOff)
-	c.opts.Username, c.opts.Password = "", ""
+	_, proxy, c := plainThroughProxy(t)
 	for _, tt := range []struct {
 		reply    string
 		category action.Category
