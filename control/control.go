@@ -43,6 +43,11 @@ var ErrConflict = errors.New("business key already used with a different request
 // ErrNotFound means no action exists with that business key.
 var ErrNotFound = errors.New("no such action")
 
+// errNoSuchID answers an id that no action can have (an order id placement
+// would refuse, bytes that are not text) without asking Temporal, which
+// refuses such ids in its request headers.
+var errNoSuchID = fmt.Errorf("an id no action can have: %w", ErrNotFound)
+
 // ValidationError lists every invalid field of a request.
 type ValidationError struct {
 	Fields []action.FieldError

@@ -63,6 +63,9 @@ func isAction(workflowID string) bool {
 
 // CancelOrder asks an order to stop and undo what it did.
 func (s *Client) CancelOrder(ctx context.Context, orderID, reason string) (workflows.OperatorResult, error) {
+	if !action.ValidID(orderID) {
+		return workflows.OperatorResult{}, fmt.Errorf("cancel order: %w", errNoSuchID)
+	}
 	return s.update(ctx, action.OrderKey(orderID).String(), workflows.UpdateCancel, workflows.OperatorRequest{Reason: reason})
 }
 

@@ -40,6 +40,9 @@ type OrderRead struct {
 // A completed order answers from its result; one that ended otherwise from
 // its execution status and memo.
 func (s *Client) Order(ctx context.Context, orderID string) (OrderRead, error) {
+	if !action.ValidID(orderID) {
+		return OrderRead{}, fmt.Errorf("read order: %w", errNoSuchID)
+	}
 	id := action.OrderKey(orderID).String()
 	desc, err := s.describeRun(ctx, id)
 	if err != nil {

@@ -417,3 +417,17 @@ func TestALatePaymentForACancelledOrderIsRefunded(t *testing.T) {
 		t.Errorf("the late success was not acknowledged: %+v", d)
 	}
 }
+
+// Ids no order can have — bytes that are not text, letters outside the
+// order id's alphabet — are answered 404 without asking Temporal, which
+// refuses them in its request headers.
+func TestAnOrderIDNoOrderCanHaveIsNotFound(t *testing.T) {
+	for _, id := range []string{"%FF", "%C3%28", "%C3%A9t%C3%A9"} {
+		if status, _, body := call(t, http.MethodGet, "/v1/orders/"+id, nil, testToken); status != http.StatusNotFound {
+			t.Errorf("GET /v1/orders/%s: %d %s, want 404", id, status, body)
+		}
+		if status, _, body := call(t, http.MethodPost, "/v1/orders/"+id+"/cancel", nil, testToken); status != http.StatusNotFound {
+			t.Errorf("POST /v1/orders/%s/cancel: %d %s, want 404", id, status, body)
+		}
+	}
+}
