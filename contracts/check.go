@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/handoff-hq/handoff/action"
@@ -26,7 +27,7 @@ var namedFormats = map[string]func(any) bool{
 		case int64:
 			return n > 0
 		case string:
-			return regexp.MustCompile(`^[1-9][0-9]*$`).MatchString(n)
+			return positivePattern.MatchString(n)
 		}
 		return false
 	},
@@ -39,6 +40,7 @@ var namedFormats = map[string]func(any) bool{
 }
 
 var (
+	positivePattern = regexp.MustCompile(`^[1-9][0-9]*$`)
 	emailPattern    = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
 	currencyPattern = regexp.MustCompile(`^[a-z]{3}$`)
 )
@@ -99,11 +101,44 @@ func empty(v any) bool {
 	return false
 }
 
+// patterns caches the regular expressions contracts name as formats, which
+// every request to a provider is checked against.
+var patterns sync.Map // format → *regexp.Regexp
+
+func compiled(format string) (*regexp.Regexp, error) {
+	if re, ok := patterns.Load(format); ok {
+		return re.(*regexp.Regexp), nil
+	}
+	re, err := regexp.Compile(format)
+	if err != nil {
+		return nil, err
+	}
+	patterns.Store(format, re)
+	return re, nil
+}
+
+// Refusal is the error of a request the contract refuses to send — a
+// required field missing, a format broken, a field it does not name — or
+// nil. Every adapter asks it before anything leaves handoff.
+func (c *Contract) Refusal(operation, what string, fields map[string]any) error {
+	if c == nil {
+		return nil
+	}
+	op, ok := c.Operation(operation)
+	if !ok {
+		return nil
+	}
+	if problems := op.Check(fields); len(problems) > 0 {
+		return fmt.Errorf("not sent: the %s breaks the %s contract (%s): %s", what, c.Provider, c.Source, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
 func matches(format string, v any) bool {
 	if named, ok := namedFormats[format]; ok {
 		return named(v)
 	}
-	re, err := regexp.Compile(format)
+	re, err := compiled(format)
 	if err != nil {
 		return false
 	}

@@ -14,7 +14,6 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/handoff-hq/handoff/action"
@@ -145,23 +144,11 @@ func (s *Client) ListActions(ctx context.Context, f ActionFilter) (ActionPage, e
 	}
 	page := ActionPage{Actions: []Action{}, NextPageToken: base64.RawURLEncoding.EncodeToString(resp.GetNextPageToken())}
 	for _, e := range resp.GetExecutions() {
-		attrs := e.GetSearchAttributes().GetIndexedFields()
-		keyword := func(name string) string {
-			var v string
-			if p, ok := attrs[name]; ok {
-				_ = converter.GetDefaultDataConverter().FromPayload(p, &v) // absent or odd values read as empty
-			}
-			return v
-		}
-		var reason string
-		if p, ok := e.GetMemo().GetFields()[workflows.MemoReason]; ok {
-			_ = converter.GetDefaultDataConverter().FromPayload(p, &reason)
-		}
 		page.Actions = append(page.Actions, Action{
-			WorkflowID: e.GetExecution().GetWorkflowId(), BusinessKey: keyword(workflows.SearchBusinessKey.GetName()),
-			Status: action.Status(keyword(workflows.SearchStatus.GetName())), Step: keyword(workflows.SearchStep.GetName()),
-			ErrorCategory: keyword(workflows.SearchErrorCategory.GetName()), Provider: keyword(workflows.SearchProvider.GetName()),
-			Reason: reason, StartedAt: e.GetStartTime().AsTime(),
+			WorkflowID: e.GetExecution().GetWorkflowId(), BusinessKey: keyword(e, workflows.SearchBusinessKey.GetName()),
+			Status: statusOf(e), Step: keyword(e, workflows.SearchStep.GetName()),
+			ErrorCategory: keyword(e, workflows.SearchErrorCategory.GetName()), Provider: keyword(e, workflows.SearchProvider.GetName()),
+			Reason: memoOf(e)[workflows.MemoReason], StartedAt: e.GetStartTime().AsTime(),
 		})
 	}
 	return page, nil

@@ -95,9 +95,6 @@ func NewHTTPClient(system, baseURL string, opts HTTPOptions) *HTTPClient {
 	}
 }
 
-// Contract is the contract the client follows, nil when none.
-func (c *HTTPClient) Contract() *contracts.Contract { return c.contract }
-
 // Lookup is how the contract says a record is found: the query parameter
 // of its list, "search", or "none"; fallback when no contract says.
 func (c *HTTPClient) Lookup(record, fallback string) string {
@@ -216,17 +213,12 @@ func (c *HTTPClient) conform(r Request) error {
 	if c.contract == nil {
 		return nil
 	}
-	op, ok := c.contract.Operation(r.Operation)
-	if !ok {
-		return nil
-	}
 	fields, err := RequestFields(r)
 	if err != nil {
 		return c.fail(r, action.CategoryPermanent, action.TypeInvalidInput, 0, err)
 	}
-	if problems := op.Check(fields); len(problems) > 0 {
-		return c.fail(r, action.CategoryPermanent, action.TypeInvalidInput, 0,
-			fmt.Errorf("not sent: the request breaks the %s contract (%s): %s", c.contract.Provider, c.contract.Source, strings.Join(problems, "; ")))
+	if err := c.contract.Refusal(r.Operation, "request", fields); err != nil {
+		return c.fail(r, action.CategoryPermanent, action.TypeInvalidInput, 0, err)
 	}
 	return nil
 }

@@ -44,7 +44,7 @@ func (o *orderRun) awaitOrder(ctx workflow.Context) error {
 			return err
 		}
 		if o.stopping() {
-			return errCancelled
+			return ErrCancelled
 		}
 		if !placed {
 			// A retry waits another window; an abort ends the workflow.

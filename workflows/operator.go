@@ -35,13 +35,8 @@ const (
 // undo what it did: an operator aborted a parked step or cancelled it.
 var ErrCancelled = errors.New("action cancelled")
 
-var (
-	// errCancelled unwinds an action that is to be cancelled: an operator
-	// aborted a parked step or cancelled the action.
-	errCancelled = ErrCancelled
-	// errSkipped tells a parked step that the operator skipped it.
-	errSkipped = errors.New("step skipped")
-)
+// errSkipped tells a parked step that the operator skipped it.
+var errSkipped = errors.New("step skipped")
 
 // OperatorRequest is the argument of the retry, skip, abort and cancel updates.
 type OperatorRequest struct {
@@ -97,7 +92,7 @@ func (o *orderRun) compensate(ctx workflow.Context) error {
 		err := RunStep(ctx, o.Run, StepVoidInvoice, a.VoidInvoice, func() activities.VoidInvoiceInput {
 			return activities.VoidInvoiceInput{Call: o.Call(StepVoidInvoice), InvoiceID: id}
 		}, &out)
-		if err != nil && !errors.Is(err, errCancelled) {
+		if err != nil && !errors.Is(err, ErrCancelled) {
 			return err
 		}
 	}
@@ -144,7 +139,7 @@ func (o *orderRun) undoCharge(ctx workflow.Context) error {
 	err = RunStep(ctx, o.Run, StepRefund, a.RefundCharge, func() activities.RefundChargeInput {
 		return activities.RefundChargeInput{Call: o.Call(StepRefund), ChargeID: id}
 	}, &out)
-	if err != nil && !errors.Is(err, errCancelled) {
+	if err != nil && !errors.Is(err, ErrCancelled) {
 		return err
 	}
 	return nil
@@ -197,7 +192,7 @@ func (o *orderRun) cancelCharge(ctx workflow.Context, id string) (string, error)
 				o.markStep(ctx, StepCancelCharge, func(s *Step) { s.Status = action.StepSkipped })
 				return "", nil
 			}
-			if err != nil && !errors.Is(err, errCancelled) {
+			if err != nil && !errors.Is(err, ErrCancelled) {
 				return "", err
 			}
 			deadline = workflow.Now(ctx).Add(o.in.PaymentTimeout)
@@ -223,7 +218,7 @@ func (o *orderRun) refundLatePayment(ctx workflow.Context) error {
 	o.done.Charge.ChargeID = o.in.LatePayment.ChargeID
 	workflow.GetLogger(ctx).Warn("a payment succeeded after its order ended: refunding it", "order_id", o.in.Order.OrderID,
 		"charge_id", o.in.LatePayment.ChargeID, "event_id", o.in.LatePayment.EventID)
-	return errCancelled
+	return ErrCancelled
 }
 
 // refundWhenPaid is the compensation of orders begun before
@@ -252,7 +247,7 @@ func (o *orderRun) refundWhenPaid(ctx workflow.Context) error {
 		err := RunStep(ctx, o.Run, StepRefund, a.RefundCharge, func() activities.RefundChargeInput {
 			return activities.RefundChargeInput{Call: o.Call(StepRefund), ChargeID: id}
 		}, &out)
-		if err != nil && !errors.Is(err, errCancelled) {
+		if err != nil && !errors.Is(err, ErrCancelled) {
 			return err
 		}
 	}

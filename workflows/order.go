@@ -106,19 +106,15 @@ func OrderWorkflow(ctx workflow.Context, in OrderInput) (OrderResult, error) {
 	switch {
 	case errors.As(err, &can):
 		return OrderResult{State: o.state, RequestHash: o.requestHash}, err
-	case errors.Is(err, errCancelled) && o.hardened:
+	case errors.Is(err, ErrCancelled) && o.hardened, temporal.IsCanceledError(err):
 		// Nothing stops a compensation once it began, a cancellation
 		// through Temporal included: it runs on a context that
-		// cancellation does not reach.
+		// cancellation does not reach. Cancelled through Temporal, the
+		// order compensates all the same.
 		disconnected, _ := workflow.NewDisconnectedContext(ctx)
 		err = o.compensate(disconnected)
-	case errors.Is(err, errCancelled):
+	case errors.Is(err, ErrCancelled):
 		err = o.compensate(ctx)
-	case temporal.IsCanceledError(err):
-		// Cancelled through Temporal: compensate all the same, on a
-		// context the cancellation does not reach.
-		disconnected, _ := workflow.NewDisconnectedContext(ctx)
-		err = o.compensate(disconnected)
 	}
 	if err == nil {
 		// Let accepted updates finish before the workflow closes.
@@ -276,7 +272,7 @@ func (o *orderRun) awaitPayment(ctx workflow.Context, charge activities.CreateCh
 		switch got.Status {
 		case providers.ChargeSucceeded:
 			return true, o.SetStatus(ctx, action.StatusProcessing)
-		case providers.ChargeFailed:
+		case providers.ChargeFailed, providers.ChargeCanceled:
 			o.markStep(ctx, StepPayment, func(s *Step) {
 				s.Status = action.StepFailed
 				s.LastError = &StepError{Category: action.CategoryDeclined, Message: got.FailureCode + ": " + got.FailureMessage}
@@ -294,7 +290,7 @@ func (o *orderRun) awaitPayment(ctx workflow.Context, charge activities.CreateCh
 			return false, err
 		}
 		if o.stopping() {
-			return false, errCancelled
+			return false, ErrCancelled
 		}
 		interval = min(interval*3/2, maxPaymentPollInterval)
 	}

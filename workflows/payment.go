@@ -169,7 +169,7 @@ func (o *orderRun) awaitPaymentEvents(ctx workflow.Context, charge string) (bool
 			return false, err
 		}
 		if o.stopping() {
-			return false, errCancelled
+			return false, ErrCancelled
 		}
 		if decided && o.payment.settled() && o.payment.Ordered {
 			return o.finishPayment(ctx, o.payment.Status, o.payment.FailureCode, o.payment.FailureMessage, fetches)

@@ -128,7 +128,7 @@ type StepResult interface {
 // progress. When the activity fails for good the action is parked until an
 // operator retries (input is built again, so corrections apply), skips
 // (the step is marked skipped and result stays empty) or aborts it. Step
-// returns nil once the step succeeded or was skipped, errCancelled when the
+// returns nil once the step succeeded or was skipped, ErrCancelled when the
 // action is to be cancelled, or the workflow's cancellation.
 func RunStep[I any, O StepResult](ctx workflow.Context, r *Run, name string, activity func(context.Context, I) (O, error), input func() I, result *O) error {
 	for {
@@ -136,7 +136,7 @@ func RunStep[I any, O StepResult](ctx workflow.Context, r *Run, name string, act
 			return ctx.Err() // cancelled through Temporal while the step before ran
 		}
 		if r.stopping() {
-			return errCancelled
+			return ErrCancelled
 		}
 		if r.stepDone(name) {
 			return nil // done in an earlier run; its result came with the checkpoint
@@ -197,7 +197,7 @@ func (r *Run) activityContext(ctx workflow.Context, step string) workflow.Contex
 
 // park records a step's final failure, marks the action needs_attention
 // with search attributes an operator can filter on, and waits until an
-// operator resolves it. It returns nil for retry, errSkipped, errCancelled,
+// operator resolves it. It returns nil for retry, errSkipped, ErrCancelled,
 // or an error when the workflow is cancelled.
 func (r *Run) park(ctx workflow.Context, step string, err error) error {
 	return r.parkFailure(ctx, step, describeFailure(err))
@@ -453,7 +453,7 @@ func (r *Run) logOperator(ctx workflow.Context, what, step, reason string) {
 
 // waitForOperator holds a parked step until an operator resolves it or the
 // action is cancelled. It returns nil for retry, errSkipped for skip and
-// errCancelled for abort or cancel.
+// ErrCancelled for abort or cancel.
 func (r *Run) waitForOperator(ctx workflow.Context, step string) error {
 	r.parkedStep = step
 	defer func() { r.parkedStep = "" }()
@@ -463,7 +463,7 @@ func (r *Run) waitForOperator(ctx workflow.Context, step string) error {
 	resolution := r.resolution
 	r.resolution = ""
 	if r.stopping() || resolution == UpdateAbort {
-		return errCancelled
+		return ErrCancelled
 	}
 	status := action.StatusProcessing
 	switch {

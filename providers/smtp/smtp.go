@@ -281,16 +281,8 @@ func (c *Client) tlsConfig() *tls.Config {
 
 // conform checks the message against the contract before anything is sent.
 func (c *Client) conform(fields map[string]any) error {
-	if c.opts.Contract == nil {
-		return nil
-	}
-	op, ok := c.opts.Contract.Operation(OperationSend)
-	if !ok {
-		return nil
-	}
-	if problems := op.Check(fields); len(problems) > 0 {
-		return c.fail(action.CategoryPermanent, action.TypeInvalidInput, 0,
-			fmt.Errorf("not sent: the message breaks the %s contract (%s): %s", c.opts.Contract.Provider, c.opts.Contract.Source, strings.Join(problems, "; ")))
+	if err := c.opts.Contract.Refusal(OperationSend, "message", fields); err != nil {
+		return c.fail(action.CategoryPermanent, action.TypeInvalidInput, 0, err)
 	}
 	return nil
 }
