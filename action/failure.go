@@ -20,6 +20,9 @@ const (
 	CategoryDeclined Category = "declined"
 	// CategoryOrphan marks provider events whose action never arrived.
 	CategoryOrphan Category = "orphan"
+	// CategoryAmbiguousMatch is a record that matches more than one
+	// record in another system: an operator picks one.
+	CategoryAmbiguousMatch Category = "ambiguous_match"
 )
 
 // Failure type names: the Temporal error types of handoff's failures, so
@@ -33,8 +36,11 @@ const (
 	TypeConflict     = "Conflict"
 	TypeCardDeclined = "CardDeclined"
 	TypeUnsupported  = "Unsupported"
-	TypeTemporary    = "ProviderUnavailable"
-	TypeAmbiguous    = "AmbiguousOutcome"
+	// TypeStaleRecord is a write refused because the record changed since
+	// it was read (412 to If-Match): read it again, then decide.
+	TypeStaleRecord = "StaleRecord"
+	TypeTemporary   = "ProviderUnavailable"
+	TypeAmbiguous   = "AmbiguousOutcome"
 	// TypePaused is a call not sent because an operator paused the
 	// provider; it is temporary.
 	TypePaused = "ProviderPaused"

@@ -99,7 +99,7 @@ type KindSpec struct {
 
 var (
 	kindsMu sync.RWMutex
-	kinds   = []KindSpec{{KindOrder, "OrderWorkflow"}, {KindLatePayment, "OrderWorkflow"}}
+	kinds   = []KindSpec{{KindOrder, "OrderWorkflow"}, {KindLatePayment, "OrderWorkflow"}, {KindCustomer, "CustomerWorkflow"}}
 )
 
 // RegisterKind adds a kind of action, so that operators can find and answer

@@ -13,10 +13,13 @@ const (
 	StatusCancelling      Status = "cancelling"
 	StatusCancelled       Status = "cancelled"
 	StatusRejected        Status = "rejected"
+	// StatusSynced is a customer every system holds at its owners' values,
+	// as far as handoff has heard; it stays open for the next change.
+	StatusSynced Status = "synced"
 )
 
 // Statuses lists every action status.
-var Statuses = []Status{StatusProcessing, StatusAwaitingPayment, StatusCompleted, StatusNeedsAttention, StatusCancelling, StatusCancelled, StatusRejected}
+var Statuses = []Status{StatusProcessing, StatusAwaitingPayment, StatusCompleted, StatusNeedsAttention, StatusCancelling, StatusCancelled, StatusRejected, StatusSynced}
 
 // Final reports whether an action in this status has ended.
 func (s Status) Final() bool {

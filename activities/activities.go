@@ -9,9 +9,11 @@ package activities
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"go.temporal.io/sdk/activity"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/providers"
 )
 
@@ -23,6 +25,11 @@ type Activities struct {
 	Payments   providers.Payments
 	Accounting providers.Accounting
 	Mailer     providers.Mailer
+	// Customers are the systems that keep customer records, by system.
+	Customers map[string]providers.Customers
+	// News, when set, lets reconciliation hand records to customers'
+	// workflows.
+	News CustomerNews
 	// Orders, when set, lets reconciliation see where orders stand.
 	Orders OrderLookup
 	// Phases are reconciliation phases added to the order's; a
@@ -61,14 +68,38 @@ type UpsertCustomerInput struct {
 	Name  string
 }
 
-// UpsertCustomerResult names the CRM contact.
+// UpsertCustomerResult names the CRM contact, and what the order says
+// otherwise than the contact, which the CRM owns.
 type UpsertCustomerResult struct {
 	Outcome
-	ContactID string
+	ContactID   string
+	Differences []string
 }
 
-// UpsertCustomer creates or updates the customer's contact in the CRM.
+// crmSystem is the system that owns who a customer is.
+const crmSystem = "crm"
+
+// UpsertCustomer finds the customer's contact in the CRM by the order's
+// e-mail address, or makes it. The CRM owns an existing contact's fields:
+// the order does not change them, and says where it differs.
 func (a *Activities) UpsertCustomer(ctx context.Context, in UpsertCustomerInput) (UpsertCustomerResult, error) {
+	if crm, ok := a.Customers[crmSystem]; ok {
+		found, err := crm.FindCustomers(ctx, in.Call, providers.CustomerQuery{Email: action.NormalizeEmail(in.Email)})
+		if err != nil {
+			return UpsertCustomerResult{}, Fail(ctx, "find customer", err)
+		}
+		if len(found) > 0 {
+			r := found[0] // the oldest
+			out := UpsertCustomerResult{Outcome: NewOutcome(ctx, r.ID), ContactID: r.ID}
+			if name := r.Fields[action.FieldName]; name != in.Name {
+				out.Differences = append(out.Differences, fmt.Sprintf("name: the order says %q, the CRM (its owner) keeps %q; the order left it", in.Name, name))
+			}
+			if len(found) > 1 {
+				out.Differences = append(out.Differences, fmt.Sprintf("%d CRM contacts have this e-mail address; the order used the oldest, %s", len(found), r.ID))
+			}
+			return out, nil
+		}
+	}
 	c, err := a.CRM.UpsertContact(ctx, in.Call, providers.ContactRequest{Email: in.Email, Name: in.Name})
 	if err != nil {
 		return UpsertCustomerResult{}, Fail(ctx, "upsert customer", err)

@@ -34,6 +34,9 @@ var (
 type operatorBody struct {
 	Reason   string           `json:"reason"`
 	Customer *action.Customer `json:"customer"`
+	// Record names the record that holds a customer parked as
+	// ambiguous_match (with retry).
+	Record string `json:"record"`
 }
 
 // ActionAnswer is the answer to an operator action.
@@ -63,7 +66,7 @@ func (s *Server) resolveAction(c echo.Context) error {
 			return err
 		}
 	}
-	result, err := s.operators.Resolve(c.Request().Context(), workflowID, answer, workflows.OperatorRequest{Reason: body.Reason, Customer: body.Customer})
+	result, err := s.operators.Resolve(c.Request().Context(), workflowID, answer, workflows.OperatorRequest{Reason: body.Reason, Customer: body.Customer, Record: body.Record})
 	if err != nil {
 		return err
 	}
@@ -161,8 +164,13 @@ func (s *Server) getProvider(c echo.Context) error {
 // links points to an action in the API and in the Web UI.
 func (s *Server) links(workflowID string) map[string]string {
 	links := map[string]string{}
-	if k, err := action.ParseKey(workflowID); err == nil && k.Kind == action.KindOrder {
-		links["self"] = "/v1/orders/" + url.PathEscape(k.ID)
+	if k, err := action.ParseKey(workflowID); err == nil {
+		switch k.Kind {
+		case action.KindOrder:
+			links["self"] = "/v1/orders/" + url.PathEscape(k.ID)
+		case action.KindCustomer:
+			links["self"] = "/v1/customers/" + url.PathEscape(k.ID)
+		}
 	}
 	if s.webUI != "" {
 		links["web_ui"] = fmt.Sprintf("%s/namespaces/%s/workflows/%s", s.webUI, url.PathEscape(s.ns), url.PathEscape(workflowID))

@@ -44,6 +44,9 @@ type Orders interface {
 // Options configures a Server.
 type Options struct {
 	Orders Orders
+	// Customers, when set, serves /v1/customers and the customer record
+	// events of the systems that send them.
+	Customers Customers
 	// Events receives verified webhook events; Webhooks says, per system,
 	// how its webhooks are signed.
 	Events   Events
@@ -72,6 +75,7 @@ type Options struct {
 type Server struct {
 	echo            *echo.Echo
 	orders          Orders
+	customers       Customers
 	events          Events
 	operators       Operators
 	reconciliations Reconciliations
@@ -100,7 +104,7 @@ func New(opts Options) (*Server, error) {
 		opts.Registry = prometheus.NewRegistry()
 	}
 	s := &Server{
-		echo: echo.New(), orders: opts.Orders, events: opts.Events, operators: opts.Operators,
+		echo: echo.New(), orders: opts.Orders, customers: opts.Customers, events: opts.Events, operators: opts.Operators,
 		reconciliations: opts.Reconciliations, webhooks: opts.Webhooks,
 		ready: opts.Ready, log: opts.Logger,
 		webUI: strings.TrimRight(opts.WebUIURL, "/"), ns: opts.Namespace,
@@ -128,6 +132,10 @@ func New(opts Options) (*Server, error) {
 	v1.POST("/orders", s.placeOrder, s.requireToken)
 	v1.GET("/orders/:order_id", s.getOrder, s.requireToken)
 	v1.POST("/orders/:order_id/cancel", s.cancelOrder, s.requireToken)
+	if s.customers != nil {
+		v1.PUT("/customers/:customer_id", s.putCustomer, s.requireToken)
+		v1.GET("/customers/:customer_id", s.getCustomer, s.requireToken)
+	}
 	v1.GET("/actions", s.listActions, s.requireOperator)
 	v1.POST("/actions/*", s.resolveAction, s.requireOperator)
 	v1.POST("/reconciliations", s.startReconciliation, s.requireOperator)

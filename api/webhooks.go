@@ -76,14 +76,14 @@ func (s *Server) webhook(c echo.Context) error {
 	if err != nil {
 		return problemInvalid.with("the body could not be read")
 	}
+	if s.customers != nil && src.Scheme == system.SchemeStandard && webhooks.CustomerEvents(name) {
+		return s.customerWebhook(c, name, src, body)
+	}
 	event, err := decodeWebhook(name, src, c.Request().Header, body, time.Now())
+	if p := s.signatureProblem(name, err); p != nil {
+		return p
+	}
 	switch {
-	case errors.Is(err, webhooks.ErrStale):
-		s.metrics.webhook(name, "stale")
-		return problemStaleSignature.with("")
-	case errors.Is(err, webhooks.ErrNoSignature), errors.Is(err, webhooks.ErrBadSignature), errors.Is(err, webhooks.ErrNoSecret):
-		s.metrics.webhook(name, "bad_signature")
-		return problemBadSignature.with("")
 	case errors.Is(err, webhooks.ErrUnhandled):
 		s.metrics.webhook(name, "unhandled")
 		return c.JSON(http.StatusAccepted, webhookAnswer{Status: "ignored", Reason: "event type not handled"})
@@ -119,6 +119,20 @@ func (s *Server) webhook(c echo.Context) error {
 		s.log.Warn("webhook not accepted", "system", name, "event_id", event.EventID, "order_id", event.OrderID, "error", err)
 		return problemUnavailable.with("the event could not be recorded; deliver it again later")
 	}
+}
+
+// signatureProblem is the answer to a webhook whose signature did not
+// verify, nil for any other outcome.
+func (s *Server) signatureProblem(name string, err error) *Problem {
+	switch {
+	case errors.Is(err, webhooks.ErrStale):
+		s.metrics.webhook(name, "stale")
+		return problemStaleSignature.with("")
+	case errors.Is(err, webhooks.ErrNoSignature), errors.Is(err, webhooks.ErrBadSignature), errors.Is(err, webhooks.ErrNoSecret):
+		s.metrics.webhook(name, "bad_signature")
+		return problemBadSignature.with("")
+	}
+	return nil
 }
 
 // decodeWebhook verifies the signature before reading anything else.

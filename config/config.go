@@ -311,6 +311,24 @@ func (c Config) SandboxURL() string {
 	return "http://" + dialable(c.Sandbox.Addr)
 }
 
+// Contracts are the contracts of the configured providers, one per system.
+func (c Config) Contracts() []contracts.Contract {
+	var out []contracts.Contract
+	for _, s := range system.All() {
+		p, ok := c.Provider(s.Name)
+		switch {
+		case !ok:
+		case p.Contract != nil:
+			out = append(out, *p.Contract)
+		default:
+			if ct, ok := contracts.Find(contracts.With(c.ContractOverrides), s.Name, p.Provider); ok {
+				out = append(out, ct)
+			}
+		}
+	}
+	return out
+}
+
 // Provider returns the settings of the named system.
 func (c Config) Provider(name string) (Provider, bool) {
 	p, ok := c.Providers[name]

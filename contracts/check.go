@@ -154,7 +154,7 @@ var (
 	effects    = []string{"creates", "updates", "deletes", "ignored"}
 	categories = []action.Category{action.CategoryTemporary, action.CategoryPermanent, action.CategoryAmbiguous}
 	types      = []string{action.TypeInvalidInput, action.TypeUnauthorized, action.TypeForbidden, action.TypeNotFound, action.TypeConflict,
-		action.TypeCardDeclined, action.TypeUnsupported, action.TypeTemporary, action.TypeAmbiguous}
+		action.TypeCardDeclined, action.TypeUnsupported, action.TypeTemporary, action.TypeAmbiguous, action.TypeStaleRecord}
 	methods = []string{"GET", "POST", "PUT", "PATCH", "DELETE", "SMTP"}
 )
 
@@ -218,6 +218,16 @@ func (c Contract) check() []error {
 		}
 		if o.OnConflict != "" && o.OnConflict != OnConflictWriteBack && o.OnConflict != OnConflictFlag {
 			add("ownership of %s: on_conflict %q: want %s or %s", what, o.OnConflict, OnConflictWriteBack, OnConflictFlag)
+		}
+	}
+	for _, r := range c.Records {
+		for _, f := range r.Fields {
+			if !slices.Contains(action.CustomerFields, f) {
+				add("record %s: field %q is not a customer field (%s)", r.Name, f, strings.Join(action.CustomerFields, ", "))
+			}
+		}
+		if r.Fallback != "" && r.Fallback != action.FieldEmail {
+			add("record %s: fallback %q: want email or nothing", r.Name, r.Fallback)
 		}
 	}
 	for _, e := range c.Events {

@@ -102,6 +102,15 @@ type Record struct {
 	// Lookup is how a record is found by that field: the query parameter
 	// of its list ("external_ref"), "search", or "none".
 	Lookup string `yaml:"lookup"`
+	// Fields are the customer fields a customer record keeps, by
+	// handoff's names (action.CustomerFields).
+	Fields []string `yaml:"fields"`
+	// Fallback is what a record no reference matches is matched by:
+	// "email" (normalized), or empty for nothing.
+	Fallback string `yaml:"fallback"`
+	// Create says whether handoff makes the record in this system when
+	// nothing matches.
+	Create bool   `yaml:"create"`
 	Note   string `yaml:"note"`
 }
 

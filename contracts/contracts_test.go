@@ -1,6 +1,7 @@
 package contracts
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -135,5 +136,17 @@ func TestAFieldHasOneOwner(t *testing.T) {
 	bad.Ownership = []Ownership{{Record: "customer", Fields: []string{"tax_id"}, Owner: "accounting", OnConflict: "overwrite"}}
 	if err := Check(bad); err == nil || !strings.Contains(err.Error(), `on_conflict "overwrite"`) {
 		t.Errorf("Check = %v, want the unknown policy named", err)
+	}
+}
+
+// The README's table of who owns which customer field is the contracts'.
+func TestTheREADMEShowsTheContractsCustomerOwners(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := RenderRecordOwners(All(), "customer")
+	if !strings.Contains(string(readme), want) {
+		t.Errorf("README.md does not show the contracts' customer owners; its table should read:\n%s", want)
 	}
 }

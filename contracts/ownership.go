@@ -90,3 +90,25 @@ func policy(p string) string {
 	}
 	return p
 }
+
+// CustomerRecord is what a system's contract says about its customer
+// records: the fields it keeps, how they are matched, and whether handoff
+// makes one where none matches.
+type CustomerRecord struct {
+	System string
+	Record
+}
+
+// CustomerRecords returns every system's declaration of its customer
+// records ("customer" in records), by system.
+func CustomerRecords(cs []Contract) map[string]CustomerRecord {
+	out := map[string]CustomerRecord{}
+	for _, c := range cs {
+		for _, r := range c.Records {
+			if r.Name == "customer" && len(r.Fields) > 0 {
+				out[c.System] = CustomerRecord{System: c.System, Record: r}
+			}
+		}
+	}
+	return out
+}

@@ -84,9 +84,13 @@ func renderOne(b *strings.Builder, c Contract) {
 		}
 	}
 	if len(c.Records) > 0 {
-		b.WriteString("\n**Records and how they are matched**\n\n| record | matched by | looked up by | note |\n| --- | --- | --- | --- |\n")
+		b.WriteString("\n**Records and how they are matched**\n\n| record | matched by | then by | looked up by | fields kept | made when nothing matches | note |\n| --- | --- | --- | --- | --- | --- | --- |\n")
 		for _, r := range c.Records {
-			fmt.Fprintf(b, "| %s | `%s` | %s | %s |\n", r.Name, r.Match, r.Lookup, cell(r.Note))
+			made := "no"
+			if r.Create {
+				made = "yes"
+			}
+			fmt.Fprintf(b, "| %s | `%s` | %s | %s | %s | %s | %s |\n", r.Name, r.Match, cell(r.Fallback), r.Lookup, cell(code(r.Fields)), made, cell(r.Note))
 		}
 	}
 	b.WriteString("\n**Operations**\n")
@@ -162,4 +166,18 @@ func ifSet(s string, ok bool) string {
 		return s
 	}
 	return ""
+}
+
+// RenderRecordOwners is the owner table of one record's fields (field,
+// owner, a non-owner's change, declared in), as the README shows the
+// customer's.
+func RenderRecordOwners(cs []Contract, record string) string {
+	var b strings.Builder
+	b.WriteString("| field | owner | a change made anywhere else | declared in |\n| --- | --- | --- | --- |\n")
+	owners := Owners(cs, record)
+	for _, f := range slices.Sorted(maps.Keys(owners)) {
+		o := owners[f]
+		fmt.Fprintf(&b, "| `%s` | %s | %s | `contracts/%s` |\n", f, o.Owner, conflictText(o.OnConflict), base(o.Source))
+	}
+	return b.String()
 }

@@ -72,6 +72,11 @@ type Options struct {
 	Namespace string
 	// Reconcile configures reconciliations started on demand.
 	Reconcile workflows.ReconcileInput
+	// CustomerRules and CustomerSystems are every customer's field owners
+	// and the systems that keep customer records, from the contracts
+	// (workflows.CustomerRulesFrom).
+	CustomerRules   map[string]workflows.FieldRule
+	CustomerSystems []workflows.CustomerSystem
 	// QueryTimeout bounds the query that reads a running order; past it the
 	// read answers from what Temporal keeps without a worker. Default 300 ms.
 	QueryTimeout time.Duration

@@ -40,6 +40,9 @@ func (s *Client) Resolve(ctx context.Context, workflowID, answer string, req wor
 	default:
 		return workflows.OperatorResult{}, &ValidationError{Fields: []action.FieldError{{Field: "action", Detail: "must be retry, skip or abort"}}}
 	}
+	if req.Record != "" && answer != workflows.UpdateRetry {
+		return workflows.OperatorResult{}, &ValidationError{Fields: []action.FieldError{{Field: "record", Detail: "a record is chosen with retry only"}}}
+	}
 	if req.Customer != nil {
 		if answer != workflows.UpdateRetry {
 			return workflows.OperatorResult{}, &ValidationError{Fields: []action.FieldError{{Field: "customer", Detail: "corrections go with retry only"}}}

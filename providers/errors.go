@@ -58,6 +58,7 @@ var statusTable = map[int]struct {
 	http.StatusNotFound:            {action.CategoryPermanent, action.TypeNotFound},
 	http.StatusConflict:            {action.CategoryPermanent, action.TypeConflict},
 	http.StatusUnprocessableEntity: {action.CategoryPermanent, action.TypeInvalidInput},
+	http.StatusPreconditionFailed:  {action.CategoryPermanent, action.TypeStaleRecord},
 	http.StatusRequestTimeout:      {action.CategoryTemporary, action.TypeTemporary},
 	http.StatusTooManyRequests:     {action.CategoryTemporary, action.TypeTemporary},
 	http.StatusInternalServerError: {action.CategoryTemporary, action.TypeTemporary},

@@ -312,7 +312,7 @@ func (c *HTTPClient) newRequest(ctx context.Context, r Request) (*http.Request, 
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	if r.Call.IdempotencyKey != "" && r.Method == http.MethodPost {
+	if r.Call.IdempotencyKey != "" && (r.Method == http.MethodPost || r.Method == http.MethodPatch) {
 		req.Header.Set(HeaderIdempotencyKey, r.Call.IdempotencyKey)
 	}
 	if r.Call.CorrelationID != "" {

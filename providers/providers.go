@@ -22,7 +22,9 @@ type Contact struct {
 	ID          string `json:"id"`
 	Email       string `json:"email"`
 	Name        string `json:"name"`
+	Phone       string `json:"phone,omitempty"`
 	ExternalRef string `json:"external_ref"`
+	Version     int64  `json:"version,omitempty"`
 }
 
 // ContactRequest creates or updates the contact with the given e-mail.
@@ -161,4 +163,47 @@ type Accounting interface {
 type Mailer interface {
 	SendMessage(ctx context.Context, call Call, req MessageRequest) (Message, error)
 	FindMessage(ctx context.Context, call Call, externalRef string) (m Message, found bool, err error)
+}
+
+// CustomerRecord is a customer as one system keeps it: a CRM contact, an
+// accounting customer. Fields holds the customer fields the system keeps,
+// by handoff's names (action.CustomerFields); Version grows with every
+// change to the record, whoever made it.
+type CustomerRecord struct {
+	ID          string            `json:"id"`
+	ExternalRef string            `json:"external_ref"`
+	Version     int64             `json:"version"`
+	Fields      map[string]string `json:"fields"`
+}
+
+// CustomerWrite changes a customer record: the fields to set and, when not
+// empty, the external reference to store on it. IfVersion, when positive,
+// makes the write apply only to that version of the record: a record that
+// changed since is answered with ErrStaleRecord.
+type CustomerWrite struct {
+	Fields      map[string]string
+	ExternalRef string
+	IfVersion   int64
+}
+
+// CustomerQuery finds customer records by the external reference handoff
+// stored on them, or by normalized e-mail address.
+type CustomerQuery struct {
+	ExternalRef string
+	Email       string
+}
+
+// Customers is a system that keeps customer records (a CRM's contacts, an
+// accounting system's customers), for the customer's workflow.
+type Customers interface {
+	// CustomerFields are the customer fields the system keeps.
+	CustomerFields() []string
+	FindCustomers(ctx context.Context, call Call, q CustomerQuery) ([]CustomerRecord, error)
+	GetCustomer(ctx context.Context, call Call, id string) (CustomerRecord, error)
+	// CreateCustomer makes a record holding the fields and the reference;
+	// the call's idempotency key makes it once.
+	CreateCustomer(ctx context.Context, call Call, w CustomerWrite) (CustomerRecord, error)
+	UpdateCustomer(ctx context.Context, call Call, id string, w CustomerWrite) (CustomerRecord, error)
+	// ListCustomers pages through every record, for reconciliation.
+	ListCustomers(ctx context.Context, call Call, page Page) ([]CustomerRecord, string, error)
 }

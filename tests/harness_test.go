@@ -141,7 +141,8 @@ func start() error {
 	// its webhooks.
 	env.sandbox = sandbox.NewServer(sandbox.Options{SettleDelay: 50 * time.Millisecond,
 		ClientID: "test-client", ClientSecret: "test-secret-0123456789",
-		WebhookURL: "http://" + env.api.Listener.Addr().String() + "/webhooks", WebhookSecret: testWebhookSecret})
+		WebhookURL: "http://" + env.api.Listener.Addr().String() + "/webhooks", WebhookSecret: testWebhookSecret,
+		WebhookSecrets: map[string]string{"crm": testWebhookSecret, "accounting": testWebhookSecret}})
 	env.provider = httptest.NewServer(faulty(env.sandbox))
 
 	cfg := testConfig()
@@ -159,13 +160,19 @@ func start() error {
 	}
 	workers = ws
 
-	st, err := control.New(env.client, control.Options{PaymentPollInterval: 100 * time.Millisecond, PaymentTimeout: time.Minute, PaymentWebhookWait: testWebhookWait, OrphanWindow: testOrphanWindow})
+	rules, systems := workflows.CustomerRulesFrom(cfg.Contracts())
+	st, err := control.New(env.client, control.Options{PaymentPollInterval: 100 * time.Millisecond, PaymentTimeout: time.Minute, PaymentWebhookWait: testWebhookWait, OrphanWindow: testOrphanWindow,
+		CustomerRules: rules, CustomerSystems: systems})
 	if err != nil {
 		return err
 	}
 	srv, err := api.New(api.Options{
-		Orders: st, Events: st, Operators: st, Reconciliations: st, APITokens: []string{testToken}, OperatorTokens: []string{testOperatorToken},
-		Webhooks: map[string]api.WebhookSource{"payments": {Scheme: system.SchemeStandard, Secrets: []string{testWebhookSecret}}},
+		Orders: st, Customers: st, Events: st, Operators: st, Reconciliations: st, APITokens: []string{testToken}, OperatorTokens: []string{testOperatorToken},
+		Webhooks: map[string]api.WebhookSource{
+			"payments":   {Scheme: system.SchemeStandard, Secrets: []string{testWebhookSecret}},
+			"crm":        {Scheme: system.SchemeStandard, Secrets: []string{testWebhookSecret}},
+			"accounting": {Scheme: system.SchemeStandard, Secrets: []string{testWebhookSecret}},
+		},
 		Ready: func(ctx context.Context) error {
 			_, err := env.client.CheckHealth(ctx, &client.CheckHealthRequest{})
 			return err
@@ -286,6 +293,11 @@ func call(t *testing.T, method, path string, body any, token string) (int, http.
 
 // send is call for goroutines, which must not stop the test themselves.
 func send(method, path string, body any, token string) (int, http.Header, []byte, error) {
+	return sendTo(env.api.URL, method, path, body, token)
+}
+
+// sendTo is send to another server, such as the sandbox.
+func sendTo(base, method, path string, body any, token string) (int, http.Header, []byte, error) {
 	var rd io.Reader
 	if body != nil {
 		raw, err := json.Marshal(body)
@@ -294,7 +306,7 @@ func send(method, path string, body any, token string) (int, http.Header, []byte
 		}
 		rd = bytes.NewReader(raw)
 	}
-	req, err := http.NewRequest(method, env.api.URL+path, rd)
+	req, err := http.NewRequest(method, base+path, rd)
 	if err != nil {
 		return 0, nil, nil, fmt.Errorf("new request: %w", err)
 	}

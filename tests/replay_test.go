@@ -240,11 +240,18 @@ func writeHistory(t *testing.T, workflowID, path string) {
 // writeHistoryFrom writes the latest run's history of a workflow.
 func writeHistoryFrom(t *testing.T, c client.Client, workflowID, path string) {
 	t.Helper()
+	writeRunHistoryFrom(t, c, workflowID, "", path)
+}
+
+// writeRunHistoryFrom writes one run's history of a workflow (the latest
+// when runID is empty); a still-running history is recorded up to its
+// last completed task.
+func writeRunHistoryFrom(t *testing.T, c client.Client, workflowID, runID, path string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	// A still-running history is recorded up to its last completed task.
 	var events []*historypb.HistoryEvent
-	iter := c.GetWorkflowHistory(ctx, workflowID, "", false, 0)
+	iter := c.GetWorkflowHistory(ctx, workflowID, runID, false, 0)
 	for iter.HasNext() {
 		e, err := iter.Next()
 		if err != nil {

@@ -25,6 +25,10 @@ type orderLookup struct {
 func (l orderLookup) OrderStandings(ctx context.Context, keys []string) (map[string]activities.OrderStanding, error) {
 	out := map[string]activities.OrderStanding{}
 	for _, key := range keys {
+		if key == "" {
+			out[key] = activities.OrderStanding{} // a difference of no action's
+			continue
+		}
 		desc, err := l.client.DescribeWorkflow(ctx, key, "")
 		var notFound *serviceerror.NotFound
 		if errors.As(err, &notFound) {
@@ -63,4 +67,18 @@ func (l orderLookup) OrderStandings(ctx context.Context, keys []string) (map[str
 		out[key] = st
 	}
 	return out, nil
+}
+
+// customerNews hands records to customers' workflows as signals.
+type customerNews struct {
+	client client.Client
+}
+
+// DeliverCustomerRecord signals the customer's running workflow.
+func (n customerNews) DeliverCustomerRecord(ctx context.Context, customerID string, ch action.CustomerChange) error {
+	id := action.CustomerKey(customerID).String()
+	if err := n.client.SignalWorkflow(ctx, id, "", workflows.SignalCustomerChange, ch); err != nil {
+		return fmt.Errorf("signal %s: %w", id, err)
+	}
+	return nil
 }

@@ -136,7 +136,22 @@ func NewActivities(cfg config.Config) (*activities.Activities, error) {
 	if !ok1 || !ok2 || !ok3 || !ok4 {
 		return nil, fmt.Errorf("new activities: a configured provider does not offer what its system needs")
 	}
-	return activities.New(crm, payments, accounting, mailer)
+	acts, err := activities.New(crm, payments, accounting, mailer)
+	if err != nil {
+		return nil, err
+	}
+	acts.Customers = map[string]providers.Customers{}
+	for name := range contracts.CustomerRecords(cfg.Contracts()) {
+		if c, ok := clients[name].(providers.Customers); ok {
+			acts.Customers[name] = c
+		}
+	}
+	owners := map[string]string{}
+	for f, o := range contracts.Owners(cfg.Contracts(), "customer") {
+		owners[f] = o.Owner
+	}
+	acts.Phases = append(acts.Phases, activities.CustomerPhases(acts, owners)...)
+	return acts, nil
 }
 
 // HTTPOptions are the HTTP client options of a system's provider: its

@@ -16,6 +16,7 @@ func registerWorkflows(r sdkworker.WorkflowRegistry) {
 	r.RegisterWorkflow(workflows.OrderWorkflow)
 	r.RegisterWorkflow(workflows.ProviderControlWorkflow)
 	r.RegisterWorkflow(workflows.ReconcileWorkflow)
+	r.RegisterWorkflow(workflows.CustomerWorkflow)
 }
 
 // ReplayFiles replays recorded workflow histories (JSON, as written by

@@ -11,8 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"reflect"
+	"slices"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -121,7 +123,9 @@ type Registration struct {
 }
 
 // stepActivities registers, on each system's queue, the activities the
-// order's steps name (workflows.OrderSteps), as methods of acts.
+// order's steps name (workflows.OrderSteps), as methods of acts, and the
+// customer's (workflows.CustomerSteps) on the queues of the systems that
+// keep customer records.
 func stepActivities(acts *activities.Activities) map[string][]activityByName {
 	out := map[string][]activityByName{}
 	seen := map[string]bool{}
@@ -133,6 +137,11 @@ func stepActivities(acts *activities.Activities) map[string][]activityByName {
 			seen[spec.System.Name+"/"+name] = true
 			out[spec.System.Name] = append(out[spec.System.Name], activityByName{name: name, fn: reflect.ValueOf(acts).MethodByName(name).Interface()})
 		}
+	}
+	// Every system that keeps customer records finds and writes them.
+	for _, name := range slices.Sorted(maps.Keys(acts.Customers)) {
+		out[name] = append(out[name], activityByName{name: "MatchCustomer", fn: acts.MatchCustomer}, activityByName{name: "WriteCustomer", fn: acts.WriteCustomer},
+			activityByName{name: "DeliverCustomerRecord", fn: acts.DeliverCustomerRecord})
 	}
 	return out
 }
@@ -180,6 +189,9 @@ func New(c client.Client, acts *activities.Activities, cfg config.Config, extra 
 	// beside the workflows, its repairs on the providers' own queues.
 	if acts.Orders == nil {
 		acts.Orders = orderLookup{client: c}
+	}
+	if acts.News == nil {
+		acts.News = customerNews{client: c}
 	}
 	pauses := newPauseView(c)
 	ws := &Workers{client: c, pauses: pauses, ControlInterval: 500 * time.Millisecond, log: slog.New(slog.DiscardHandler)}

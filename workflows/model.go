@@ -61,6 +61,9 @@ type Step struct {
 	// Resolution is the operator's last answer to the step when it waited
 	// for one: retry, skip or abort, with the reason given.
 	Resolution *Resolution `json:"resolution,omitempty"`
+	// Notes say what the step found and left alone, such as a customer
+	// field its owner keeps at another value than the order's.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Resolution is an operator's answer to a parked step.

@@ -45,6 +45,10 @@ type OperatorRequest struct {
 	// Customer, on retry, replaces the order's customer details; it is
 	// validated like a new order.
 	Customer *action.Customer
+	// Record, on retry of a customer's match step parked as
+	// ambiguous_match, names the record (one of the candidates) that
+	// holds the customer.
+	Record string
 }
 
 // OperatorResult is the answer of an accepted update.

@@ -186,6 +186,9 @@ func (o *orderRun) run(ctx workflow.Context) error {
 	if err != nil {
 		return err
 	}
+	if len(contact.Differences) > 0 {
+		o.markStep(ctx, StepCustomer, func(s *Step) { s.Notes = contact.Differences })
+	}
 	charge := &o.done.Charge
 	err = RunStep(ctx, o.Run, StepCharge, a.CreateCharge, func() activities.CreateChargeInput {
 		return activities.CreateChargeInput{

@@ -226,11 +226,18 @@ func devCredentialSpecs(cfg *config.Config) []devCredential {
 		{"SANDBOX_CLIENT_ID", "dev_client_", func(v string) { cfg.Sandbox.ClientID = v }},
 		{"SANDBOX_CLIENT_SECRET", "dev_secret_", func(v string) { cfg.Sandbox.ClientSecret = v }},
 		// whsec_ and 32 hex digits, which read as base64 are a 24-byte key.
-		{"PAYMENTS_WEBHOOK_SECRETS", "whsec_", func(v string) {
-			p, _ := cfg.Provider(system.Payments.Name)
-			p.WebhookSecrets = []string{v}
-			cfg.SetProvider(system.Payments.Name, p)
-		}},
+		{"PAYMENTS_WEBHOOK_SECRETS", "whsec_", webhookSecret(cfg, system.Payments.Name)},
+		{"CRM_WEBHOOK_SECRETS", "whsec_", webhookSecret(cfg, system.CRM.Name)},
+		{"ACCOUNTING_WEBHOOK_SECRETS", "whsec_", webhookSecret(cfg, system.Accounting.Name)},
+	}
+}
+
+// webhookSecret sets the system's webhook signing secret.
+func webhookSecret(cfg *config.Config, name string) func(string) {
+	return func(v string) {
+		p, _ := cfg.Provider(name)
+		p.WebhookSecrets = []string{v}
+		cfg.SetProvider(name, p)
 	}
 }
 
@@ -298,7 +305,7 @@ handoff is running (development mode)
   Temporal   %s (namespace %s; %s)
   Sandbox    %s   (state: %s/_sandbox/state)
   Metrics    %s/metrics
-  Webhooks   %s/webhooks/{system}   (the sandbox signs and delivers its payment events here)
+  Webhooks   %s/webhooks/{system}   (the sandbox signs and delivers its payment, contact and customer events here)
 
   API token       %s   (development only)
   Operator token  %s   (development only)

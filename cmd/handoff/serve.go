@@ -13,8 +13,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.temporal.io/sdk/client"
 
+	"github.com/handoff-hq/handoff/activities"
 	"github.com/handoff-hq/handoff/api"
 	"github.com/handoff-hq/handoff/config"
+	"github.com/handoff-hq/handoff/contracts"
 	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/providers/sandbox"
 	"github.com/handoff-hq/handoff/system"
@@ -50,10 +52,16 @@ func serveSandbox(ctx context.Context, cfg config.Config, ln net.Listener, log *
 		ClientID: cfg.Sandbox.ClientID, ClientSecret: cfg.Sandbox.ClientSecret,
 		Logger: log.With("component", "sandbox"),
 	}
-	// The sandbox signs its payment events with the newest payments secret.
+	// The sandbox signs each system's events with the system's newest
+	// secret; a system without one gets none of its events.
+	opts.WebhookURL, opts.WebhookSecrets = cfg.Sandbox.WebhookURL, map[string]string{}
+	for _, s := range system.All() {
+		if p, _ := cfg.Provider(s.Name); p.Provider == system.Sandbox && len(p.WebhookSecrets) > 0 {
+			opts.WebhookSecrets[s.Name] = p.WebhookSecrets[0]
+		}
+	}
 	if p, _ := cfg.Provider(system.Payments.Name); len(p.WebhookSecrets) > 0 {
-		secrets := p.WebhookSecrets
-		opts.WebhookURL, opts.WebhookSecret = cfg.Sandbox.WebhookURL, secrets[0]
+		opts.WebhookSecret = p.WebhookSecrets[0]
 	}
 	srv := sandbox.NewServer(opts)
 	defer srv.Close()
@@ -164,7 +172,7 @@ func serveAPI(ctx context.Context, cfg config.Config, c client.Client, ln net.Li
 		return err
 	}
 	srv, err := api.New(api.Options{
-		Orders: st, Events: st, Operators: st, Reconciliations: st, Webhooks: webhookSources(cfg),
+		Orders: st, Customers: st, Events: st, Operators: st, Reconciliations: st, Webhooks: webhookSources(cfg),
 		APITokens: cfg.APITokens, OperatorTokens: cfg.OperatorTokens,
 		Ready: func(ctx context.Context) error {
 			_, err := c.CheckHealth(ctx, &client.CheckHealthRequest{})
@@ -206,10 +214,12 @@ func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
 }
 
 func controlOptions(cfg config.Config) control.Options {
+	rules, systems := workflows.CustomerRulesFrom(cfg.Contracts())
 	return control.Options{
 		PaymentPollInterval: cfg.PaymentPollInterval, PaymentTimeout: cfg.PaymentTimeout,
 		PaymentWebhookWait: cfg.PaymentWebhookWait, OrphanWindow: cfg.OrphanEventWindow,
 		Namespace: cfg.Temporal.Namespace, Reconcile: reconcileInput(cfg),
+		CustomerRules: rules, CustomerSystems: systems,
 	}
 }
 
@@ -218,8 +228,14 @@ func reconcileInput(cfg config.Config) workflows.ReconcileInput {
 	if maxRepairs == 0 {
 		maxRepairs = -1 // configured to repair nothing
 	}
-	return workflows.ReconcileInput{PageSize: cfg.Reconcile.PageSize, Grace: cfg.Reconcile.Grace,
+	in := workflows.ReconcileInput{PageSize: cfg.Reconcile.PageSize, Grace: cfg.Reconcile.Grace,
 		Since: cfg.Reconcile.Since, MaxRepairs: maxRepairs}
+	// Customers are compared where both the CRM and accounting keep them
+	// (the workers add these phases on the same condition).
+	if records := contracts.CustomerRecords(cfg.Contracts()); records["crm"].System != "" && records["accounting"].System != "" {
+		in.Phases = []string{activities.PhaseCharges, activities.PhaseInvoices, activities.PhaseCustomers, activities.PhaseAccountingCustomers}
+	}
+	return in
 }
 
 // webhookSources says, per system, how its configured provider signs its

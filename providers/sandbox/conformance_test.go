@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -144,7 +145,7 @@ func TestTheSandboxAdapterKeepsItsContracts(t *testing.T) {
 			return inv.ID, err
 		}
 		conformance.Run(t, conformance.Suite{Contract: c, Peer: peer, Unique: unique,
-			Operations: map[string]conformance.Operation{
+			Operations: with(map[string]conformance.Operation{
 				"create_invoice": {Do: func(ctx context.Context, f map[string]any) error {
 					var req providers.InvoiceRequest
 					if err := decode(f, &req); err != nil {
@@ -175,8 +176,9 @@ func TestTheSandboxAdapterKeepsItsContracts(t *testing.T) {
 					_, err := cl.FindInvoicesByRefs(ctx, call(), []string{"order/x/invoice"})
 					return err
 				}},
-			},
+			}, customerOperations(cl, call, unique)),
 			Lookups: map[string]conformance.Lookup{
+				"customer": customerLookup(cl, call),
 				"invoice": {
 					Create: func(ctx context.Context, ref string) (string, error) {
 						_, err := newInvoice(ctx, ref)
@@ -193,8 +195,10 @@ func TestTheSandboxAdapterKeepsItsContracts(t *testing.T) {
 
 	t.Run("crm", func(t *testing.T) {
 		cl, c := client(t, "crm")
+		ops := customerOperations(cl, call, unique)
+		delete(ops, "upsert_contact") // driven as the order's upsert below
 		conformance.Run(t, conformance.Suite{Contract: c, Peer: peer, Unique: unique,
-			Operations: map[string]conformance.Operation{
+			Operations: with(ops, map[string]conformance.Operation{
 				"upsert_contact": {Do: func(ctx context.Context, f map[string]any) error {
 					var req providers.ContactRequest
 					if err := decode(f, &req); err != nil {
@@ -207,8 +211,9 @@ func TestTheSandboxAdapterKeepsItsContracts(t *testing.T) {
 					_, err := cl.FindContactsByIDs(ctx, call(), []string{"ct_unknown"})
 					return err
 				}},
-			},
+			}),
 			Lookups: map[string]conformance.Lookup{
+				"customer": customerLookup(cl, call),
 				"contact": {
 					Create: func(ctx context.Context, ref string) (string, error) {
 						email := strings.NewReplacer("/", "-").Replace(ref) + "@example.com"
@@ -259,6 +264,72 @@ func TestTheSandboxAdapterKeepsItsContracts(t *testing.T) {
 			},
 		})
 	})
+}
+
+// with adds more operations to ops.
+func with(ops, more map[string]conformance.Operation) map[string]conformance.Operation {
+	maps.Copy(ops, more)
+	return ops
+}
+
+// customerOperations drive the customer record operations of a system
+// (its contacts, its customers), named as its contract names them.
+func customerOperations(cl *Client, call func() providers.Call, unique func() string) map[string]conformance.Operation {
+	api := customerAPIs[cl.system]
+	var id string
+	prepare := func(ctx context.Context) error {
+		r, err := cl.CreateCustomer(ctx, call(), providers.CustomerWrite{Fields: map[string]string{"email": unique() + "@example.com", "name": "Ada"}})
+		id = r.ID
+		return err
+	}
+	strs := func(f map[string]any) (map[string]string, string) {
+		out := map[string]string{}
+		for k, v := range f {
+			out[k], _ = v.(string)
+		}
+		ref := out["external_ref"]
+		delete(out, "external_ref")
+		return out, ref
+	}
+	return map[string]conformance.Operation{
+		api.create: {Do: func(ctx context.Context, f map[string]any) error {
+			fields, ref := strs(f)
+			_, err := cl.CreateCustomer(ctx, call(), providers.CustomerWrite{Fields: fields, ExternalRef: ref})
+			return err
+		}},
+		api.update: {Prepare: prepare, Do: func(ctx context.Context, f map[string]any) error {
+			fields, ref := strs(f)
+			_, err := cl.UpdateCustomer(ctx, call(), id, providers.CustomerWrite{Fields: fields, ExternalRef: ref, IfVersion: 1})
+			return err
+		}},
+		api.get: {Prepare: prepare, Do: func(ctx context.Context, _ map[string]any) error {
+			_, err := cl.GetCustomer(ctx, call(), id)
+			return err
+		}},
+		api.find: {Do: func(ctx context.Context, _ map[string]any) error {
+			_, err := cl.FindCustomers(ctx, call(), providers.CustomerQuery{Email: "nobody@example.com"})
+			return err
+		}},
+		api.list: {Do: func(ctx context.Context, _ map[string]any) error {
+			_, _, err := cl.ListCustomers(ctx, call(), providers.Page{Limit: 10})
+			return err
+		}},
+	}
+}
+
+// customerLookup finds customer records by the reference handoff stores.
+func customerLookup(cl *Client, call func() providers.Call) conformance.Lookup {
+	return conformance.Lookup{
+		Create: func(ctx context.Context, ref string) (string, error) {
+			email := strings.NewReplacer("/", "-").Replace(ref) + "@example.com"
+			_, err := cl.CreateCustomer(ctx, providers.Call{IdempotencyKey: ref}, providers.CustomerWrite{Fields: map[string]string{"email": email}, ExternalRef: ref})
+			return ref, err
+		},
+		Find: func(ctx context.Context, ref string) (bool, error) {
+			found, err := cl.FindCustomers(ctx, call(), providers.CustomerQuery{ExternalRef: ref})
+			return len(found) > 0, err
+		},
+	}
 }
 
 // decode fills a typed request from a contract's fields.

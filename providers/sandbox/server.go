@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/providers"
 )
 
@@ -48,19 +49,24 @@ type Options struct {
 	// signed events (Standard Webhooks) to WebhookURL + "/<system>".
 	WebhookURL    string
 	WebhookSecret string
-	Logger        *slog.Logger
+	// WebhookSecrets, by system, sign the events of the CRM's contacts and
+	// accounting's customers; a system without one sends none.
+	WebhookSecrets map[string]string
+	Logger         *slog.Logger
 }
 
 // Server is the sandbox's HTTP handler and its in-memory state.
 type Server struct {
-	mu       sync.Mutex
-	contacts *collection[providers.Contact]
-	// contactByEmail indexes contacts by lower-cased e-mail for upserts.
-	contactByEmail map[string]string
-	charges        *collection[providers.Charge]
-	invoices       *collection[providers.Invoice]
-	messages       *collection[providers.Message]
-	refunds        *collection[providers.Refund]
+	mu sync.Mutex
+	// contacts and customers are the CRM's and accounting's customer
+	// records; books holds them by system.
+	contacts  *book
+	customers *book
+	books     map[string]*book
+	charges   *collection[providers.Charge]
+	invoices  *collection[providers.Invoice]
+	messages  *collection[providers.Message]
+	refunds   *collection[providers.Refund]
 
 	settleDelay time.Duration
 	log         *slog.Logger
@@ -88,27 +94,34 @@ func NewServer(opts Options) *Server {
 	// outlived a sandbox get "not found" instead of another order's record.
 	instance := randomTag()
 	s := &Server{
-		contacts:       newCollection[providers.Contact]("ct_" + instance),
-		contactByEmail: map[string]string{},
-		charges:        newCollection[providers.Charge]("ch_" + instance),
-		invoices:       newCollection[providers.Invoice]("in_" + instance),
-		messages:       newCollection[providers.Message]("msg_" + instance),
-		refunds:        newCollection[providers.Refund]("re_" + instance),
-		settleDelay:    opts.SettleDelay,
-		log:            opts.Logger,
-		mux:            http.NewServeMux(),
+		contacts:    newBook("crm", "contact", "ct_"+instance, crmFields),
+		customers:   newBook("accounting", "customer", "cu_"+instance, accountingFields),
+		charges:     newCollection[providers.Charge]("ch_" + instance),
+		invoices:    newCollection[providers.Invoice]("in_" + instance),
+		messages:    newCollection[providers.Message]("msg_" + instance),
+		refunds:     newCollection[providers.Refund]("re_" + instance),
+		settleDelay: opts.SettleDelay,
+		log:         opts.Logger,
+		mux:         http.NewServeMux(),
 		auth: &authority{clientID: opts.ClientID, secret: opts.ClientSecret, ttl: opts.TokenTTL,
 			tokens: map[string]time.Time{}},
-		webhooks: newSender(strings.TrimRight(opts.WebhookURL, "/"), opts.WebhookSecret, instance, opts.Logger),
+		webhooks: newSender(strings.TrimRight(opts.WebhookURL, "/"), opts.WebhookSecret, opts.WebhookSecrets, instance, opts.Logger),
 	}
+	s.books = map[string]*book{"crm": s.contacts, "accounting": s.customers}
 	s.routes()
 	return s
 }
 
 func (s *Server) routes() {
 	s.handle("POST /crm/contacts", "crm", "upsert_contact", s.upsertContact)
-	s.handle("GET /crm/contacts/{id}", "crm", "get_contact", getOne(s, s.contacts))
-	s.handle("GET /crm/contacts", "crm", "list_contacts", list(s, s.contacts))
+	s.handle("PATCH /crm/contacts/{id}", "crm", "update_contact", s.updateParty(s.contacts))
+	s.handle("GET /crm/contacts/{id}", "crm", "get_contact", getOne(s, s.contacts.records))
+	s.handle("GET /crm/contacts", "crm", "list_contacts", s.listParties(s.contacts))
+
+	s.handle("POST /accounting/customers", "accounting", "create_customer", s.createParty(s.customers))
+	s.handle("PATCH /accounting/customers/{id}", "accounting", "update_customer", s.updateParty(s.customers))
+	s.handle("GET /accounting/customers/{id}", "accounting", "get_customer", getOne(s, s.customers.records))
+	s.handle("GET /accounting/customers", "accounting", "list_customers", s.listParties(s.customers))
 
 	s.handle("POST /payments/charges", "payments", "create_charge", s.createCharge)
 	s.handle("GET /payments/charges/{id}", "payments", "get_charge", getOne(s, s.charges))
@@ -148,6 +161,10 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /_sandbox/charges/{id}/settle", s.settleCharge)
 	s.mux.HandleFunc("DELETE /_sandbox/records/{system}/{kind}/{id}", s.deleteRecord)
 	s.mux.HandleFunc("PATCH /_sandbox/records/accounting/invoices/{id}", s.patchInvoice)
+	s.mux.HandleFunc("POST /_sandbox/records/crm/contacts", s.makeParty(s.contacts))
+	s.mux.HandleFunc("PATCH /_sandbox/records/crm/contacts/{id}", s.editParty(s.contacts))
+	s.mux.HandleFunc("POST /_sandbox/records/accounting/customers", s.makeParty(s.customers))
+	s.mux.HandleFunc("PATCH /_sandbox/records/accounting/customers/{id}", s.editParty(s.customers))
 	s.mux.HandleFunc("GET /_sandbox/healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 }
 
@@ -198,7 +215,11 @@ func (s *Server) Close() {
 }
 
 func (s *Server) upsertContact(w http.ResponseWriter, r *http.Request) {
-	var req providers.ContactRequest
+	var req struct {
+		providers.ContactRequest
+		Phone          string `json:"phone"`
+		BillingAddress string `json:"billing_address"`
+	}
 	cr, aerr := readCreate(w, r, &req)
 	if aerr != nil {
 		aerr.write(w)
@@ -211,16 +232,22 @@ func (s *Server) upsertContact(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if replay(w, s.contacts.byKey, cr) {
+	if replay(w, s.contacts.records.byKey, cr) {
 		return
 	}
-	if c, ok := s.contacts.get(s.contactByEmail[strings.ToLower(req.Email)]); ok {
-		c.Name = req.Name
-		remember(w, s.contacts.byKey, cr, http.StatusOK, *c)
+	if c, ok := s.contacts.first(req.Email); ok {
+		if s.contacts.change(c, map[string]string{action.FieldName: req.Name}, "") {
+			s.contacts.apiWrites++
+			s.recordEvent(s.contacts, c, false)
+		}
+		remember(w, s.contacts.records.byKey, cr, http.StatusOK, *c)
 		return
 	}
-	c := s.addContact(req.Email, req.Name, cr.ref, cr.key)
-	remember(w, s.contacts.byKey, cr, http.StatusOK, *c)
+	c := s.addContact(map[string]string{action.FieldEmail: req.Email, action.FieldName: req.Name, action.FieldPhone: req.Phone,
+		action.FieldBillingAddress: req.BillingAddress}, cr.ref, cr.key)
+	s.contacts.apiWrites++
+	s.recordEvent(s.contacts, c, true)
+	remember(w, s.contacts.records.byKey, cr, http.StatusOK, *c)
 }
 
 // create serves every create call the same way: read and validate the
@@ -337,13 +364,16 @@ func (s *Server) State() State {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return State{
-		"crm": {"contacts": s.contacts.state(nil)},
+		"crm": {"contacts": s.contacts.records.state(nil)},
 		"payments": {
 			"charges": s.charges.state(func(c *providers.Charge) string { return c.Status }),
 			"refunds": s.refunds.state(func(r *providers.Refund) string { return r.Status }),
 		},
-		"accounting": {"invoices": s.invoices.state(func(i *providers.Invoice) string { return i.Status })},
-		"mail":       {"messages": s.messages.state(func(m *providers.Message) string { return m.Status })},
+		"accounting": {
+			"invoices":  s.invoices.state(func(i *providers.Invoice) string { return i.Status }),
+			"customers": s.customers.records.state(nil),
+		},
+		"mail": {"messages": s.messages.state(func(m *providers.Message) string { return m.Status })},
 	}
 }
 
@@ -414,10 +444,7 @@ func (s *Server) voidInvoice(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, *inv)
 }
 
-// addContact stores a new contact and indexes its e-mail. The caller holds s.mu.
-func (s *Server) addContact(email, name, ref, key string) *providers.Contact {
-	c := &providers.Contact{ID: s.contacts.nextID(), Email: email, Name: name, ExternalRef: ref}
-	s.contacts.add(c.ID, ref, key, c)
-	s.contactByEmail[strings.ToLower(email)] = c.ID
-	return c
+// addContact stores a new contact. The caller holds s.mu.
+func (s *Server) addContact(fields map[string]string, ref, key string) *party {
+	return s.contacts.add(fields, ref, key)
 }

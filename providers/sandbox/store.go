@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -116,6 +117,24 @@ func (c *collection[T]) lookup(refs, ids []string) []*T {
 		add(id)
 	}
 	return out
+}
+
+// setRef moves a record to a new external reference.
+func (c *collection[T]) setRef(id, ref string) {
+	e, ok := c.byID[id]
+	if !ok {
+		return
+	}
+	if old := c.byRef[e.ref]; e.ref != "" {
+		c.byRef[e.ref] = slices.DeleteFunc(old, func(x string) bool { return x == id })
+		if len(c.byRef[e.ref]) == 0 {
+			delete(c.byRef, e.ref)
+		}
+	}
+	e.ref = ref
+	if ref != "" {
+		c.byRef[ref] = append(c.byRef[ref], id)
+	}
 }
 
 // remove deletes a record, as someone editing the provider by hand would.

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/handoff-hq/handoff/providers"
@@ -48,7 +47,7 @@ func (s *Server) Seed(req SeedRequest) {
 	for i := range req.Orders {
 		key := fmt.Sprintf("order/%s-%d", req.Prefix, i)
 		email := fmt.Sprintf("%s-%d@example.com", req.Prefix, i)
-		ct := s.addContact(email, "Seeded", key+"/customer", "")
+		ct := s.addContact(map[string]string{"email": email, "name": "Seeded"}, key+"/customer", "")
 		ch := &providers.Charge{ID: s.charges.nextID(), ExternalRef: key + "/charge", Status: providers.ChargeSucceeded,
 			Amount: req.Amount, Currency: "eur", Customer: ct.ID, Email: email, Created: now}
 		s.charges.add(ch.ID, ch.ExternalRef, "", ch)
@@ -75,10 +74,9 @@ func (s *Server) deleteRecord(w http.ResponseWriter, r *http.Request) {
 	case "mail/messages":
 		ok = s.messages.remove(id)
 	case "crm/contacts":
-		if c, found := s.contacts.get(id); found {
-			delete(s.contactByEmail, strings.ToLower(c.Email))
-		}
 		ok = s.contacts.remove(id)
+	case "accounting/customers":
+		ok = s.customers.remove(id)
 	}
 	if !ok {
 		missing("record", "").write(w)

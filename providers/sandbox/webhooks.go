@@ -52,10 +52,11 @@ type Delivery struct {
 
 // sender signs and delivers the sandbox's events to handoff.
 type sender struct {
-	url    string // base URL; events go to url + "/" + system
-	secret string
-	http   *http.Client
-	log    *slog.Logger
+	url string // base URL; events go to url + "/" + system
+	// secrets sign each system's events, by system.
+	secrets map[string]string
+	http    *http.Client
+	log     *slog.Logger
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -67,13 +68,25 @@ type sender struct {
 	deliveries []*Delivery
 }
 
-func newSender(url, secret, instance string, log *slog.Logger) *sender {
+// newSender signs the payments events with secret, and every other
+// system's with its entry in secrets.
+func newSender(url, secret string, secrets map[string]string, instance string, log *slog.Logger) *sender {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &sender{url: url, secret: secret, instance: instance, log: log, ctx: ctx, cancel: cancel,
+	all := map[string]string{}
+	for k, v := range secrets {
+		all[k] = v
+	}
+	if secret != "" {
+		all["payments"] = secret
+	}
+	return &sender{url: url, secrets: all, instance: instance, log: log, ctx: ctx, cancel: cancel,
 		http: &http.Client{Timeout: 10 * time.Second}}
 }
 
-func (s *sender) enabled() bool { return s != nil && s.url != "" && s.secret != "" }
+// enabledFor reports whether the system's events are sent.
+func (s *sender) enabledFor(system string) bool {
+	return s != nil && s.url != "" && s.secrets[system] != ""
+}
 
 // paymentEvent is the body of a payment event.
 type paymentEvent struct {
@@ -96,7 +109,7 @@ type paymentEventData struct {
 // chargeEvent sends the event for a charge's current state; the caller
 // holds the server's lock, so the charge does not change underneath.
 func (srv *Server) chargeEvent(ch *providers.Charge, version int64) {
-	if !srv.webhooks.enabled() {
+	if !srv.webhooks.enabledFor("payments") {
 		return
 	}
 	e := paymentEvent{
@@ -105,11 +118,15 @@ func (srv *Server) chargeEvent(ch *providers.Charge, version int64) {
 		Data: paymentEventData{ChargeID: ch.ID, ExternalRef: ch.ExternalRef, Status: ch.Status, Amount: ch.Amount,
 			Currency: ch.Currency, Version: version, FailureCode: ch.FailureCode, FailureMessage: ch.FailureMessage},
 	}
-	srv.webhooks.send("payments", ch.ExternalRef, e, srv.faults.takeAll("payments", webhookOperation, ch.ExternalRef))
+	srv.webhooks.send("payments", ch.ExternalRef, e.Type, e, srv.faults.takeAll("payments", webhookOperation, ch.ExternalRef))
 }
 
 // send delivers one event in the background, applying webhook faults.
-func (s *sender) send(system, ref string, e paymentEvent, faults []*Fault) {
+func (s *sender) send(system, ref, typ string, e any, faults []*Fault) {
+	if pe, ok := e.(partyEvent); ok {
+		pe.Timestamp = time.Now().UTC().Format(time.RFC3339Nano)
+		e = pe
+	}
 	body, err := json.Marshal(e)
 	if err != nil {
 		s.log.Error("encode sandbox webhook", "error", err)
@@ -120,7 +137,7 @@ func (s *sender) send(system, ref string, e paymentEvent, faults []*Fault) {
 	id := fmt.Sprintf("msg_%s_%08d", s.instance, s.seq)
 	copies := 1
 	var delay time.Duration
-	d := &Delivery{EventID: id, Type: e.Type, Ref: ref}
+	d := &Delivery{EventID: id, Type: typ, Ref: ref}
 	for _, f := range faults {
 		d.Fault = strings.TrimPrefix(d.Fault+","+f.Mode, ",")
 		switch f.Mode {
@@ -173,7 +190,7 @@ func (s *sender) deliver(system, id string, body []byte, d *Delivery) {
 // the timestamp it covers is the attempt's.
 func (s *sender) post(system, id string, body []byte) int {
 	ts := time.Now().Unix()
-	sig, err := webhooks.SignStandard(s.secret, id, ts, body)
+	sig, err := webhooks.SignStandard(s.secrets[system], id, ts, body)
 	if err != nil {
 		s.log.Error("sign sandbox webhook", "error", err)
 		return 0
