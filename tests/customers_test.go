@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -419,5 +420,29 @@ func TestACustomerIsReadWithoutAWorker(t *testing.T) {
 	t.Logf("read without a worker in %s", took.Round(time.Millisecond))
 	if status, _, _ := call(t, http.MethodGet, "/v1/customers/nobody-"+id, nil, testToken); status != http.StatusNotFound {
 		t.Errorf("an unknown customer: %d, want 404", status)
+	}
+}
+
+// An order finds its customer's contact by e-mail address and never changes
+// what the CRM owns: a different name is noted on the order's customer step.
+func TestAnOrderNeverOverwritesWhatTheCRMOwns(t *testing.T) {
+	id := fmt.Sprintf("owned-%d", time.Now().UnixNano())
+	o := order(id)
+	status, _, raw := providerCall(t, http.MethodPost, "/_sandbox/records/crm/contacts", map[string]string{"email": o.Customer.Email, "name": "Augusta Ada King"})
+	var contact map[string]any
+	if status != http.StatusCreated || decodeJSON(raw, &contact) != nil {
+		t.Fatalf("make contact: %d %s", status, raw)
+	}
+	if status, _, body := call(t, http.MethodPost, "/v1/orders", o, testToken); status != http.StatusAccepted {
+		t.Fatalf("place: %d %s", status, body)
+	}
+	state := awaitOrder(t, id, action.StatusCompleted)
+	c := record(t, "crm", contact["id"].(string))
+	if c["name"] != "Augusta Ada King" || fmt.Sprint(c["version"]) != fmt.Sprint(contact["version"]) {
+		t.Errorf("the order changed the CRM's contact: %v", c)
+	}
+	customer := state.Steps[0]
+	if customer.RemoteRef != contact["id"] || len(customer.Notes) != 1 || !strings.Contains(customer.Notes[0], "Augusta Ada King") {
+		t.Errorf("customer step: %+v", customer)
 	}
 }

@@ -400,3 +400,37 @@ func TestInvalidDataFromAProviderIsNotPropagated(t *testing.T) {
 		t.Errorf("conflicts: %+v", v.Conflicts)
 	}
 }
+
+// A field the contract gives to the application: its PUT propagates, and a
+// system's change of it is written back.
+func TestAFieldTheApplicationOwnsFollowsItsPut(t *testing.T) {
+	e := newCustomerEnv(t)
+	rules := map[string]FieldRule{}
+	for f, r := range customerRules {
+		rules[f] = r
+	}
+	rules["name"] = FieldRule{Owner: action.SourceApplication, OnConflict: "write_back"}
+	e.at(time.Second, func() { e.put(1, map[string]string{"email": "alan@example.com", "name": "Alan"}) })
+	e.at(30*time.Second, func() { e.put(2, map[string]string{"name": "Alan Turing"}) })
+	e.at(60*time.Second, func() {
+		v := e.view()
+		e.edit("crm", v.Systems["crm"].RecordID, map[string]string{"name": "A. M. Turing"}, 1)
+	})
+	var v CustomerView
+	e.at(90*time.Second, func() {
+		v = e.view()
+		e.env.CancelWorkflow()
+	})
+	e.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: "customer/c-8"})
+	e.env.ExecuteWorkflow(CustomerWorkflow, CustomerInput{CustomerID: "c-8", Rules: rules, Systems: customerSystems})
+	if err := e.env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	crm, acc := e.record(v, "crm"), e.record(v, "accounting")
+	if crm["name"] != "Alan Turing" || acc["name"] != "Alan Turing" || v.Fields["name"].Owner != action.SourceApplication {
+		t.Errorf("name: crm %v, accounting %v, field %+v", crm["name"], acc["name"], v.Fields["name"])
+	}
+	if len(v.Conflicts) != 1 || v.Conflicts[0].Source != "crm" || v.Conflicts[0].Resolution != ResolutionWrittenBack {
+		t.Errorf("conflicts: %+v", v.Conflicts)
+	}
+}
