@@ -96,6 +96,8 @@ func decodeProblem(err error) *Problem {
 	var typeErr *json.UnmarshalTypeError
 	var syntaxErr *json.SyntaxError
 	switch {
+	case errors.As(err, &typeErr) && typeErr.Field == "":
+		p.Detail = "the body must be a JSON object"
 	case errors.As(err, &typeErr):
 		p.Errors = []action.FieldError{{Field: typeErr.Field, Detail: "has the wrong type: want " + typeErr.Type.String()}}
 	case errors.As(err, &syntaxErr):

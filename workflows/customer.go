@@ -305,7 +305,7 @@ func (c *customerRun) match(ctx workflow.Context, sys CustomerSystem) error {
 		rec.MatchedBy = res.MatchedBy
 	case len(res.Candidates) > 1:
 		c.candidates[step] = res.Candidates
-		err := c.parkFailure(ctx, step, failure{category: action.CategoryAmbiguousMatch, attempts: 1,
+		err := c.parkFailure(ctx, step, failure{category: action.CategoryAmbiguousMatch,
 			message: fmt.Sprintf("%d records in %s match customer %s by e-mail address: %s; retry naming one as \"record\", or skip %s",
 				len(res.Candidates), sys.Name, c.book.CustomerID, strings.Join(res.Candidates, ", "), sys.Name)})
 		if errors.Is(err, errSkipped) {

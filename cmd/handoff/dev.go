@@ -315,9 +315,14 @@ Place an order:
     -d '{"order_id":"A-1001","customer":{"email":"ada@example.com","name":"Ada"},"currency":"eur","amount":2500,"items":[{"sku":"book","quantity":1,"unit_amount":2500}]}'
   curl -s %s/v1/orders/A-1001 -H 'Authorization: Bearer %s'
 
+Keep a customer in the CRM and accounting:
+  curl -s -X PUT %s/v1/customers/c-1001 -H 'Authorization: Bearer %s' \
+    -d '{"version":1,"email":"ada@example.com","name":"Ada","billing_address":"1 Analytical Way"}'
+  curl -s %s/v1/customers/c-1001 -H 'Authorization: Bearer %s'
+
 Press Ctrl-C to stop.
 `, apiURL, strings.TrimRight(cfg.Temporal.UI.URL, "/"), cfg.Temporal.Namespace,
 		cfg.Temporal.Address, cfg.Temporal.Namespace, temporalNote,
 		cfg.SandboxURL(), cfg.SandboxURL(), apiURL, apiURL,
-		token, operator, apiURL, token, apiURL, token)
+		token, operator, apiURL, token, apiURL, token, apiURL, token, apiURL, token)
 }
