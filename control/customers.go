@@ -75,7 +75,8 @@ func (s *Client) PutCustomer(ctx context.Context, put CustomerPut, correlationID
 	handle, err := s.client.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: start,
 		UpdateOptions: client.UpdateWorkflowOptions{WorkflowID: id, UpdateName: workflows.UpdatePutCustomer,
-			Args: []any{workflows.PutCustomerRequest{Change: change}}, WaitForStage: client.WorkflowUpdateStageCompleted},
+			Args:         []any{workflows.PutCustomerRequest{Change: change, Rules: s.opts.CustomerRules}},
+			WaitForStage: client.WorkflowUpdateStageCompleted},
 	})
 	var result workflows.PutCustomerResult
 	if err == nil {

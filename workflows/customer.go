@@ -54,9 +54,12 @@ type CustomerCheckpoint struct {
 	Pending []action.CustomerChange
 }
 
-// PutCustomerRequest is the application's change.
+// PutCustomerRequest is the application's change, with the field rules
+// the contracts declare now: a customer started before an owner was
+// changed in the contracts follows the change from its next PUT.
 type PutCustomerRequest struct {
 	Change action.CustomerChange
+	Rules  map[string]FieldRule `json:",omitempty"`
 }
 
 // PutCustomerResult answers it: Replayed when the same request had been
@@ -194,6 +197,9 @@ func (c *customerRun) register(ctx workflow.Context) error {
 		func(ctx workflow.Context, req PutCustomerRequest) (PutCustomerResult, error) {
 			if req.Change.Version == c.book.Application.Version {
 				return PutCustomerResult{Replayed: true, Version: req.Change.Version}, nil
+			}
+			if req.Rules != nil {
+				c.in.Rules, c.book.Rules = req.Rules, req.Rules
 			}
 			c.observe(ctx, req.Change)
 			return PutCustomerResult{Version: req.Change.Version}, nil

@@ -434,3 +434,24 @@ func TestAFieldTheApplicationOwnsFollowsItsPut(t *testing.T) {
 		t.Errorf("conflicts: %+v", v.Conflicts)
 	}
 }
+
+// An owner changed in the contracts reaches a running customer with the
+// application's next PUT.
+func TestAChangedOwnerReachesARunningCustomerWithItsNextPut(t *testing.T) {
+	e := newCustomerEnv(t)
+	rules := map[string]FieldRule{}
+	for f, r := range customerRules {
+		rules[f] = r
+	}
+	rules["phone"] = FieldRule{Owner: action.SourceApplication, OnConflict: "write_back"}
+	e.at(time.Second, func() { e.put(1, map[string]string{"email": "grace@example.com", "name": "Grace", "phone": "1"}) })
+	e.at(30*time.Second, func() {
+		e.env.UpdateWorkflow(UpdatePutCustomer, "", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { t.Errorf("put rejected: %v", err) }, OnAccept: func() {}, OnComplete: func(any, error) {},
+		}, PutCustomerRequest{Change: action.CustomerChange{Source: action.SourceApplication, Version: 2, Fields: map[string]string{"phone": "2"}, RequestHash: "h2"}, Rules: rules})
+	})
+	v := e.run("c-9", time.Minute)
+	if crm := e.record(v, "crm"); crm["phone"] != "2" || v.Fields["phone"].Owner != action.SourceApplication {
+		t.Errorf("phone: crm %v, field %+v", crm["phone"], v.Fields["phone"])
+	}
+}
