@@ -30,6 +30,10 @@ type Customers interface {
 // customer has.
 var problemStaleVersion = problemKind{http.StatusConflict, "stale-version", "The customer already has this version with other values, or a later one"}
 
+// putDeadline bounds how long a customer change waits for the customer's
+// workflow to take it.
+const putDeadline = 10 * time.Second
+
 // PutAnswer is the answer to PUT /v1/customers/{customer_id}.
 type PutAnswer struct {
 	CustomerID string            `json:"customer_id"`
@@ -77,7 +81,15 @@ func (s *Server) putCustomer(c echo.Context) error {
 		p.Errors = fields
 		return p
 	}
-	res, err := s.customers.PutCustomer(c.Request().Context(), put, correlationID(c))
+	// The change is answered once the customer's workflow took it, which
+	// needs a worker: without one, the client is told to send it again
+	// (the same body is a replay) instead of waiting for ever.
+	ctx, cancel := context.WithTimeout(c.Request().Context(), putDeadline)
+	defer cancel()
+	res, err := s.customers.PutCustomer(ctx, put, correlationID(c))
+	if errors.Is(err, context.DeadlineExceeded) && c.Request().Context().Err() == nil {
+		return problemUnavailable.with("the customer's workflow did not take the change in time; send it again (the same body is a replay)")
+	}
 	if err != nil {
 		var conflict *control.VersionConflictError
 		if errors.As(err, &conflict) {

@@ -421,6 +421,14 @@ func TestACustomerIsReadWithoutAWorker(t *testing.T) {
 	if status, _, _ := call(t, http.MethodGet, "/v1/customers/nobody-"+id, nil, testToken); status != http.StatusNotFound {
 		t.Errorf("an unknown customer: %d, want 404", status)
 	}
+	// A change needs the workflow to take it: without a worker the
+	// application is told to send it again, within a bounded time.
+	start = time.Now()
+	status, h, raw = putCustomer(t, id, map[string]any{"version": 4, "name": "Ada"})
+	if status != http.StatusServiceUnavailable || h.Get("Retry-After") == "" {
+		t.Errorf("PUT without a worker: %d %s, Retry-After %q", status, raw, h.Get("Retry-After"))
+	}
+	t.Logf("PUT without a worker answered %d in %s", status, time.Since(start).Round(time.Millisecond))
 }
 
 // An order finds its customer's contact by e-mail address and never changes
