@@ -7,6 +7,8 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"maps"
 	"net"
 	"net/mail"
@@ -47,6 +49,9 @@ type Config struct {
 	// ContractsDir, when set, holds contract files (*.yaml) that replace
 	// the built-in contracts of the same system and provider.
 	ContractsDir string `split_words:"true"`
+	// CallLog receives one line per provider call (see
+	// providers.HTTPOptions.Logger); nil logs nothing.
+	CallLog *slog.Logger `ignored:"true"`
 	// ContractOverrides are the contracts read from ContractsDir.
 	ContractOverrides []contracts.Contract `ignored:"true"`
 
@@ -177,6 +182,9 @@ type Provider struct {
 	// Concurrency is the most calls in flight per worker.
 	Concurrency int
 
+	// Logger receives one line per call to the provider; nil logs
+	// nothing. Set from Config.CallLog when the clients are built.
+	Logger *slog.Logger `ignored:"true"`
 	// Contract is the provider's contract, which the limits above default
 	// to; nil when it has none.
 	Contract *contracts.Contract `ignored:"true"`
@@ -554,4 +562,45 @@ func dialable(addr string) string {
 // URLFor is the http URL at which a listen address can be reached locally.
 func URLFor(addr string) string {
 	return "http://" + dialable(addr)
+}
+
+// Log is how handoff logs.
+type Log struct {
+	// JSON: one JSON object per line; else text (key=value).
+	JSON  bool
+	Level slog.Level
+}
+
+// LoadLog reads HANDOFF_LOG_FORMAT (json or text; defaultFormat when
+// unset) and HANDOFF_LOG_LEVEL (debug, info, warn or error; default info).
+func LoadLog(defaultFormat string) (Log, error) {
+	format, ok := os.LookupEnv("HANDOFF_LOG_FORMAT")
+	if !ok || format == "" {
+		format = defaultFormat
+	}
+	var l Log
+	switch strings.ToLower(format) {
+	case "json":
+		l.JSON = true
+	case "text":
+	default:
+		return Log{}, fmt.Errorf("HANDOFF_LOG_FORMAT %q: want json or text", format)
+	}
+	level := os.Getenv("HANDOFF_LOG_LEVEL")
+	if level == "" {
+		level = "info"
+	}
+	if err := l.Level.UnmarshalText([]byte(level)); err != nil {
+		return Log{}, fmt.Errorf("HANDOFF_LOG_LEVEL %q: want debug, info, warn or error", level)
+	}
+	return l, nil
+}
+
+// Handler is the log handler writing to w.
+func (l Log) Handler(w io.Writer) slog.Handler {
+	opts := &slog.HandlerOptions{Level: l.Level}
+	if l.JSON {
+		return slog.NewJSONHandler(w, opts)
+	}
+	return slog.NewTextHandler(w, opts)
 }

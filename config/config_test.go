@@ -1,6 +1,7 @@
 package config
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -308,5 +309,27 @@ func TestACallTimeoutMustFitInOneAttemptOfAStep(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate = %v, want it to name %s", err, want)
 		}
+	}
+}
+
+func TestLogFormatAndLevelAreReadAndChecked(t *testing.T) {
+	t.Setenv("HANDOFF_LOG_FORMAT", "")
+	t.Setenv("HANDOFF_LOG_LEVEL", "")
+	if l, err := LoadLog("json"); err != nil || !l.JSON || l.Level != slog.LevelInfo {
+		t.Errorf("defaults: %+v %v", l, err)
+	}
+	t.Setenv("HANDOFF_LOG_FORMAT", "text")
+	t.Setenv("HANDOFF_LOG_LEVEL", "debug")
+	if l, err := LoadLog("json"); err != nil || l.JSON || l.Level != slog.LevelDebug {
+		t.Errorf("text, debug: %+v %v", l, err)
+	}
+	t.Setenv("HANDOFF_LOG_FORMAT", "xml")
+	if _, err := LoadLog("json"); err == nil || !strings.Contains(err.Error(), "HANDOFF_LOG_FORMAT") {
+		t.Errorf("xml: %v", err)
+	}
+	t.Setenv("HANDOFF_LOG_FORMAT", "json")
+	t.Setenv("HANDOFF_LOG_LEVEL", "loud")
+	if _, err := LoadLog("json"); err == nil || !strings.Contains(err.Error(), "HANDOFF_LOG_LEVEL") {
+		t.Errorf("loud: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -44,6 +45,8 @@ type HTTPClient struct {
 	auth Authenticator
 	// contract, when not nil, checks requests and classifies answers.
 	contract *contracts.Contract
+	// log gets one line per call; nil logs nothing.
+	log *slog.Logger
 }
 
 // HTTPOptions configures an HTTPClient.
@@ -64,6 +67,8 @@ type HTTPOptions struct {
 	// declares are classified as it declares them. Nil checks nothing and
 	// classifies by the common table (Classify).
 	Contract *contracts.Contract
+	// Logger receives one line per call (see logCall); nil logs nothing.
+	Logger *slog.Logger
 }
 
 // NewHTTPClient returns a client for the system at baseURL.
@@ -91,6 +96,7 @@ func NewHTTPClient(system, baseURL string, opts HTTPOptions) *HTTPClient {
 		timeout:  opts.Timeout,
 		timeouts: opts.OperationTimeouts,
 		auth:     opts.Auth,
+		log:      opts.Logger,
 		contract: opts.Contract,
 	}
 }
@@ -134,11 +140,20 @@ type Request struct {
 // Any failure is returned as an *Error. A 401 answer makes the
 // Authenticator refresh its credentials, and the call is sent once more.
 func (c *HTTPClient) Do(ctx context.Context, r Request, out any) error {
-	err := c.do(ctx, r, out)
+	err := c.logged(ctx, r, out)
 	var pe *Error
 	if c.auth != nil && errors.As(err, &pe) && pe.Status == http.StatusUnauthorized && pe.Operation == r.Operation && c.auth.Refresh() {
-		return c.do(ctx, r, out)
+		return c.logged(ctx, r, out)
 	}
+	return err
+}
+
+// logged is one call, with its log line.
+func (c *HTTPClient) logged(ctx context.Context, r Request, out any) error {
+	start := time.Now()
+	var tr callTrace
+	err := c.do(ctx, r, out, &tr)
+	c.logCall(ctx, r, start, tr, err)
 	return err
 }
 
@@ -149,7 +164,7 @@ func (c *HTTPClient) timeoutFor(operation string) time.Duration {
 	return c.timeout
 }
 
-func (c *HTTPClient) do(ctx context.Context, r Request, out any) error {
+func (c *HTTPClient) do(ctx context.Context, r Request, out any, tr *callTrace) error {
 	if err := c.conform(r); err != nil {
 		return err
 	}
@@ -177,6 +192,7 @@ func (c *HTTPClient) do(ctx context.Context, r Request, out any) error {
 	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
 		WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) },
 	}))
+	tr.sent = true
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if wrote.Load() && parent.Err() == nil {
@@ -185,6 +201,7 @@ func (c *HTTPClient) do(ctx context.Context, r Request, out any) error {
 		return c.fail(r, action.CategoryTemporary, action.TypeTemporary, 0, err)
 	}
 	defer resp.Body.Close()
+	tr.status = resp.StatusCode
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
 	if err != nil {
 		return c.fail(r, action.CategoryAmbiguous, action.TypeAmbiguous, resp.StatusCode, fmt.Errorf("read answer: %w", err))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -138,7 +139,17 @@ type providerCallsInbound struct {
 }
 
 func (i *providerCallsInbound) ExecuteActivity(ctx context.Context, in *interceptor.ExecuteActivityInput) (any, error) {
-	if every := activity.GetInfo(ctx).HeartbeatTimeout / 3; every > 0 {
+	info := activity.GetInfo(ctx)
+	// Every provider call of the activity is logged with its action,
+	// workflow and attempt.
+	ctx = providers.WithCallContext(ctx, providers.CallContext{
+		Attrs: []slog.Attr{
+			slog.String("action", info.WorkflowExecution.ID), slog.String("workflow_id", info.WorkflowExecution.ID),
+			slog.String("run_id", info.WorkflowExecution.RunID), slog.String("activity", info.ActivityType.Name),
+		},
+		Attempt: info.Attempt, MaxAttempts: workflows.MaxStepAttempts,
+	})
+	if every := info.HeartbeatTimeout / 3; every > 0 {
 		done := make(chan struct{})
 		defer close(done)
 		go func() {

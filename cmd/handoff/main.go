@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/handoff-hq/handoff/config"
 )
 
 const usage = `usage: handoff <command> [flags]
@@ -43,7 +45,17 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	// Logs are JSON lines, except in `handoff dev`, which a person reads.
+	format := "json"
+	if os.Args[1] == "dev" {
+		format = "text"
+	}
+	logCfg, err := config.LoadLog(format)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "handoff: %v\n", err)
+		os.Exit(2)
+	}
+	logger := slog.New(logCfg.Handler(os.Stderr))
 	commands := map[string]func(context.Context, *slog.Logger, []string) error{
 		"dev": runDev, "worker": runWorker, "api": runAPI, "sandbox": runSandbox,
 		"start": runStart, "replay": runReplay,

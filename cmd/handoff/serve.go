@@ -124,6 +124,7 @@ func dialWithMetrics(ctx context.Context, cfg config.Config, reg *prometheus.Reg
 }
 
 func runWorkers(ctx context.Context, cfg config.Config, c client.Client, log *slog.Logger) error {
+	cfg.CallLog = log.With("component", "provider")
 	acts, err := worker.NewActivities(cfg)
 	if err != nil {
 		return err
