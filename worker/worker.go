@@ -197,7 +197,7 @@ func New(c client.Client, acts *activities.Activities, cfg config.Config, extra 
 	ws := &Workers{client: c, pauses: pauses, ControlInterval: 500 * time.Millisecond, log: slog.New(slog.DiscardHandler)}
 	ws.workflows = func() sdkworker.Worker {
 		wf := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{
-			Interceptors: []interceptor.WorkerInterceptor{&pauseCheck{view: pauses}},
+			Interceptors: []interceptor.WorkerInterceptor{&pauseCheck{view: pauses}, &correlationLogs{}},
 		})
 		registerWorkflows(wf)
 		wf.RegisterActivity(acts.ComparePage)
