@@ -152,6 +152,9 @@ func RunStep[I any, O StepResult](ctx workflow.Context, r *Run, name string, act
 			r.markStep(ctx, name, func(s *Step) {
 				s.Status, s.Attempts, s.RemoteRef, s.LastError = action.StepSucceeded, s.Attempts+int(out.Attempt), out.RemoteRef, nil
 			})
+			// The step's final outcome, beside the provider calls' lines.
+			workflow.GetLogger(ctx).Info("step finished", "action", r.key.String(), "correlation_id", r.correlationID, "step", name,
+				"outcome", action.StepSucceeded, "attempts", out.Attempt, "remote_ref", out.RemoteRef)
 			return nil
 		}
 		if temporal.IsCanceledError(err) {
@@ -160,6 +163,8 @@ func RunStep[I any, O StepResult](ctx workflow.Context, r *Run, name string, act
 		err = r.park(ctx, name, err)
 		if errors.Is(err, errSkipped) {
 			r.markStep(ctx, name, func(s *Step) { s.Status = action.StepSkipped })
+			workflow.GetLogger(ctx).Info("step finished", "action", r.key.String(), "correlation_id", r.correlationID, "step", name,
+				"outcome", action.StepSkipped)
 			return nil
 		}
 		if err != nil {
