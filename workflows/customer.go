@@ -259,7 +259,7 @@ func (c *customerRun) sync(ctx workflow.Context) error {
 	}
 	for _, sys := range c.in.Systems {
 		if c.book.NeedsMatch(sys.Name) {
-			if err := c.setStatus(ctx, action.StatusProcessing); err != nil {
+			if err := c.SetStatus(ctx, action.StatusProcessing); err != nil {
 				return err
 			}
 			return c.match(ctx, sys)
@@ -270,7 +270,7 @@ func (c *customerRun) sync(ctx workflow.Context) error {
 		if !ok || c.lastWrite[sys.Name] == writeID(c.book.Systems[sys.Name], fields, ref) {
 			continue
 		}
-		if err := c.setStatus(ctx, action.StatusProcessing); err != nil {
+		if err := c.SetStatus(ctx, action.StatusProcessing); err != nil {
 			return err
 		}
 		return c.write(ctx, sys, fields, ref)
@@ -372,23 +372,11 @@ func recordChange(sys string, r providers.CustomerRecord) action.CustomerChange 
 	return action.CustomerChange{Source: sys, RecordID: r.ID, ExternalRef: r.ExternalRef, Version: r.Version, Fields: r.Fields}
 }
 
-// setStatus changes the customer's status and, when it changed, keeps its
-// view in the memo.
-func (c *customerRun) setStatus(ctx workflow.Context, status action.Status) error {
-	if c.state.Status == status {
-		return nil
-	}
-	if err := c.SetStatus(ctx, status); err != nil {
-		return err
-	}
-	return nil
-}
-
 // rest marks the customer synced, keeps its view in the memo, continues as
 // new when its history is long (or its run made many calls), and waits
 // for the next change.
 func (c *customerRun) rest(ctx workflow.Context, signals workflow.ReceiveChannel) error {
-	if err := c.setStatus(ctx, action.StatusSynced); err != nil {
+	if err := c.SetStatus(ctx, action.StatusSynced); err != nil {
 		return err
 	}
 	if c.news != c.seen {

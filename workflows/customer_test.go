@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -124,20 +125,35 @@ func (e *customerEnv) view() CustomerView {
 	return v
 }
 
-// run starts the customer's workflow and cancels it once after has passed.
+// run starts the customer's workflow with the built-in rules and cancels
+// it once after has passed.
 func (e *customerEnv) run(id string, after time.Duration) CustomerView {
+	e.t.Helper()
+	return e.runInput(CustomerInput{CustomerID: id, Rules: customerRules, Systems: customerSystems}, after)
+}
+
+// runInput starts the customer's workflow with in and answers its view
+// once after has passed, when it is cancelled.
+func (e *customerEnv) runInput(in CustomerInput, after time.Duration) CustomerView {
 	e.t.Helper()
 	var v CustomerView
 	e.at(after, func() {
 		v = e.view()
 		e.env.CancelWorkflow()
 	})
-	e.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: "customer/" + id})
-	e.env.ExecuteWorkflow(CustomerWorkflow, CustomerInput{CustomerID: id, Rules: customerRules, Systems: customerSystems})
+	e.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: "customer/" + in.CustomerID})
+	e.env.ExecuteWorkflow(CustomerWorkflow, in)
 	if err := e.env.GetWorkflowError(); err != nil {
 		e.t.Fatalf("customer workflow: %v", err)
 	}
 	return v
+}
+
+// rulesWith are the built-in rules with one field's changed.
+func rulesWith(field string, rule FieldRule) map[string]FieldRule {
+	rules := maps.Clone(customerRules)
+	rules[field] = rule
+	return rules
 }
 
 func (e *customerEnv) record(v CustomerView, system string) map[string]any {
@@ -245,11 +261,7 @@ func TestANonOwnersChangeIsWrittenBackAndAnOwnersPropagates(t *testing.T) {
 // made, recorded for review, until the owner changes the field.
 func TestAFlaggedConflictStaysForReview(t *testing.T) {
 	e := newCustomerEnv(t)
-	rules := map[string]FieldRule{}
-	for f, r := range customerRules {
-		rules[f] = r
-	}
-	rules["billing_address"] = FieldRule{Owner: "accounting", OnConflict: "flag"}
+	rules := rulesWith("billing_address", FieldRule{Owner: "accounting", OnConflict: "flag"})
 	e.at(time.Second, func() {
 		e.put(1, map[string]string{"email": "barbara@example.com", "name": "Barbara", "billing_address": "1 Main St"})
 	})
@@ -262,16 +274,7 @@ func TestAFlaggedConflictStaysForReview(t *testing.T) {
 		flagged = e.view()
 		e.edit("accounting", flagged.Systems["accounting"].RecordID, map[string]string{"billing_address": "2 Main St"}, 1)
 	})
-	var v CustomerView
-	e.at(90*time.Second, func() {
-		v = e.view()
-		e.env.CancelWorkflow()
-	})
-	e.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: "customer/c-7"})
-	e.env.ExecuteWorkflow(CustomerWorkflow, CustomerInput{CustomerID: "c-7", Rules: rules, Systems: customerSystems})
-	if err := e.env.GetWorkflowError(); err != nil {
-		t.Fatal(err)
-	}
+	v := e.runInput(CustomerInput{CustomerID: "c-7", Rules: rules, Systems: customerSystems}, 90*time.Second)
 	if c := flagged.Fields["billing_address"].Systems["crm"]; c.Value != "Typo Street" || !c.Flagged {
 		t.Errorf("the CRM's billing address while flagged: %+v", c)
 	}
@@ -363,17 +366,8 @@ func TestACustomerContinuesAsNewWithWhatItKnows(t *testing.T) {
 	crmID := next.Resume.Book.Systems["crm"].RecordID
 	e.at(time.Second, func() { e.edit("crm", crmID, map[string]string{"name": "Kay Sparck Jones"}, 1) })
 	e.at(time.Second, func() { e.put(1, map[string]string{"email": "kay@example.com", "name": "Kay"}) }) // a replay
-	var v CustomerView
-	e.at(time.Minute, func() {
-		v = e.view()
-		e.env.CancelWorkflow()
-	})
 	continueAsNewAfterActivities = 500
-	e.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: "customer/c-5"})
-	e.env.ExecuteWorkflow(CustomerWorkflow, next)
-	if err := e.env.GetWorkflowError(); err != nil {
-		t.Fatal(err)
-	}
+	v := e.runInput(next, time.Minute)
 	if got := e.sb.APIWrites("crm") + e.sb.APIWrites("accounting") - writes; got != 1 {
 		t.Errorf("writes in the continued run: %d, want 1 (the name into accounting)", got)
 	}
@@ -405,27 +399,14 @@ func TestInvalidDataFromAProviderIsNotPropagated(t *testing.T) {
 // system's change of it is written back.
 func TestAFieldTheApplicationOwnsFollowsItsPut(t *testing.T) {
 	e := newCustomerEnv(t)
-	rules := map[string]FieldRule{}
-	for f, r := range customerRules {
-		rules[f] = r
-	}
-	rules["name"] = FieldRule{Owner: action.SourceApplication, OnConflict: "write_back"}
+	rules := rulesWith("name", FieldRule{Owner: action.SourceApplication, OnConflict: "write_back"})
 	e.at(time.Second, func() { e.put(1, map[string]string{"email": "alan@example.com", "name": "Alan"}) })
 	e.at(30*time.Second, func() { e.put(2, map[string]string{"name": "Alan Turing"}) })
 	e.at(60*time.Second, func() {
 		v := e.view()
 		e.edit("crm", v.Systems["crm"].RecordID, map[string]string{"name": "A. M. Turing"}, 1)
 	})
-	var v CustomerView
-	e.at(90*time.Second, func() {
-		v = e.view()
-		e.env.CancelWorkflow()
-	})
-	e.env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: "customer/c-8"})
-	e.env.ExecuteWorkflow(CustomerWorkflow, CustomerInput{CustomerID: "c-8", Rules: rules, Systems: customerSystems})
-	if err := e.env.GetWorkflowError(); err != nil {
-		t.Fatal(err)
-	}
+	v := e.runInput(CustomerInput{CustomerID: "c-8", Rules: rules, Systems: customerSystems}, 90*time.Second)
 	crm, acc := e.record(v, "crm"), e.record(v, "accounting")
 	if crm["name"] != "Alan Turing" || acc["name"] != "Alan Turing" || v.Fields["name"].Owner != action.SourceApplication {
 		t.Errorf("name: crm %v, accounting %v, field %+v", crm["name"], acc["name"], v.Fields["name"])
@@ -439,11 +420,7 @@ func TestAFieldTheApplicationOwnsFollowsItsPut(t *testing.T) {
 // application's next PUT.
 func TestAChangedOwnerReachesARunningCustomerWithItsNextPut(t *testing.T) {
 	e := newCustomerEnv(t)
-	rules := map[string]FieldRule{}
-	for f, r := range customerRules {
-		rules[f] = r
-	}
-	rules["phone"] = FieldRule{Owner: action.SourceApplication, OnConflict: "write_back"}
+	rules := rulesWith("phone", FieldRule{Owner: action.SourceApplication, OnConflict: "write_back"})
 	e.at(time.Second, func() { e.put(1, map[string]string{"email": "grace@example.com", "name": "Grace", "phone": "1"}) })
 	e.at(30*time.Second, func() {
 		e.env.UpdateWorkflow(UpdatePutCustomer, "", &testsuite.TestUpdateCallback{

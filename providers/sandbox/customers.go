@@ -28,12 +28,15 @@ type party struct {
 	Fields      map[string]string
 }
 
-func (p party) MarshalJSON() ([]byte, error) {
+func (p party) MarshalJSON() ([]byte, error) { return json.Marshal(p.object()) }
+
+// object is the record as one JSON object.
+func (p party) object() map[string]any {
 	m := map[string]any{"id": p.ID, "external_ref": p.ExternalRef, "version": p.Version}
 	for k, v := range p.Fields {
 		m[k] = v
 	}
-	return json.Marshal(m)
+	return m
 }
 
 // book is one system's customer records.
@@ -271,11 +274,13 @@ func (s *Server) listParties(b *book) http.HandlerFunc {
 	}
 }
 
-// editParty serves PATCH /_sandbox/records/{system}/{kind}/{id} for
-// customer records (test-only): a person edits the record in the
-// provider's own screens. It changes the version and sends the event, as
-// any change does, and is not counted as an API write.
-func (s *Server) editParty(b *book) http.HandlerFunc {
+// byHand serves the record endpoints of customer records (test-only): a
+// person makes a record (POST /_sandbox/records/{system}/{kind}), with no
+// reference unless one is given and even when another has the same e-mail
+// address, or edits one (PATCH …/{id}), in the provider's own screens.
+// Either changes the version and sends the event, as any change does, and
+// is not counted as an API write.
+func (s *Server) byHand(b *book) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		fields, ref, _, aerr := readPartyWrite(w, r)
 		if aerr != nil {
@@ -284,6 +289,12 @@ func (s *Server) editParty(b *book) http.HandlerFunc {
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		if r.Method == http.MethodPost {
+			p := b.add(fields, ref, "")
+			s.recordEvent(b, p, true)
+			writeJSON(w, http.StatusCreated, *p)
+			return
+		}
 		p, ok := b.records.get(r.PathValue("id"))
 		if !ok {
 			missing(b.event, r.PathValue("id")).write(w)
@@ -293,24 +304,6 @@ func (s *Server) editParty(b *book) http.HandlerFunc {
 			s.recordEvent(b, p, false)
 		}
 		writeJSON(w, http.StatusOK, *p)
-	}
-}
-
-// makeParty serves POST /_sandbox/records/{system}/{kind} for customer
-// records (test-only): a person makes a record by hand, with no reference
-// unless one is given, even when another has the same e-mail address.
-func (s *Server) makeParty(b *book) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		fields, ref, _, aerr := readPartyWrite(w, r)
-		if aerr != nil {
-			aerr.write(w)
-			return
-		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		p := b.add(fields, ref, "")
-		s.recordEvent(b, p, true)
-		writeJSON(w, http.StatusCreated, *p)
 	}
 }
 
@@ -327,11 +320,7 @@ func (s *Server) Party(system, id string) (map[string]any, bool) {
 	if !ok {
 		return nil, false
 	}
-	m := map[string]any{"id": p.ID, "external_ref": p.ExternalRef, "version": p.Version}
-	for k, v := range p.Fields {
-		m[k] = v
-	}
-	return m, true
+	return p.object(), true
 }
 
 // APIWrites counts the changes made to the system's customer records

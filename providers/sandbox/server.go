@@ -161,10 +161,10 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /_sandbox/charges/{id}/settle", s.settleCharge)
 	s.mux.HandleFunc("DELETE /_sandbox/records/{system}/{kind}/{id}", s.deleteRecord)
 	s.mux.HandleFunc("PATCH /_sandbox/records/accounting/invoices/{id}", s.patchInvoice)
-	s.mux.HandleFunc("POST /_sandbox/records/crm/contacts", s.makeParty(s.contacts))
-	s.mux.HandleFunc("PATCH /_sandbox/records/crm/contacts/{id}", s.editParty(s.contacts))
-	s.mux.HandleFunc("POST /_sandbox/records/accounting/customers", s.makeParty(s.customers))
-	s.mux.HandleFunc("PATCH /_sandbox/records/accounting/customers/{id}", s.editParty(s.customers))
+	s.mux.HandleFunc("POST /_sandbox/records/crm/contacts", s.byHand(s.contacts))
+	s.mux.HandleFunc("PATCH /_sandbox/records/crm/contacts/{id}", s.byHand(s.contacts))
+	s.mux.HandleFunc("POST /_sandbox/records/accounting/customers", s.byHand(s.customers))
+	s.mux.HandleFunc("PATCH /_sandbox/records/accounting/customers/{id}", s.byHand(s.customers))
 	s.mux.HandleFunc("GET /_sandbox/healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 }
 
