@@ -54,6 +54,12 @@ type CustomerChange struct {
 	EventID    string    `json:"event_id,omitempty"`
 	Type       string    `json:"type,omitempty"`
 	OccurredAt time.Time `json:"occurred_at"`
+	// ReceivedAt is when handoff's API received the webhook, zero for
+	// the application's changes and reconciliation's deliveries.
+	ReceivedAt time.Time `json:"received_at,omitzero"`
+	// RequestID is the correlation id of the webhook request that
+	// brought the change, which the workflow logs when it applies it.
+	RequestID string `json:"request_id,omitempty"`
 	// RequestHash identifies the application's request, so that the same
 	// request sent again is answered as a replay.
 	RequestHash string `json:"request_hash,omitempty"`

@@ -25,8 +25,14 @@ type PaymentEvent struct {
 	Version int64
 	// Ordered is true when Version is the provider's own sequence; false
 	// when it is only a timestamp, too coarse to trust on its own.
-	Ordered        bool
-	OccurredAt     time.Time
+	Ordered    bool
+	OccurredAt time.Time
+	// ReceivedAt is when handoff's API received the webhook; zero for
+	// news handoff fetched itself.
+	ReceivedAt time.Time `json:",omitzero"`
+	// RequestID is the correlation id of the webhook request that
+	// brought the event, which the workflow logs when it applies it.
+	RequestID      string `json:",omitempty"`
 	FailureCode    string
 	FailureMessage string
 }

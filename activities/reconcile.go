@@ -10,6 +10,7 @@ import (
 
 	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/providers"
+	"go.temporal.io/sdk/activity"
 )
 
 // Kinds of difference reconciliation finds. Safe ones are repaired with the
@@ -178,8 +179,15 @@ func (in ComparePageInput) InWindow(created int64) bool {
 	return !t.After(in.Before) && (in.After.IsZero() || !t.Before(in.After))
 }
 
-// reconcileCorrelation is the correlation id of reconciliation's calls.
-const reconcileCorrelation = "reconcile"
+// reconcileCorrelation is the correlation id of reconciliation's calls and
+// of the repairs they lead to: the reconciliation run's workflow id, so
+// that one run's calls are found together in the logs.
+func reconcileCorrelation(ctx context.Context) string {
+	if activity.IsActivity(ctx) {
+		return activity.GetInfo(ctx).WorkflowExecution.ID
+	}
+	return "reconcile"
+}
 
 // orderOf is the order a record belongs to, read from its external
 // reference (the step key that made it, "order/<id>/<step>").
@@ -236,7 +244,7 @@ func (a *Activities) compareCharges(ctx context.Context, in ComparePageInput) (C
 	if err != nil {
 		return ComparePageResult{}, err
 	}
-	call := providers.Call{CorrelationID: reconcileCorrelation}
+	call := providers.Call{CorrelationID: reconcileCorrelation(ctx)}
 	charges, next, err := chargeLister.ListCharges(ctx, call, in.page())
 	if err != nil {
 		return ComparePageResult{}, err
@@ -284,7 +292,7 @@ func (a *Activities) compareCharges(ctx context.Context, in ComparePageInput) (C
 		contactExists[c.ID] = true
 	}
 	for _, ch := range paid {
-		diffs := chargeDifferences(ch, invoicesByRef, messagesByRef, contactExists)
+		diffs := chargeDifferences(ch, invoicesByRef, messagesByRef, contactExists, reconcileCorrelation(ctx))
 		if messageFinder == nil {
 			diffs = slices.DeleteFunc(diffs, func(d Difference) bool { return d.Kind == DiffEmailMissing || d.Kind == DiffDuplicateEmails })
 		}
@@ -296,7 +304,9 @@ func (a *Activities) compareCharges(ctx context.Context, in ComparePageInput) (C
 // chargeDifferences states the rules for one paid charge: exactly one
 // invoice with its amount and currency, one confirmation e-mail, and its
 // customer in the CRM.
-func chargeDifferences(ch providers.Charge, invoicesByRef map[string][]providers.Invoice, messagesByRef map[string]int, contactExists map[string]bool) []Difference {
+//
+// Repairs carry the reconciliation run's correlation id.
+func chargeDifferences(ch providers.Charge, invoicesByRef map[string][]providers.Invoice, messagesByRef map[string]int, contactExists map[string]bool, correlation string) []Difference {
 	key, _ := orderOf(ch.ExternalRef)
 	base := Difference{OrderKey: key.String(), ChargeID: ch.ID, Customer: ch.Customer, Email: ch.Email, Currency: ch.Currency, Amount: ch.Amount}
 	var out []Difference
@@ -310,7 +320,7 @@ func chargeDifferences(ch providers.Charge, invoicesByRef map[string][]providers
 	case len(invs) == 0:
 		add(DiffInvoiceMissing, true, "a succeeded charge has no invoice")
 		out[len(out)-1].Repair, _ = NewRepair(action.OrderStepInvoice, "accounting", "CreateInvoice", CreateInvoiceInput{
-			Call:     providers.Call{IdempotencyKey: key.Step(action.OrderStepInvoice).String(), CorrelationID: reconcileCorrelation},
+			Call:     providers.Call{IdempotencyKey: key.Step(action.OrderStepInvoice).String(), CorrelationID: correlation},
 			Customer: ch.Customer, Amount: ch.Amount, Currency: ch.Currency, ChargeID: ch.ID,
 			Lines: []providers.InvoiceLine{{SKU: "order", Quantity: 1, UnitAmount: ch.Amount}},
 		})
@@ -329,7 +339,7 @@ func chargeDifferences(ch providers.Charge, invoicesByRef map[string][]providers
 	case n == 0 && ch.Email != "":
 		add(DiffEmailMissing, true, "a paid order has no confirmation e-mail")
 		out[len(out)-1].Repair, _ = NewRepair(action.OrderStepConfirmation, "mail", "SendEmail", SendEmailInput{
-			Call: providers.Call{IdempotencyKey: key.Step(action.OrderStepConfirmation).String(), CorrelationID: reconcileCorrelation},
+			Call: providers.Call{IdempotencyKey: key.Step(action.OrderStepConfirmation).String(), CorrelationID: correlation},
 			To:   ch.Email, Subject: "Your order " + key.String(),
 			Text: fmt.Sprintf("Thank you for your order. We received your payment of %d.%02d %s.\n", ch.Amount/100, ch.Amount%100, ch.Currency),
 		})
@@ -349,7 +359,7 @@ func (a *Activities) compareInvoices(ctx context.Context, in ComparePageInput) (
 	if err != nil {
 		return ComparePageResult{}, err
 	}
-	call := providers.Call{CorrelationID: reconcileCorrelation}
+	call := providers.Call{CorrelationID: reconcileCorrelation(ctx)}
 	invoices, next, err := invoiceLister.ListInvoices(ctx, call, in.page())
 	if err != nil {
 		return ComparePageResult{}, err

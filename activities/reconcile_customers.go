@@ -56,7 +56,7 @@ func CustomerPhases(a *Activities, owners map[string]string) []Phase {
 // listing the CRM does it).
 func compareCustomers(ctx context.Context, in ComparePageInput, listed string, list providers.Customers, other string, find providers.Customers,
 	owners map[string]string, fields bool) (ComparePageResult, error) {
-	call := providers.Call{CorrelationID: reconcileCorrelation}
+	call := providers.Call{CorrelationID: reconcileCorrelation(ctx)}
 	records, next, err := list.ListCustomers(ctx, call, in.page())
 	if err != nil {
 		return ComparePageResult{}, fmt.Errorf("list %s customers: %w", listed, err)

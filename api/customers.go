@@ -135,6 +135,9 @@ func (s *Server) customerWebhook(c echo.Context, name string, src WebhookSource,
 		s.metrics.webhook(name, "malformed")
 		return problemInvalid.with("the event is malformed")
 	}
+	change.ReceivedAt, change.RequestID = time.Now(), correlationID(c)
+	s.metrics.received(name, change.OccurredAt, change.ReceivedAt)
+	c.Set(businessKey, customerID)
 	ctx, cancel := context.WithTimeout(c.Request().Context(), webhookDeadline)
 	defer cancel()
 	if err := s.customers.DeliverCustomerEvent(ctx, customerID, change); err != nil {

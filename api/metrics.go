@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -14,6 +15,9 @@ type metrics struct {
 	latency  *prometheus.HistogramVec
 	placed   *prometheus.CounterVec
 	webhooks *prometheus.CounterVec
+	// delivery is a webhook's delay from the provider's event time to its
+	// receipt here.
+	delivery *prometheus.HistogramVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -31,13 +35,26 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "handoff_webhooks_total", Help: "Webhook deliveries by system (unknown for a system handoff does not know) and result: accepted, finished, late_payment, early, unhandled, foreign, unknown_system, bad_signature, stale, malformed, too_large, unavailable.",
 		}, []string{"system", "result"}),
+		delivery: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "handoff_webhook_delivery_delay_seconds",
+			Help:    "Time from the provider's event (its own timestamp) to the webhook's receipt, by system; retried deliveries included.",
+			Buckets: []float64{.1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600},
+		}, []string{"system"}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.placed, m.webhooks)
+	reg.MustRegister(m.requests, m.latency, m.placed, m.webhooks, m.delivery)
 	return m
 }
 
 func (m *metrics) webhook(system, result string) {
 	m.webhooks.WithLabelValues(system, result).Inc()
+}
+
+// received stamps a webhook's news with its receipt and the request's
+// correlation id, and observes how late the provider delivered it.
+func (m *metrics) received(system string, occurred time.Time, now time.Time) {
+	if !occurred.IsZero() {
+		m.delivery.WithLabelValues(system).Observe(max(now.Sub(occurred), 0).Seconds())
+	}
 }
 
 func (m *metrics) countPlaced(err error, replayed bool) {

@@ -68,7 +68,22 @@ type Options struct {
 	Logger    *slog.Logger
 	// Registry receives the API's metrics and is served on /metrics; nil
 	// makes a new one.
-	Registry *prometheus.Registry
+	Registry Registry
+	// Health, when set, exports the state in Temporal (provider pauses and
+	// backlogs, actions needing attention) as metrics and shows it on the
+	// operations page.
+	Health Health
+	// WorkerMetricsURLs are the /metrics of workers that run apart from
+	// this API, which the operations page reads its provider figures from
+	// (a worker in this process reports to Registry).
+	WorkerMetricsURLs []string
+}
+
+// Registry is where the API registers its metrics and what /metrics
+// serves; a *prometheus.Registry is one.
+type Registry interface {
+	prometheus.Registerer
+	prometheus.Gatherer
 }
 
 // Server is the HTTP API.
@@ -87,6 +102,8 @@ type Server struct {
 	webUI           string
 	ns              string
 	metrics         *metrics
+	health          Health
+	stats           *statsSource
 }
 
 // New returns the API server; it refuses to run without tokens or services.
@@ -108,7 +125,11 @@ func New(opts Options) (*Server, error) {
 		reconciliations: opts.Reconciliations, webhooks: opts.Webhooks,
 		ready: opts.Ready, log: opts.Logger,
 		webUI: strings.TrimRight(opts.WebUIURL, "/"), ns: opts.Namespace,
-		metrics: newMetrics(opts.Registry),
+		metrics: newMetrics(opts.Registry), health: opts.Health,
+		stats: &statsSource{gatherer: opts.Registry, urls: opts.WorkerMetricsURLs, client: &http.Client{Timeout: 3 * time.Second}},
+	}
+	if opts.Health != nil {
+		opts.Registry.MustRegister(newStateCollector(opts.Health))
 	}
 	s.tokens = digests(opts.APITokens)
 	s.opTokens = digests(opts.OperatorTokens)
@@ -128,6 +149,12 @@ func New(opts Options) (*Server, error) {
 	s.echo.GET("/readyz", s.readyz)
 	s.echo.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{})))
 	s.echo.POST("/webhooks/:system", s.webhook)
+	s.echo.GET("/ops", s.opsHome)
+	s.echo.GET("/ops/sign-in", s.opsSignInForm)
+	s.echo.POST("/ops/sign-in", s.opsSignIn)
+	s.echo.POST("/ops/sign-out", s.opsSignOut)
+	s.echo.POST("/ops/actions", s.opsAction)
+	s.echo.POST("/ops/providers", s.opsProvider)
 	v1 := s.echo.Group("/v1")
 	v1.POST("/orders", s.placeOrder, s.requireToken)
 	v1.GET("/orders/:order_id", s.getOrder, s.requireToken)

@@ -95,6 +95,9 @@ func (s *Server) webhook(c echo.Context) error {
 		p := problemInvalid.with("the event is malformed")
 		return p
 	}
+	event.ReceivedAt, event.RequestID = time.Now(), correlationID(c)
+	s.metrics.received(name, event.OccurredAt, event.ReceivedAt)
+	c.Set(businessKey, event.OrderID)
 	ctx, cancel := context.WithTimeout(c.Request().Context(), webhookDeadline)
 	defer cancel()
 	err = s.events.DeliverPaymentEvent(ctx, event)

@@ -20,6 +20,7 @@ import (
 	"github.com/kelseyhightower/envconfig"
 
 	"github.com/handoff-hq/handoff/contracts"
+	"github.com/handoff-hq/handoff/providers"
 	"github.com/handoff-hq/handoff/system"
 	"github.com/handoff-hq/handoff/webhooks"
 )
@@ -42,6 +43,9 @@ type Config struct {
 	// MetricsAddr is where `handoff worker` serves its Prometheus metrics
 	// (the API serves its own on /metrics).
 	MetricsAddr string `split_words:"true" default:":9090"`
+	// WorkerMetricsURLs are the /metrics URLs of workers that run apart
+	// from the API; the operations page reads provider figures from them.
+	WorkerMetricsURLs []string `envconfig:"WORKER_METRICS_URLS"`
 	// Sandbox configures the provider simulator.
 	Sandbox Sandbox
 
@@ -51,6 +55,9 @@ type Config struct {
 	// CallLog receives one line per provider call (see
 	// providers.HTTPOptions.Logger); nil logs nothing.
 	CallLog *slog.Logger `ignored:"true"`
+	// CallMetrics counts every provider call (see
+	// providers.HTTPOptions.Metrics); nil counts nothing.
+	CallMetrics *providers.Metrics `ignored:"true"`
 	// ContractOverrides are the contracts read from ContractsDir.
 	ContractOverrides []contracts.Contract `ignored:"true"`
 
@@ -184,6 +191,8 @@ type Provider struct {
 	// Logger receives one line per call to the provider; nil logs
 	// nothing. Set from Config.CallLog when the clients are built.
 	Logger *slog.Logger `ignored:"true"`
+	// Metrics counts the provider's calls; set from Config.CallMetrics.
+	Metrics *providers.Metrics `ignored:"true"`
 	// Contract is the provider's contract, which the limits above default
 	// to; nil when it has none.
 	Contract *contracts.Contract `ignored:"true"`
@@ -381,6 +390,11 @@ func (c Config) Validate(opts ValidateOptions) error {
 	for _, v := range []struct{ name, addr string }{{"HANDOFF_API_ADDR", c.APIAddr}, {"HANDOFF_SANDBOX_ADDR", c.Sandbox.Addr}} {
 		if _, _, err := net.SplitHostPort(v.addr); err != nil {
 			add("%s %q: want [host]:port", v.name, v.addr)
+		}
+	}
+	for _, u := range c.WorkerMetricsURLs {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			add("HANDOFF_WORKER_METRICS_URLS %q: want http(s)://host:port/metrics", u)
 		}
 	}
 	if opts.NeedAPITokens && len(nonEmpty(c.APITokens)) == 0 {

@@ -69,6 +69,7 @@ func TestValidateReportsEveryProblemAtOnce(t *testing.T) {
 	t.Setenv("HANDOFF_CRM_PROVIDER", "stripe")
 	t.Setenv("HANDOFF_MAIL_URL", "ftp://mail")
 	t.Setenv("HANDOFF_TEMPORAL_TLS_CERT", "/nonexistent/cert.pem")
+	t.Setenv("HANDOFF_WORKER_METRICS_URLS", "http://worker:9090/metrics,worker:9090")
 	c, err := Load()
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +80,7 @@ func TestValidateReportsEveryProblemAtOnce(t *testing.T) {
 	}
 	for _, want := range []string{
 		"HANDOFF_TEMPORAL_ADDRESS", "HANDOFF_API_TOKENS", "HANDOFF_CRM_PROVIDER",
-		"HANDOFF_MAIL_URL", "HANDOFF_TEMPORAL_TLS_CERT and HANDOFF_TEMPORAL_TLS_KEY",
+		"HANDOFF_MAIL_URL", "HANDOFF_TEMPORAL_TLS_CERT and HANDOFF_TEMPORAL_TLS_KEY", `HANDOFF_WORKER_METRICS_URLS "worker:9090"`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("errors do not mention %s:\n%v", want, err)

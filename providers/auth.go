@@ -59,6 +59,8 @@ type ClientCredentials struct {
 	mu       sync.Mutex
 	token    *oauth2.Token
 	inflight *tokenFetch
+	// metrics, when set, counts failed fetches.
+	metrics *Metrics
 }
 
 // tokenFetch is one call to the token endpoint; done closes when it ends.
@@ -131,8 +133,21 @@ func (c *ClientCredentials) fetch(f *tokenFetch) {
 	}
 	c.inflight = nil
 	c.mu.Unlock()
+	if err != nil {
+		c.metrics.tokenFailed(c.system, c.classify(err))
+	}
 	f.token, f.err = tok, err
 	close(f.done)
+}
+
+// expiry is when the current token expires; zero without one.
+func (c *ClientCredentials) expiry() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.token == nil {
+		return time.Time{}
+	}
+	return c.token.Expiry
 }
 
 // Refresh drops the cached token, so the next call fetches a new one.

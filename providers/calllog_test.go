@@ -86,7 +86,7 @@ func TestEveryProviderCallGetsOneLogLine(t *testing.T) {
 	if err := update(ctx, map[string]string{"name": "Planted Name"}); err != nil {
 		t.Fatal(err)
 	}
-	if l := lines(); l[0]["outcome"] != "ok" || l[0]["status"] != float64(200) || l[0]["level"] != "INFO" {
+	if l := lines(); l[0]["outcome"] != "ok" || l[0]["status"] != float64(200) || l[0]["level"] != "INFO" || l[0]["remote_ref"] != "ct_1" {
 		t.Errorf("a call that succeeded: %v", l[0])
 	}
 

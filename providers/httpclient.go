@@ -47,6 +47,8 @@ type HTTPClient struct {
 	contract *contracts.Contract
 	// log gets one line per call; nil logs nothing.
 	log *slog.Logger
+	// metrics counts every call; nil counts nothing.
+	metrics *Metrics
 }
 
 // HTTPOptions configures an HTTPClient.
@@ -69,6 +71,9 @@ type HTTPOptions struct {
 	Contract *contracts.Contract
 	// Logger receives one line per call (see logCall); nil logs nothing.
 	Logger *slog.Logger
+	// Metrics counts every call and the credentials' state; nil counts
+	// nothing.
+	Metrics *Metrics
 }
 
 // NewHTTPClient returns a client for the system at baseURL.
@@ -97,6 +102,7 @@ func NewHTTPClient(system, baseURL string, opts HTTPOptions) *HTTPClient {
 		timeouts: opts.OperationTimeouts,
 		auth:     opts.Auth,
 		log:      opts.Logger,
+		metrics:  opts.Metrics,
 		contract: opts.Contract,
 	}
 }
@@ -118,7 +124,14 @@ func (c *HTTPClient) Lookup(record, fallback string) string {
 func (c *HTTPClient) Transport() *http.Client { return c.http }
 
 // SetAuth sets the Authenticator; it must be called before the first call.
-func (c *HTTPClient) SetAuth(a Authenticator) { c.auth = a }
+// Client credentials report their token's state to the client's metrics.
+func (c *HTTPClient) SetAuth(a Authenticator) {
+	c.auth = a
+	if cc, ok := a.(*ClientCredentials); ok && c.metrics != nil {
+		cc.metrics = c.metrics
+		c.metrics.trackToken(c.system, cc.expiry)
+	}
+}
 
 // Request describes one call.
 type Request struct {
@@ -213,6 +226,13 @@ func (c *HTTPClient) do(ctx context.Context, r Request, out any, tr *callTrace) 
 	// ambiguous, so that a retry looks the record up instead of redoing it.
 	if len(body) > MaxResponseBytes {
 		return c.fail(r, action.CategoryAmbiguous, action.TypeAmbiguous, resp.StatusCode, fmt.Errorf("answer larger than %d bytes", MaxResponseBytes))
+	}
+	// The remote record's reference, for the call's log line.
+	var ref struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(body, &ref) == nil && len(ref.ID) <= 128 {
+		tr.remoteRef = ref.ID
 	}
 	if out == nil {
 		return nil

@@ -76,6 +76,7 @@ func newSMTP(name string, p config.Provider) (any, error) {
 		System: name, Host: u.Hostname(), Port: port, ImplicitTLS: implicit, StartTLS: p.StartTLS, TLS: tlsConfig,
 		Username: p.Username, Password: p.Password, From: p.From,
 		ConnectTimeout: p.ConnectTimeout, Timeout: p.Timeout, Contract: opts.Contract,
+		Logger: p.Logger, Metrics: p.Metrics,
 	})
 }
 
@@ -111,6 +112,9 @@ func Clients(cfg config.Config) (map[string]any, error) {
 		}
 		if p.Logger == nil {
 			p.Logger = cfg.CallLog
+		}
+		if p.Metrics == nil {
+			p.Metrics = cfg.CallMetrics
 		}
 		build, ok := adapter(p.Provider)
 		if !ok {
@@ -162,7 +166,7 @@ func NewActivities(cfg config.Config) (*activities.Activities, error) {
 // and classifies the answers it declares. Adapters of providers that speak
 // HTTP build their client with them.
 func HTTPOptions(system string, p config.Provider) providers.HTTPOptions {
-	opts := providers.HTTPOptions{ConnectTimeout: p.ConnectTimeout, Timeout: p.Timeout, OperationTimeouts: p.OperationTimeouts, Contract: p.Contract, Logger: p.Logger}
+	opts := providers.HTTPOptions{ConnectTimeout: p.ConnectTimeout, Timeout: p.Timeout, OperationTimeouts: p.OperationTimeouts, Contract: p.Contract, Logger: p.Logger, Metrics: p.Metrics}
 	// Settings changed after they were loaded may name another provider.
 	if c := opts.Contract; c == nil || c.System != system || c.Provider != p.Provider {
 		opts.Contract = nil

@@ -165,6 +165,8 @@ type Workers struct {
 	// ControlInterval is how often the pause state is read; default 0.5 s.
 	ControlInterval time.Duration
 	log             *slog.Logger
+	// outcomes, when set, counts what the workflows reach.
+	outcomes *Outcomes
 
 	running sdkworker.Worker
 	stop    chan struct{}
@@ -197,7 +199,7 @@ func New(c client.Client, acts *activities.Activities, cfg config.Config, extra 
 	ws := &Workers{client: c, pauses: pauses, ControlInterval: 500 * time.Millisecond, log: slog.New(slog.DiscardHandler)}
 	ws.workflows = func() sdkworker.Worker {
 		wf := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{
-			Interceptors: []interceptor.WorkerInterceptor{&pauseCheck{view: pauses}, &correlationLogs{}},
+			Interceptors: []interceptor.WorkerInterceptor{&pauseCheck{view: pauses}, &correlationLogs{}, &outcomeCounter{outcomes: ws.outcomes}},
 		})
 		registerWorkflows(wf)
 		wf.RegisterActivity(acts.ComparePage)
@@ -226,7 +228,7 @@ func New(c client.Client, acts *activities.Activities, cfg config.Config, extra 
 				WorkerStopTimeout: 30 * time.Second,
 				// The pause is checked before the call is made; the call,
 				// once made, runs to its end.
-				Interceptors: []interceptor.WorkerInterceptor{&pauseCheck{view: pauses}, &providerCalls{}},
+				Interceptors: []interceptor.WorkerInterceptor{&pauseCheck{view: pauses}, &providerCalls{}, &correlationLogs{}},
 			})
 			for _, a := range fns {
 				w.RegisterActivityWithOptions(a.fn, activity.RegisterOptions{Name: a.name})
@@ -242,6 +244,10 @@ func New(c client.Client, acts *activities.Activities, cfg config.Config, extra 
 
 // SetLogger sets where pause changes and start-up retries are logged.
 func (ws *Workers) SetLogger(l *slog.Logger) { ws.log = l }
+
+// SetOutcomes makes the workflow worker count what its workflows reach; it
+// must be called before Start.
+func (ws *Workers) SetOutcomes(o *Outcomes) { ws.outcomes = o }
 
 // Start makes sure the provider control workflow exists, starts the
 // workflow worker and the workers of providers that are not paused, and

@@ -222,6 +222,16 @@ const MetricPaymentRecordLagging = "handoff_payment_record_lagging"
 
 // finishPayment records the payment's outcome: a failed charge rejects the order.
 func (o *orderRun) finishPayment(ctx workflow.Context, status, code, message string, fetches int) (bool, error) {
+	decidedBy := "payment events"
+	if fetches > 0 {
+		decidedBy = "the provider's record"
+	}
+	outcome := action.StepSucceeded
+	if status != providers.ChargeSucceeded {
+		outcome = action.StepFailed
+	}
+	workflow.GetLogger(ctx).Info("step finished", "action", o.key.String(), "step", StepPayment, "outcome", outcome,
+		"charge_status", status, "decided_by", decidedBy, "events", o.payment.Applied, "lookups", fetches, "remote_ref", o.payment.ChargeID)
 	if status == providers.ChargeSucceeded {
 		o.markStep(ctx, StepPayment, func(s *Step) {
 			s.Status, s.Attempts, s.RemoteRef, s.LastError = action.StepSucceeded, fetches, o.payment.ChargeID, nil

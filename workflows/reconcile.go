@@ -86,6 +86,10 @@ type ReconcileReport struct {
 	Flagged         int            `json:"flagged"`
 	RepairedItems   []ReportItem   `json:"repaired_items"`
 	FlaggedItems    []ReportItem   `json:"flagged_items"`
+	// RepairedByKind and FlaggedByKind count every repaired and flagged
+	// difference by its kind (the rule it broke), truncated or not.
+	RepairedByKind map[string]int `json:"repaired_by_kind,omitempty"`
+	FlaggedByKind  map[string]int `json:"flagged_by_kind,omitempty"`
 	// Truncated is set when more items were found than the report lists.
 	Truncated bool `json:"truncated,omitempty"`
 	Pages     int  `json:"pages"`
@@ -304,13 +308,23 @@ func (p *ReconcileProgress) settle(ctx workflow.Context, d activities.Difference
 		err := repair(ctx, d)
 		if err == nil {
 			p.Report.Repaired++
+			p.Report.RepairedByKind = countKind(p.Report.RepairedByKind, d.Kind)
 			p.Report.addItem(&p.Report.RepairedItems, item)
 			return
 		}
 		item.Reason += "; repair failed: " + err.Error()
 	}
 	p.Report.Flagged++
+	p.Report.FlaggedByKind = countKind(p.Report.FlaggedByKind, d.Kind)
 	p.Report.addItem(&p.Report.FlaggedItems, item)
+}
+
+func countKind(counts map[string]int, kind string) map[string]int {
+	if counts == nil {
+		counts = map[string]int{}
+	}
+	counts[kind]++
+	return counts
 }
 
 func (r *ReconcileReport) addItem(list *[]ReportItem, item ReportItem) {

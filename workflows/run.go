@@ -153,7 +153,7 @@ func RunStep[I any, O StepResult](ctx workflow.Context, r *Run, name string, act
 				s.Status, s.Attempts, s.RemoteRef, s.LastError = action.StepSucceeded, s.Attempts+int(out.Attempt), out.RemoteRef, nil
 			})
 			// The step's final outcome, beside the provider calls' lines.
-			workflow.GetLogger(ctx).Info("step finished", "action", r.key.String(), "correlation_id", r.correlationID, "step", name,
+			workflow.GetLogger(ctx).Info("step finished", "action", r.key.String(), "step", name,
 				"outcome", action.StepSucceeded, "attempts", out.Attempt, "remote_ref", out.RemoteRef)
 			return nil
 		}
@@ -163,7 +163,7 @@ func RunStep[I any, O StepResult](ctx workflow.Context, r *Run, name string, act
 		err = r.park(ctx, name, err)
 		if errors.Is(err, errSkipped) {
 			r.markStep(ctx, name, func(s *Step) { s.Status = action.StepSkipped })
-			workflow.GetLogger(ctx).Info("step finished", "action", r.key.String(), "correlation_id", r.correlationID, "step", name,
+			workflow.GetLogger(ctx).Info("step finished", "action", r.key.String(), "step", name,
 				"outcome", action.StepSkipped)
 			return nil
 		}
@@ -236,7 +236,7 @@ func (r *Run) parkFailure(ctx workflow.Context, step string, failure failure) er
 		}
 	}
 	workflow.GetLogger(ctx).Warn("action needs attention", "action", r.key.String(),
-		"correlation_id", r.correlationID, "step", step, "category", failure.category, "error", failure.message)
+		"step", step, "category", failure.category, "error", failure.message)
 	// Operators resolve parked actions with the workflow's retry, skip and
 	// abort updates; until then the action waits here, in plain sight.
 	return r.waitForOperator(ctx, step)
@@ -453,7 +453,7 @@ func (r *Run) statusText() string {
 
 func (r *Run) logOperator(ctx workflow.Context, what, step, reason string) {
 	workflow.GetLogger(ctx).Info("operator action", "operation", what, "step", step, "reason", reason,
-		"action", r.key.String(), "correlation_id", r.correlationID)
+		"action", r.key.String())
 }
 
 // waitForOperator holds a parked step until an operator resolves it or the

@@ -102,7 +102,7 @@ func runDev(ctx context.Context, log *slog.Logger, args []string) error {
 
 	parts = append(parts,
 		part{"sandbox", func(ctx context.Context) error { return serveSandbox(ctx, cfg, sandboxLn, log) }},
-		part{"worker", func(ctx context.Context) error { return runWorkers(ctx, cfg, c, log) }},
+		part{"worker", func(ctx context.Context) error { return runWorkers(ctx, cfg, c, reg, log) }},
 		part{"api", func(ctx context.Context) error { return serveAPI(ctx, cfg, c, apiLn, reg, log) }},
 	)
 	err = runParts(ctx, parts, func() { printBanner(cfg, creds, temporalNote) })
@@ -304,6 +304,7 @@ handoff is running (development mode)
   Web UI     %s/namespaces/%s/workflows
   Temporal   %s (namespace %s; %s)
   Sandbox    %s   (state: %s/_sandbox/state)
+  Operations %s/ops   (sign in with the operator token)
   Metrics    %s/metrics
   Webhooks   %s/webhooks/{system}   (the sandbox signs and delivers its payment, contact and customer events here)
 
@@ -323,6 +324,6 @@ Keep a customer in the CRM and accounting:
 Press Ctrl-C to stop.
 `, apiURL, strings.TrimRight(cfg.Temporal.UI.URL, "/"), cfg.Temporal.Namespace,
 		cfg.Temporal.Address, cfg.Temporal.Namespace, temporalNote,
-		cfg.SandboxURL(), cfg.SandboxURL(), apiURL, apiURL,
+		cfg.SandboxURL(), cfg.SandboxURL(), apiURL, apiURL, apiURL,
 		token, operator, apiURL, token, apiURL, token, apiURL, token, apiURL, token)
 }

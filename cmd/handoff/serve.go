@@ -18,6 +18,7 @@ import (
 	"github.com/handoff-hq/handoff/config"
 	"github.com/handoff-hq/handoff/contracts"
 	"github.com/handoff-hq/handoff/control"
+	"github.com/handoff-hq/handoff/providers"
 	"github.com/handoff-hq/handoff/providers/sandbox"
 	"github.com/handoff-hq/handoff/system"
 	"github.com/handoff-hq/handoff/worker"
@@ -106,7 +107,7 @@ func runWorker(ctx context.Context, log *slog.Logger, _ []string) error {
 			log.Error("serve worker metrics", "error", err)
 		}
 	}()
-	return runWorkers(ctx, cfg, c, log)
+	return runWorkers(ctx, cfg, c, reg, log)
 }
 
 // dialWithMetrics connects to Temporal with the SDK's metrics reported to reg.
@@ -123,8 +124,9 @@ func dialWithMetrics(ctx context.Context, cfg config.Config, reg *prometheus.Reg
 	return c, closeMetrics, nil
 }
 
-func runWorkers(ctx context.Context, cfg config.Config, c client.Client, log *slog.Logger) error {
+func runWorkers(ctx context.Context, cfg config.Config, c client.Client, reg prometheus.Registerer, log *slog.Logger) error {
 	cfg.CallLog = log.With("component", "provider")
+	cfg.CallMetrics = providers.NewMetrics(reg)
 	acts, err := worker.NewActivities(cfg)
 	if err != nil {
 		return err
@@ -137,6 +139,7 @@ func runWorkers(ctx context.Context, cfg config.Config, c client.Client, log *sl
 		return err
 	}
 	ws.SetLogger(log.With("component", "worker"))
+	ws.SetOutcomes(worker.NewOutcomes(reg))
 	if err := ws.Start(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while starting
@@ -181,6 +184,7 @@ func serveAPI(ctx context.Context, cfg config.Config, c client.Client, ln net.Li
 		},
 		WebUIURL: cfg.Temporal.UI.URL, Namespace: cfg.Temporal.Namespace,
 		Logger: log.With("component", "api"), Registry: reg,
+		Health: st, WorkerMetricsURLs: cfg.WorkerMetricsURLs,
 	})
 	if err != nil {
 		return err

@@ -31,6 +31,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/mail"
 	"net/textproto"
@@ -87,6 +88,10 @@ type Options struct {
 	// Contract checks every message before it is sent and classifies the
 	// server's replies it declares.
 	Contract *contracts.Contract
+	// Logger gets one line per message and Metrics counts them, as for
+	// every provider call (providers.CallRecorder); nil does neither.
+	Logger  *slog.Logger
+	Metrics *providers.Metrics
 }
 
 // Client sends e-mail over SMTP. It opens a connection per message: the
@@ -152,8 +157,28 @@ func MessageID(idempotencyKey, from string) string {
 }
 
 // SendMessage sends one e-mail. The returned message's ID is its
-// Message-ID, and its external reference the idempotency key.
+// Message-ID, and its external reference the idempotency key. Each send is
+// logged and counted like any provider call.
 func (c *Client) SendMessage(ctx context.Context, call providers.Call, req providers.MessageRequest) (providers.Message, error) {
+	start := time.Now()
+	var sent bool
+	m, err := c.send(ctx, call, req, &sent)
+	rec := providers.CallRecord{Operation: OperationSend, Method: "SMTP", Endpoint: fmt.Sprintf("smtp://%s:%d", c.opts.Host, c.opts.Port),
+		Call: call, Sent: sent, Took: time.Since(start), Err: err}
+	var pe *providers.Error
+	switch {
+	case err == nil:
+		rec.Status, rec.RemoteRef = 250, m.ID
+	case errors.As(err, &pe):
+		rec.Status = pe.Status
+	}
+	providers.CallRecorder{System: c.opts.System, Log: c.opts.Logger, Metrics: c.opts.Metrics}.Record(ctx, rec)
+	return m, err
+}
+
+// send sends the message; sent is set once a session with the server is
+// open, from when the message may be handed over.
+func (c *Client) send(ctx context.Context, call providers.Call, req providers.MessageRequest, sent *bool) (providers.Message, error) {
 	fields := map[string]any{"to": req.To, "subject": req.Subject, "text": req.Text}
 	if err := c.conform(fields); err != nil {
 		return providers.Message{}, err
@@ -202,6 +227,7 @@ func (c *Client) SendMessage(ctx context.Context, call providers.Call, req provi
 	if err != nil {
 		return providers.Message{}, c.classify(err)
 	}
+	*sent = true
 	err = client.SendWithSMTPClient(session, msg)
 	// Once the server has accepted the message, what follows (its RSET,
 	// QUIT) changes nothing: a failure there must not make a delivered

@@ -1,11 +1,14 @@
 package smtp
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -119,6 +122,8 @@ func TestTheSMTPAdapterKeepsItsContract(t *testing.T) {
 func TestAMessageCarriesAMessageIDDerivedFromItsKey(t *testing.T) {
 	server := smtptest.Start(t)
 	c := newClient(t, server, server.Addr(), TLSRequired)
+	var logged bytes.Buffer
+	c.opts.Logger = slog.New(slog.NewJSONHandler(&logged, nil))
 	key := "order/A-1/confirmation"
 	m, err := c.SendMessage(context.Background(), providers.Call{IdempotencyKey: key, CorrelationID: "corr-1"},
 		providers.MessageRequest{To: "ada@example.com", Subject: "Your order A-1", Text: "Thank you."})
@@ -137,6 +142,19 @@ func TestAMessageCarriesAMessageIDDerivedFromItsKey(t *testing.T) {
 	}
 	if want := "@example.com"; id[len(id)-len(want):] != want {
 		t.Errorf("Message-ID %s is not in the sender's domain", id)
+	}
+	// The send gets the line every provider call gets, without the
+	// message's content or its recipient.
+	var line map[string]any
+	if err := json.Unmarshal(logged.Bytes(), &line); err != nil {
+		t.Fatalf("log: %v: %s", err, logged.String())
+	}
+	if line["msg"] != "provider call" || line["operation"] != OperationSend || line["status"] != float64(250) || line["outcome"] != "ok" ||
+		line["idempotency_key"] != key || line["correlation_id"] != "corr-1" || line["remote_ref"] != m.ID {
+		t.Errorf("log line %v", line)
+	}
+	if strings.Contains(logged.String(), "ada@") || strings.Contains(logged.String(), "Thank you") {
+		t.Errorf("the log holds the message: %s", logged.String())
 	}
 }
 
