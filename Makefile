@@ -21,7 +21,7 @@ MAILPIT_VERSION := v1.33.1
 STATICCHECK_VERSION := v0.8.2
 WORKFLOWCHECK_VERSION := v0.6.0
 
-.PHONY: run test lint docs build temporal histories bench-webhooks bench-reconcile fuzz clean
+.PHONY: run test lint monitoring debian-packages docs build temporal histories bench-webhooks bench-reconcile fuzz clean
 
 run: build temporal
 	./bin/handoff dev
@@ -41,8 +41,35 @@ temporal:
 	@./bin/temporal --version | grep -q "Server $(TEMPORAL_SERVER_VERSION)" || \
 		{ echo "bin/temporal does not report server $(TEMPORAL_SERVER_VERSION)"; exit 1; }
 
-test: temporal bin/stripe-mock bin/mailpit lint
+test: temporal bin/stripe-mock bin/mailpit lint monitoring
 	$(GO) test -race -count=1 -timeout 25m ./...
+
+# Debian packages the checks use: promtool (package prometheus) for the
+# alert rules, docker-compose to validate the compose file, chromium for
+# the operations page's browser test. Installed when missing and this is
+# root on Debian (as in CI); elsewhere their checks say they are skipped.
+DEBIAN_PACKAGES := prometheus:promtool docker-compose:docker-compose chromium:chromium
+debian-packages:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do \
+		command -v "$${p#*:}" >/dev/null 2>&1 || missing="$$missing $${p%%:*}"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $$missing >/dev/null || exit 1; \
+	else \
+		echo "NOTE: missing Debian packages:$$missing — their checks are SKIPPED (install: sudo apt-get install$$missing)"; \
+	fi
+
+# The alert rules and their unit tests, the Prometheus configuration, and
+# the compose file that provisions Prometheus and Grafana.
+monitoring: debian-packages
+	@if command -v promtool >/dev/null 2>&1; then \
+		promtool check config monitoring/prometheus.yml && promtool test rules monitoring/alerts_test.yml; \
+	else echo "SKIPPED: promtool checks (Debian package prometheus is not installed)"; fi
+	@if command -v docker-compose >/dev/null 2>&1; then \
+		docker-compose -f docker/docker-compose.yml config -q && echo "docker/docker-compose.yml: valid"; \
+	else echo "SKIPPED: compose file check (Debian package docker-compose is not installed)"; fi
 
 bin/stripe-mock:
 	GOBIN=$(BIN) $(GO) install github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION)
