@@ -49,14 +49,11 @@ type AttentionCount struct {
 // needing attention. Parked lists at most listParked of them.
 func (s *Client) Health(ctx context.Context, listParked int) (Health, error) {
 	h := Health{ReadAt: time.Now()}
-	v, err := s.client.QueryWorkflow(ctx, workflows.ProviderControlID, "", workflows.QueryProviders)
-	var state workflows.ProviderControlState
-	if err == nil {
-		err = v.Get(&state)
-	}
+	paused, err := ReadPaused(ctx, s.client)
 	if err != nil {
-		return h, fmt.Errorf("read providers: %w", err)
+		return h, err
 	}
+	state := workflows.ProviderControlState{Paused: paused}
 	for _, name := range system.Names() {
 		st, err := s.status(ctx, name, state)
 		if err != nil {

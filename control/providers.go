@@ -11,6 +11,7 @@ import (
 	taskqueuepb "go.temporal.io/api/taskqueue/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/handoff-hq/handoff/action"
@@ -82,15 +83,11 @@ func (s *Client) controlProvider(ctx context.Context, update, system, reason str
 
 // Provider reports a provider's pause state and backlog.
 func (s *Client) Provider(ctx context.Context, system string) (ProviderStatus, error) {
-	v, err := s.client.QueryWorkflow(ctx, workflows.ProviderControlID, "", workflows.QueryProviders)
-	var state workflows.ProviderControlState
-	if err == nil {
-		err = v.Get(&state)
-	}
+	paused, err := ReadPaused(ctx, s.client)
 	if err != nil {
 		return ProviderStatus{}, fmt.Errorf("read provider %s: %w", system, err)
 	}
-	return s.status(ctx, system, state)
+	return s.status(ctx, system, workflows.ProviderControlState{Paused: paused})
 }
 
 func (s *Client) status(ctx context.Context, name string, state workflows.ProviderControlState) (ProviderStatus, error) {
@@ -115,4 +112,31 @@ func (s *Client) status(ctx context.Context, name string, state workflows.Provid
 	st.Backlog = resp.GetStats().GetApproximateBacklogCount()
 	st.BacklogAgeSeconds = resp.GetStats().GetApproximateBacklogAge().AsDuration().Seconds()
 	return st, nil
+}
+
+// ReadPaused returns the paused providers. It reads the provider control
+// workflow's memo, which Temporal keeps consistent with the workflow's
+// state and serves without a worker; control workflows from before the
+// memo are asked by query.
+func ReadPaused(ctx context.Context, c client.Client) (map[string]workflows.ProviderPause, error) {
+	desc, err := c.DescribeWorkflow(ctx, workflows.ProviderControlID, "")
+	if err != nil {
+		return nil, fmt.Errorf("read provider pauses: %w", err)
+	}
+	if p, ok := desc.RawResponse.GetWorkflowExecutionInfo().GetMemo().GetFields()[workflows.MemoPaused]; ok {
+		paused := map[string]workflows.ProviderPause{}
+		if err := converter.GetDefaultDataConverter().FromPayload(p, &paused); err != nil {
+			return nil, fmt.Errorf("read provider pauses: %w", err)
+		}
+		return paused, nil
+	}
+	v, err := c.QueryWorkflow(ctx, workflows.ProviderControlID, "", workflows.QueryProviders)
+	if err != nil {
+		return nil, fmt.Errorf("read provider pauses: %w", err)
+	}
+	var state workflows.ProviderControlState
+	if err := v.Get(&state); err != nil {
+		return nil, fmt.Errorf("read provider pauses: %w", err)
+	}
+	return state.Paused, nil
 }

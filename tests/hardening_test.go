@@ -333,6 +333,16 @@ func TestReadsOfOrdersNeedNoWorker(t *testing.T) {
 	if running.Status != action.StatusAwaitingPayment || running.Steps[1].Status != action.StepSucceeded {
 		t.Errorf("waiting order = %+v, want awaiting_payment with its charge made", running)
 	}
+	// What the operations page and the metrics read needs no worker
+	// either: the pauses come from the control workflow's memo.
+	start := time.Now()
+	h, err := e.control.Health(ctx, 10)
+	if took := time.Since(start); err != nil || took > 5*time.Second {
+		t.Fatalf("health without a worker: %v after %v", err, took)
+	}
+	if h.ParkedTotal != 1 || len(h.Parked) != 1 || h.Parked[0].Step != workflows.StepInvoice || len(h.Providers) < 4 {
+		t.Errorf("health without a worker = %+v, want the parked order at its invoice and every provider", h)
+	}
 }
 
 // TestOperatorActionsOnWorkflowsThatAreNotActionsAreNotFound sends retry,

@@ -10,9 +10,9 @@ import (
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/interceptor"
 
+	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/providers"
 	"github.com/handoff-hq/handoff/workflows"
 )
@@ -39,7 +39,9 @@ type pauseView struct {
 }
 
 func newPauseView(c client.Client) *pauseView {
-	return &pauseView{read: func(ctx context.Context) (map[string]workflows.ProviderPause, error) { return ReadPaused(ctx, c) }, lease: workflows.PauseLease}
+	return &pauseView{read: func(ctx context.Context) (map[string]workflows.ProviderPause, error) {
+		return control.ReadPaused(ctx, c)
+	}, lease: workflows.PauseLease}
 }
 
 // refresh reads the pause state and keeps it unless a newer read already
@@ -166,31 +168,4 @@ func (i *providerCallsInbound) ExecuteActivity(ctx context.Context, in *intercep
 		}()
 	}
 	return i.Next.ExecuteActivity(context.WithoutCancel(ctx), in)
-}
-
-// ReadPaused returns the paused providers. It reads the provider control
-// workflow's memo, which Temporal keeps consistent with the workflow's
-// state and serves without a worker; control workflows from before the
-// memo are asked by query.
-func ReadPaused(ctx context.Context, c client.Client) (map[string]workflows.ProviderPause, error) {
-	desc, err := c.DescribeWorkflow(ctx, workflows.ProviderControlID, "")
-	if err != nil {
-		return nil, fmt.Errorf("read provider pauses: %w", err)
-	}
-	if p, ok := desc.RawResponse.GetWorkflowExecutionInfo().GetMemo().GetFields()[workflows.MemoPaused]; ok {
-		paused := map[string]workflows.ProviderPause{}
-		if err := converter.GetDefaultDataConverter().FromPayload(p, &paused); err != nil {
-			return nil, fmt.Errorf("read provider pauses: %w", err)
-		}
-		return paused, nil
-	}
-	v, err := c.QueryWorkflow(ctx, workflows.ProviderControlID, "", workflows.QueryProviders)
-	if err != nil {
-		return nil, fmt.Errorf("read provider pauses: %w", err)
-	}
-	var state workflows.ProviderControlState
-	if err := v.Get(&state); err != nil {
-		return nil, fmt.Errorf("read provider pauses: %w", err)
-	}
-	return state.Paused, nil
 }
