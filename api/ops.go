@@ -22,7 +22,8 @@ import (
 // The operations page (/ops) is for operators: they sign in with an operator
 // token, which the page turns into a session cookie (HttpOnly,
 // SameSite=Strict, signed with the token, so every API instance that knows
-// the token accepts it, and removing the token ends its sessions). Every
+// the token accepts it, and removing the token ends its sessions). The
+// cookie also lets the operator's browser use the codec endpoint. Every
 // form that changes state carries a CSRF token derived from the session,
 // and a request from another origin is refused.
 const (
@@ -138,7 +139,7 @@ func (s *Server) opsSignIn(c echo.Context) error {
 		if subtle.ConstantTimeCompare(got[:], d[:]) == 1 {
 			expiry := strconv.FormatInt(time.Now().Add(opsSessionFor).Unix(), 10)
 			c.SetCookie(&http.Cookie{
-				Name: opsCookie, Value: expiry + "." + sign(d, "session|"+expiry), Path: "/ops",
+				Name: opsCookie, Value: expiry + "." + sign(d, "session|"+expiry), Path: "/",
 				HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: c.IsTLS() || c.Scheme() == "https",
 				MaxAge: int(opsSessionFor.Seconds()),
 			})
@@ -155,7 +156,7 @@ func (s *Server) opsSignOut(c echo.Context) error {
 	if _, p := s.opsForm(c); p != nil {
 		return p
 	}
-	c.SetCookie(&http.Cookie{Name: opsCookie, Value: "", Path: "/ops", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	c.SetCookie(&http.Cookie{Name: opsCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	return c.Redirect(http.StatusSeeOther, "/ops/sign-in")
 }
 

@@ -87,8 +87,8 @@ func TestOperationsPageSignInAndForms(t *testing.T) {
 		t.Fatalf("sign-in: %d %v", rec.Code, cookies)
 	}
 	ck := cookies[0]
-	if !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/ops" || strings.Contains(ck.Value, operatorToken) {
-		t.Fatalf("cookie %+v: want HttpOnly, SameSite=Strict, path /ops, without the token", ck)
+	if !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/" || strings.Contains(ck.Value, operatorToken) {
+		t.Fatalf("cookie %+v: want HttpOnly, SameSite=Strict, path /, without the token", ck)
 	}
 
 	rec = serve(s, "GET", "/ops", nil, cookies, nil)

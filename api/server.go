@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/handoff-hq/handoff/action"
+	"github.com/handoff-hq/handoff/codec"
 	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/system"
 )
@@ -77,6 +78,9 @@ type Options struct {
 	// this API, which the operations page reads its provider figures from
 	// (a worker in this process reports to Registry).
 	WorkerMetricsURLs []string
+	// Codec, when set, serves /codec/encode and /codec/decode for
+	// operators (the Temporal Web UI's and CLI's remote codec).
+	Codec *codec.Encryption
 }
 
 // Registry is where the API registers its metrics and what /metrics
@@ -104,6 +108,7 @@ type Server struct {
 	metrics         *metrics
 	health          Health
 	stats           *statsSource
+	codec           *codec.Encryption
 }
 
 // New returns the API server; it refuses to run without tokens or services.
@@ -125,7 +130,7 @@ func New(opts Options) (*Server, error) {
 		reconciliations: opts.Reconciliations, webhooks: opts.Webhooks,
 		ready: opts.Ready, log: opts.Logger,
 		webUI: strings.TrimRight(opts.WebUIURL, "/"), ns: opts.Namespace,
-		metrics: newMetrics(opts.Registry), health: opts.Health,
+		metrics: newMetrics(opts.Registry), health: opts.Health, codec: opts.Codec,
 		stats: &statsSource{gatherer: opts.Registry, urls: opts.WorkerMetricsURLs, client: &http.Client{Timeout: 3 * time.Second}},
 	}
 	if opts.Health != nil {
@@ -155,6 +160,10 @@ func New(opts Options) (*Server, error) {
 	s.echo.POST("/ops/sign-out", s.opsSignOut)
 	s.echo.POST("/ops/actions", s.opsAction)
 	s.echo.POST("/ops/providers", s.opsProvider)
+	for _, path := range []string{"/codec/encode", "/codec/decode"} {
+		s.echo.POST(path, s.codecEndpoint, s.codecCORS)
+		s.echo.OPTIONS(path, s.codecPreflight, s.codecCORS)
+	}
 	v1 := s.echo.Group("/v1")
 	v1.POST("/orders", s.placeOrder, s.requireToken)
 	v1.GET("/orders/:order_id", s.getOrder, s.requireToken)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
+	"github.com/handoff-hq/handoff/codec"
 	"github.com/handoff-hq/handoff/contracts"
 	"github.com/handoff-hq/handoff/providers"
 	"github.com/handoff-hq/handoff/system"
@@ -46,6 +47,9 @@ type Config struct {
 	// WorkerMetricsURLs are the /metrics URLs of workers that run apart
 	// from the API; the operations page reads provider figures from them.
 	WorkerMetricsURLs []string `envconfig:"WORKER_METRICS_URLS"`
+	// PayloadKeys encrypt what handoff writes to Temporal (package codec):
+	// "<id>:<base64 of 32 bytes>", comma-separated, the first encrypts.
+	PayloadKeys []string `envconfig:"PAYLOAD_KEYS"`
 	// Sandbox configures the provider simulator.
 	Sandbox Sandbox
 
@@ -108,6 +112,9 @@ type Temporal struct {
 	APIKey string `split_words:"true"`
 	// UI locates the Web UI that links in API answers point to.
 	UI WebUI
+	// Encryption, set from HANDOFF_PAYLOAD_KEYS, encrypts every payload
+	// the clients write and decrypts what they read; nil for none.
+	Encryption *codec.Encryption `ignored:"true"`
 }
 
 // Sandbox configures the provider simulator (HANDOFF_SANDBOX_*).
@@ -256,6 +263,8 @@ func Load() (Config, error) {
 		c.Providers[s.Name] = p
 	}
 	c.fillDefaults()
+	// An invalid key ring is reported by Validate.
+	c.Temporal.Encryption, _ = payloadEncryption(c.PayloadKeys)
 	if c.Sandbox.ClientID != "" {
 		c.SetSandboxClient(c.Sandbox.ClientID, c.Sandbox.ClientSecret)
 	}
@@ -391,6 +400,9 @@ func (c Config) Validate(opts ValidateOptions) error {
 		if _, _, err := net.SplitHostPort(v.addr); err != nil {
 			add("%s %q: want [host]:port", v.name, v.addr)
 		}
+	}
+	if _, err := payloadEncryption(c.PayloadKeys); err != nil {
+		add("HANDOFF_PAYLOAD_KEYS: %w", err)
 	}
 	for _, u := range c.WorkerMetricsURLs {
 		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {

@@ -77,6 +77,9 @@ type Options struct {
 	// (workflows.CustomerRulesFrom).
 	CustomerRules   map[string]workflows.FieldRule
 	CustomerSystems []workflows.CustomerSystem
+	// DataConverter reads memos as the workers wrote them (with the
+	// payload encryption, package codec); default: Temporal's default.
+	DataConverter converter.DataConverter
 	// QueryTimeout bounds the query that reads a running order; past it the
 	// read answers from what Temporal keeps without a worker. Default 300 ms.
 	QueryTimeout time.Duration
@@ -89,6 +92,7 @@ type Client struct {
 	client    client.Client
 	opts      Options
 	namespace string
+	dc        converter.DataConverter
 }
 
 // New returns a Client that uses the given Temporal client.
@@ -106,7 +110,11 @@ func New(c client.Client, opts Options) (*Client, error) {
 	if opts.QueryTimeout <= 0 {
 		opts.QueryTimeout = defaultQueryTimeout
 	}
-	return &Client{client: c, opts: opts, namespace: ns}, nil
+	dc := opts.DataConverter
+	if dc == nil {
+		dc = converter.GetDefaultDataConverter()
+	}
+	return &Client{client: c, opts: opts, namespace: ns, dc: dc}, nil
 }
 
 // Placed is the answer to placing an order.
@@ -180,7 +188,7 @@ func (s *Client) replay(ctx context.Context, placed Placed, hash string, in work
 	if err != nil {
 		return Placed{}, fmt.Errorf("place order %s: read existing order: %w", placed.OrderID, err)
 	}
-	memo := memoOf(info)
+	memo := memoOf(s.dc, info)
 	if memo[MemoAwaitingOrder] == "true" && memo[MemoRequestHash] == "" {
 		return s.placeInto(ctx, placed, hash, in, info)
 	}
@@ -197,11 +205,11 @@ func (s *Client) replay(ctx context.Context, placed Placed, hash string, in work
 }
 
 // memoOf reads the string memo fields of a workflow run.
-func memoOf(info *workflowpb.WorkflowExecutionInfo) map[string]string {
+func memoOf(dc converter.DataConverter, info *workflowpb.WorkflowExecutionInfo) map[string]string {
 	out := map[string]string{}
 	for k, p := range info.GetMemo().GetFields() {
 		var v string
-		if err := converter.GetDefaultDataConverter().FromPayload(p, &v); err == nil {
+		if err := dc.FromPayload(p, &v); err == nil {
 			out[k] = v
 		}
 	}

@@ -15,7 +15,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/handoff-hq/handoff/action"
@@ -198,7 +197,7 @@ func (s *Client) Customer(ctx context.Context, customerID string) (CustomerRead,
 	}
 	var view workflows.CustomerView
 	p, ok := info.GetMemo().GetFields()[workflows.MemoCustomer]
-	if !ok || converter.GetDefaultDataConverter().FromPayload(p, &view) != nil {
+	if !ok || s.dc.FromPayload(p, &view) != nil {
 		view = workflows.CustomerView{CustomerID: customerID, Fields: map[string]workflows.FieldView{}, Systems: map[string]workflows.SystemView{},
 			Conflicts: []workflows.Conflict{}, Steps: []workflows.Step{}, UpdatedAt: info.GetStartTime().AsTime()}
 	}

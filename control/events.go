@@ -74,7 +74,7 @@ func (s *Client) latePayment(ctx context.Context, e action.PaymentEvent) error {
 	if err != nil {
 		return fmt.Errorf("deliver %s to %s: %w", e.EventID, id, err)
 	}
-	memo := memoOf(info)
+	memo := memoOf(s.dc, info)
 	placed := memo[MemoAwaitingOrder] != "true" || memo[MemoRequestHash] != ""
 	switch status := statusOf(info); {
 	case !placed || (status != action.StatusRejected && status != action.StatusCancelled):

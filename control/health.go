@@ -49,7 +49,7 @@ type AttentionCount struct {
 // needing attention. Parked lists at most listParked of them.
 func (s *Client) Health(ctx context.Context, listParked int) (Health, error) {
 	h := Health{ReadAt: time.Now()}
-	paused, err := ReadPaused(ctx, s.client)
+	paused, err := ReadPaused(ctx, s.client, s.dc)
 	if err != nil {
 		return h, err
 	}
@@ -75,7 +75,7 @@ func (s *Client) Health(ctx context.Context, listParked int) (Health, error) {
 				WorkflowID: e.GetExecution().GetWorkflowId(), BusinessKey: keyword(e, workflows.SearchBusinessKey.GetName()),
 				Status: action.StatusNeedsAttention, Step: keyword(e, workflows.SearchStep.GetName()),
 				ErrorCategory: keyword(e, workflows.SearchErrorCategory.GetName()), Provider: keyword(e, workflows.SearchProvider.GetName()),
-				Reason: memoOf(e)[workflows.MemoReason], StartedAt: e.GetStartTime().AsTime(),
+				Reason: memoOf(s.dc, e)[workflows.MemoReason], StartedAt: e.GetStartTime().AsTime(),
 			}
 			kind := "unknown"
 			if k, err := action.ParseKey(a.WorkflowID); err == nil {

@@ -151,7 +151,7 @@ func (s *Client) ListActions(ctx context.Context, f ActionFilter) (ActionPage, e
 			WorkflowID: e.GetExecution().GetWorkflowId(), BusinessKey: keyword(e, workflows.SearchBusinessKey.GetName()),
 			Status: statusOf(e), Step: keyword(e, workflows.SearchStep.GetName()),
 			ErrorCategory: keyword(e, workflows.SearchErrorCategory.GetName()), Provider: keyword(e, workflows.SearchProvider.GetName()),
-			Reason: memoOf(e)[workflows.MemoReason], StartedAt: e.GetStartTime().AsTime(),
+			Reason: memoOf(s.dc, e)[workflows.MemoReason], StartedAt: e.GetStartTime().AsTime(),
 		})
 	}
 	return page, nil

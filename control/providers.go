@@ -83,7 +83,7 @@ func (s *Client) controlProvider(ctx context.Context, update, system, reason str
 
 // Provider reports a provider's pause state and backlog.
 func (s *Client) Provider(ctx context.Context, system string) (ProviderStatus, error) {
-	paused, err := ReadPaused(ctx, s.client)
+	paused, err := ReadPaused(ctx, s.client, s.dc)
 	if err != nil {
 		return ProviderStatus{}, fmt.Errorf("read provider %s: %w", system, err)
 	}
@@ -118,14 +118,14 @@ func (s *Client) status(ctx context.Context, name string, state workflows.Provid
 // workflow's memo, which Temporal keeps consistent with the workflow's
 // state and serves without a worker; control workflows from before the
 // memo are asked by query.
-func ReadPaused(ctx context.Context, c client.Client) (map[string]workflows.ProviderPause, error) {
+func ReadPaused(ctx context.Context, c client.Client, dc converter.DataConverter) (map[string]workflows.ProviderPause, error) {
 	desc, err := c.DescribeWorkflow(ctx, workflows.ProviderControlID, "")
 	if err != nil {
 		return nil, fmt.Errorf("read provider pauses: %w", err)
 	}
 	if p, ok := desc.RawResponse.GetWorkflowExecutionInfo().GetMemo().GetFields()[workflows.MemoPaused]; ok {
 		paused := map[string]workflows.ProviderPause{}
-		if err := converter.GetDefaultDataConverter().FromPayload(p, &paused); err != nil {
+		if err := dc.FromPayload(p, &paused); err != nil {
 			return nil, fmt.Errorf("read provider pauses: %w", err)
 		}
 		return paused, nil

@@ -49,7 +49,7 @@ func (s *Client) Order(ctx context.Context, orderID string) (OrderRead, error) {
 		return OrderRead{}, fmt.Errorf("read order %s: %w", orderID, err)
 	}
 	info := desc.GetWorkflowExecutionInfo()
-	memo, state, hasState := orderMemo(info)
+	memo, state, hasState := orderMemo(s.dc, info)
 	status := statusOf(info)
 	// A workflow an early provider event started holds no order until the
 	// order is placed (which sets its status).
@@ -124,11 +124,11 @@ func (s *Client) query(ctx context.Context, id string) (workflows.OrderState, er
 
 // orderMemo reads an order workflow's memo: its string fields, and the
 // state it kept there, if any.
-func orderMemo(info *workflowpb.WorkflowExecutionInfo) (map[string]string, workflows.OrderState, bool) {
-	strings := memoOf(info)
+func orderMemo(dc converter.DataConverter, info *workflowpb.WorkflowExecutionInfo) (map[string]string, workflows.OrderState, bool) {
+	strings := memoOf(dc, info)
 	var state workflows.OrderState
 	p, ok := info.GetMemo().GetFields()[workflows.MemoState]
-	if ok && converter.GetDefaultDataConverter().FromPayload(p, &state) != nil {
+	if ok && dc.FromPayload(p, &state) != nil {
 		ok = false // an unreadable state reads as none
 	}
 	return strings, state, ok

@@ -34,6 +34,9 @@ type Options struct {
 	DBFile string
 	// Output receives the server's log.
 	Output io.Writer
+	// UICodecEndpoint, when set, is the remote codec the Web UI decodes
+	// payloads with.
+	UICodecEndpoint string
 }
 
 // Server is a running `temporal server start-dev` process.
@@ -63,6 +66,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		args = append(args, "--headless")
 	} else {
 		args = append(args, "--ui-port", strconv.Itoa(opts.UIPort))
+		if opts.UICodecEndpoint != "" {
+			args = append(args, "--ui-codec-endpoint", opts.UICodecEndpoint)
+		}
 	}
 	if opts.DBFile != "" {
 		// WAL with synchronous=normal roughly doubles throughput; it survives

@@ -6,6 +6,7 @@ package monitoring_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"regexp"
@@ -17,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/handoff-hq/handoff/api"
+	"github.com/handoff-hq/handoff/codec"
 	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/providers"
 	"github.com/handoff-hq/handoff/worker"
@@ -63,6 +65,15 @@ func exported(t *testing.T) map[string][]string {
 	rec := &recorder{Registry: prometheus.NewRegistry()}
 	providers.NewMetrics(rec)
 	worker.NewOutcomes(rec)
+	keys, err := codec.ParseKeys([]string{"k:" + base64.StdEncoding.EncodeToString(make([]byte, 32))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := codec.New(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	worker.CountPayloadFailures(rec, enc)
 	f := fake{}
 	if _, err := api.New(api.Options{Orders: f, Events: f, Operators: f, Reconciliations: f, Health: fakeHealth{}, APITokens: []string{"t"},
 		Ready: func(context.Context) error { return nil }, Registry: rec}); err != nil {

@@ -13,7 +13,7 @@ import (
 func handoffCLI(t *testing.T, bin string, args ...string) (string, error) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "HANDOFF_TEMPORAL_ADDRESS="+env.server.FrontendHostPort())
+	cmd.Env = append(os.Environ(), "HANDOFF_TEMPORAL_ADDRESS="+env.server.FrontendHostPort(), "HANDOFF_PAYLOAD_KEYS="+testPayloadKey)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

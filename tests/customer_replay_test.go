@@ -27,7 +27,7 @@ func TestRecordCustomerHistories(t *testing.T) {
 	}
 	replay := func(t *testing.T, path string) {
 		t.Helper()
-		if err := worker.ReplayFiles(slog.New(slog.DiscardHandler), path); err != nil {
+		if err := worker.ReplayFilesWith(slog.New(slog.DiscardHandler), testEncryption(), path); err != nil {
 			t.Errorf("replay fresh history: %v", err)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/activities"
+	"github.com/handoff-hq/handoff/codec"
 	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/providers/sandbox"
 	"github.com/handoff-hq/handoff/workflows"
@@ -361,7 +362,7 @@ func TestReconciliationRepairsCustomerFieldsAndFlagsUnmatchedOnes(t *testing.T) 
 	}
 
 	rules, systems := workflows.CustomerRulesFrom(testConfig().Contracts())
-	st, err := control.New(env.client, control.Options{PaymentPollInterval: time.Second, PaymentTimeout: time.Minute,
+	st, err := control.New(env.client, control.Options{DataConverter: codec.DataConverter(testEncryption()), PaymentPollInterval: time.Second, PaymentTimeout: time.Minute,
 		CustomerRules: rules, CustomerSystems: systems,
 		Reconcile: workflows.ReconcileInput{PageSize: 100, MaxRepairs: 1000, Phases: []string{activities.PhaseCustomers, activities.PhaseAccountingCustomers}}})
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/activities"
 	"github.com/handoff-hq/handoff/api"
+	"github.com/handoff-hq/handoff/codec"
 	"github.com/handoff-hq/handoff/config"
 	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/providers/sandbox"
@@ -65,7 +66,7 @@ func TestASystemAndAnActionDeclaredOutsideTheCoreRunEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ws.Stop()
-	st, err := control.New(c, control.Options{PaymentPollInterval: time.Second, PaymentTimeout: time.Hour, Namespace: namespace,
+	st, err := control.New(c, control.Options{DataConverter: codec.DataConverter(testEncryption()), PaymentPollInterval: time.Second, PaymentTimeout: time.Hour, Namespace: namespace,
 		Reconcile: workflows.ReconcileInput{PageSize: 20, Phases: activities.PhaseNames(acts)}})
 	if err != nil {
 		t.Fatal(err)

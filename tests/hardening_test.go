@@ -15,6 +15,7 @@ import (
 
 	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/api"
+	"github.com/handoff-hq/handoff/codec"
 	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/providers"
 	"github.com/handoff-hq/handoff/providers/sandbox"
@@ -138,7 +139,7 @@ func TestCancelDuringASlowChargeKeepsNoMoney(t *testing.T) {
 // it) cancels the charge at the provider, so it can no longer take money,
 // and the order ends with a short history.
 func TestACancelledOrderWhoseChargeNeverSettlesCancelsItAtTheProvider(t *testing.T) {
-	st, err := control.New(env.client, control.Options{PaymentPollInterval: 100 * time.Millisecond, PaymentTimeout: 3 * time.Second, PaymentWebhookWait: testWebhookWait})
+	st, err := control.New(env.client, control.Options{DataConverter: codec.DataConverter(testEncryption()), PaymentPollInterval: 100 * time.Millisecond, PaymentTimeout: 3 * time.Second, PaymentWebhookWait: testWebhookWait})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/activities"
 	"github.com/handoff-hq/handoff/api"
+	"github.com/handoff-hq/handoff/codec"
 	"github.com/handoff-hq/handoff/config"
 	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/providers/sandbox"
@@ -120,8 +121,11 @@ func start() error {
 		attrs = append(attrs, key.ValueSet(""))
 	}
 	env.server, err = testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
-		ExistingPath:     bin,
-		ClientOptions:    &client.Options{Namespace: "default", Logger: sdklog.NewStructuredLogger(quiet)},
+		ExistingPath: bin,
+		// The test environment encrypts its payloads, as a deployment with
+		// HANDOFF_PAYLOAD_KEYS does: every reader must decode.
+		ClientOptions: &client.Options{Namespace: "default", Logger: sdklog.NewStructuredLogger(quiet),
+			DataConverter: codec.DataConverter(testEncryption()), FailureConverter: codec.FailureConverter(testEncryption())},
 		LogLevel:         "error",
 		SearchAttributes: temporal.NewSearchAttributes(attrs...),
 		ExtraArgs:        []string{"--dynamic-config-value", "frontend.enableServerVersionCheck=false"},
@@ -161,7 +165,7 @@ func start() error {
 	workers = ws
 
 	rules, systems := workflows.CustomerRulesFrom(cfg.Contracts())
-	st, err := control.New(env.client, control.Options{PaymentPollInterval: 100 * time.Millisecond, PaymentTimeout: time.Minute, PaymentWebhookWait: testWebhookWait, OrphanWindow: testOrphanWindow,
+	st, err := control.New(env.client, control.Options{DataConverter: codec.DataConverter(testEncryption()), PaymentPollInterval: 100 * time.Millisecond, PaymentTimeout: time.Minute, PaymentWebhookWait: testWebhookWait, OrphanWindow: testOrphanWindow,
 		CustomerRules: rules, CustomerSystems: systems})
 	if err != nil {
 		return err
@@ -378,6 +382,9 @@ func testConfig() config.Config {
 // providerConfig points every provider at the sandbox served at url.
 func providerConfig(url string) config.Config {
 	cfg := config.Config{}
+	if err := cfg.SetPayloadKeys([]string{testPayloadKey}); err != nil {
+		panic(err)
+	}
 	for _, name := range system.Names() {
 		setProviderURL(&cfg, name, url+"/"+name)
 	}

@@ -15,6 +15,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/handoff-hq/handoff/action"
+	"github.com/handoff-hq/handoff/codec"
 	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/providers/sandbox"
 )
@@ -82,12 +83,12 @@ func TestAWorkerKilledDuringAProviderCallCompletesTheStepOnce(t *testing.T) {
 	defer provider.Close()
 	workerEnv := []string{
 		"HANDOFF_TEMPORAL_ADDRESS=" + env.server.FrontendHostPort(), "HANDOFF_TEMPORAL_NAMESPACE=" + namespace,
-		"HANDOFF_METRICS_ADDR=127.0.0.1:0", "HANDOFF_SANDBOX_CLIENT_ID=", "HANDOFF_SANDBOX_CLIENT_SECRET=",
+		"HANDOFF_METRICS_ADDR=127.0.0.1:0", "HANDOFF_SANDBOX_CLIENT_ID=", "HANDOFF_SANDBOX_CLIENT_SECRET=", "HANDOFF_PAYLOAD_KEYS=" + testPayloadKey,
 	}
 	for _, system := range []string{"PAYMENTS", "ACCOUNTING", "CRM", "MAIL"} {
 		workerEnv = append(workerEnv, "HANDOFF_"+system+"_URL="+provider.URL+"/"+strings.ToLower(system), "HANDOFF_"+system+"_PROVIDER=sandbox")
 	}
-	st, err := control.New(c, control.Options{PaymentPollInterval: 100 * time.Millisecond, PaymentTimeout: time.Minute, PaymentWebhookWait: 200 * time.Millisecond, Namespace: namespace})
+	st, err := control.New(c, control.Options{DataConverter: codec.DataConverter(testEncryption()), PaymentPollInterval: 100 * time.Millisecond, PaymentTimeout: time.Minute, PaymentWebhookWait: 200 * time.Millisecond, Namespace: namespace})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/api"
+	"github.com/handoff-hq/handoff/codec"
 	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/providers/sandbox"
 	"github.com/handoff-hq/handoff/system"
@@ -60,7 +61,8 @@ func TestWebhooksWaitOutATemporalOutage(t *testing.T) {
 	defer func() { _ = server.Stop() }()
 
 	// A client of its own, which outlives the server's restarts.
-	c, err := client.Dial(client.Options{HostPort: addr, Namespace: "default", Logger: sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler))})
+	c, err := client.Dial(client.Options{HostPort: addr, Namespace: "default", Logger: sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)),
+		DataConverter: codec.DataConverter(testEncryption()), FailureConverter: codec.FailureConverter(testEncryption())})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +76,7 @@ func TestWebhooksWaitOutATemporalOutage(t *testing.T) {
 	defer providerServer.Close()
 
 	defer startWorkers(t, c, providerConfig(providerServer.URL)).Stop()
-	st, err := control.New(c, control.Options{PaymentPollInterval: time.Second, PaymentTimeout: time.Hour, PaymentWebhookWait: 10 * time.Minute})
+	st, err := control.New(c, control.Options{DataConverter: codec.DataConverter(testEncryption()), PaymentPollInterval: time.Second, PaymentTimeout: time.Hour, PaymentWebhookWait: 10 * time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}

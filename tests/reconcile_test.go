@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/handoff-hq/handoff/action"
+	"github.com/handoff-hq/handoff/codec"
 	"github.com/handoff-hq/handoff/config"
 	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/providers"
@@ -63,7 +64,7 @@ func newIsolatedEnv(t *testing.T, namespace string, configure ...func(*config.Co
 	}
 	e := &isolatedEnv{client: c, sandbox: sb, url: srv.URL, workers: startWorkers(t, c, cfg)}
 	t.Cleanup(func() { e.stopWorkers(t) })
-	st, err := control.New(c, control.Options{PaymentPollInterval: time.Second, PaymentTimeout: time.Hour, PaymentWebhookWait: 200 * time.Millisecond, Namespace: namespace,
+	st, err := control.New(c, control.Options{DataConverter: codec.DataConverter(testEncryption()), PaymentPollInterval: time.Second, PaymentTimeout: time.Hour, PaymentWebhookWait: 200 * time.Millisecond, Namespace: namespace,
 		Reconcile: workflows.ReconcileInput{PageSize: 20, Grace: 0, PagesPerRun: 3}})
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +86,8 @@ func namespaceClient(t *testing.T, namespace string) client.Client {
 		t.Fatalf("register namespace: %v", err)
 	}
 	c, err := client.Dial(client.Options{HostPort: env.server.FrontendHostPort(), Namespace: namespace,
-		Logger: sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler))})
+		Logger:        sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)),
+		DataConverter: codec.DataConverter(testEncryption()), FailureConverter: codec.FailureConverter(testEncryption())})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +276,7 @@ func TestReconciliationLeavesRunningAndSkippedOrdersAlone(t *testing.T) {
 // repaired; the rest are flagged for a person.
 func TestReconciliationLooksBackOnlySoFarAndRepairsAtMostItsCap(t *testing.T) {
 	e := newIsolatedEnv(t, "reconcile-bounds")
-	st, err := control.New(e.client, control.Options{PaymentPollInterval: time.Second, PaymentTimeout: time.Hour, Namespace: "reconcile-bounds",
+	st, err := control.New(e.client, control.Options{DataConverter: codec.DataConverter(testEncryption()), PaymentPollInterval: time.Second, PaymentTimeout: time.Hour, Namespace: "reconcile-bounds",
 		Reconcile: workflows.ReconcileInput{PageSize: 20, Grace: 0, Since: 72 * time.Hour, MaxRepairs: 4}})
 	if err != nil {
 		t.Fatal(err)

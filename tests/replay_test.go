@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"encoding/base64"
 	"flag"
 	"log/slog"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/handoff-hq/handoff/action"
+	"github.com/handoff-hq/handoff/codec"
 	"github.com/handoff-hq/handoff/providers/sandbox"
 	"github.com/handoff-hq/handoff/worker"
 )
@@ -186,7 +188,7 @@ func TestRecordHistories(t *testing.T) {
 			if r.status == action.StatusNeedsAttention {
 				_ = env.client.TerminateWorkflow(context.Background(), action.OrderKey(o.OrderID).String(), "", "history recorded")
 			}
-			if err := worker.ReplayFiles(slog.New(slog.DiscardHandler), path); err != nil {
+			if err := worker.ReplayFilesWith(slog.New(slog.DiscardHandler), testEncryption(), path); err != nil {
 				t.Errorf("replay fresh history: %v", err)
 			}
 			if a := r.also; a != nil {
@@ -207,7 +209,7 @@ func recordHistory(t *testing.T, c client.Client, workflowID, file string) {
 	}
 	path := filepath.Join(dir, file)
 	writeHistoryFrom(t, c, workflowID, path)
-	if err := worker.ReplayFiles(slog.New(slog.DiscardHandler), path); err != nil {
+	if err := worker.ReplayFilesWith(slog.New(slog.DiscardHandler), testEncryption(), path); err != nil {
 		t.Errorf("replay fresh history of %s: %v", workflowID, err)
 	}
 }
@@ -223,10 +225,26 @@ func TestReplayCommittedHistories(t *testing.T) {
 	if len(paths) < len(recorded) {
 		t.Fatalf("found %d histories in %s, want at least %d: record them with `make histories`", len(paths), historiesDir, len(recorded))
 	}
+	encrypted := base64.StdEncoding.EncodeToString([]byte(codec.EncodingEncrypted))
 	for _, path := range paths {
 		t.Run(filepath.Base(path), func(t *testing.T) {
-			if err := worker.ReplayFiles(slog.New(slog.DiscardHandler), path); err != nil {
+			if err := worker.ReplayFilesWith(slog.New(slog.DiscardHandler), testEncryption(), path); err != nil {
 				t.Errorf("replay: %v", err)
+			}
+			// Histories of the current versions are recorded encrypted,
+			// with the test key; those of earlier versions (_v0_, _v1)
+			// were recorded before encryption and stay plaintext, which
+			// the same reader reads.
+			raw, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			earlier := strings.Contains(path, "_v0_") || strings.Contains(path, "_v1")
+			if got := strings.Contains(string(raw), encrypted); got == earlier {
+				t.Errorf("encrypted: %v, want %v", got, !earlier)
+			}
+			if !earlier && strings.Contains(string(raw), "@example.com") {
+				t.Error("an encrypted history holds an e-mail address in plain text")
 			}
 		})
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/handoff-hq/handoff/codec"
 	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/workflows"
 )
@@ -47,7 +48,7 @@ func TestReconciliationMemoryIsBoundedByThePage(t *testing.T) {
 	e.stopWorkers(t)
 	c := e.client
 	defer startWorkers(t, c, providerConfig(url)).Stop()
-	st, err := control.New(c, control.Options{PaymentPollInterval: time.Second, PaymentTimeout: time.Hour, Namespace: "reconcile-scale",
+	st, err := control.New(c, control.Options{DataConverter: codec.DataConverter(testEncryption()), PaymentPollInterval: time.Second, PaymentTimeout: time.Hour, Namespace: "reconcile-scale",
 		Reconcile: workflows.ReconcileInput{PageSize: 500, Grace: 0, PagesPerRun: 50}})
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/api"
+	"github.com/handoff-hq/handoff/codec"
 	"github.com/handoff-hq/handoff/config"
 	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/providers/stripe/stripetest"
@@ -195,7 +196,7 @@ func TestOrdersOnStripeFollowThePaymentIntentLifecycle(t *testing.T) {
 		lost := action.OrderKey("stripe-succeeded").Step(action.OrderStepInvoice).String()
 		e.send(t, http.MethodDelete, "/_sandbox/records/accounting/invoices/"+e.invoice(t, lost).ID, "")
 		// Two PaymentIntents to a page, so that reconciliation pages.
-		st, err := control.New(e.client, control.Options{PaymentPollInterval: time.Second, PaymentTimeout: time.Hour, Namespace: "stripe",
+		st, err := control.New(e.client, control.Options{DataConverter: codec.DataConverter(testEncryption()), PaymentPollInterval: time.Second, PaymentTimeout: time.Hour, Namespace: "stripe",
 			Reconcile: workflows.ReconcileInput{PageSize: 2, Grace: 0, PagesPerRun: 2}})
 		if err != nil {
 			t.Fatal(err)

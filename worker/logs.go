@@ -20,29 +20,41 @@ import (
 // log.
 type correlationLogs struct {
 	interceptor.WorkerInterceptorBase
+	// payloads reads the memo; nil reads it with Temporal's default.
+	payloads converter.DataConverter
 }
 
-func (*correlationLogs) InterceptWorkflow(_ workflow.Context, next interceptor.WorkflowInboundInterceptor) interceptor.WorkflowInboundInterceptor {
-	return &correlationInbound{WorkflowInboundInterceptorBase: interceptor.WorkflowInboundInterceptorBase{Next: next}}
+func (c *correlationLogs) InterceptWorkflow(_ workflow.Context, next interceptor.WorkflowInboundInterceptor) interceptor.WorkflowInboundInterceptor {
+	return &correlationInbound{WorkflowInboundInterceptorBase: interceptor.WorkflowInboundInterceptorBase{Next: next}, payloads: orDefault(c.payloads)}
+}
+
+// orDefault is dc, or Temporal's default data converter.
+func orDefault(dc converter.DataConverter) converter.DataConverter {
+	if dc == nil {
+		return converter.GetDefaultDataConverter()
+	}
+	return dc
 }
 
 type correlationInbound struct {
 	interceptor.WorkflowInboundInterceptorBase
+	payloads converter.DataConverter
 }
 
 func (i *correlationInbound) Init(outbound interceptor.WorkflowOutboundInterceptor) error {
-	return i.Next.Init(&correlationOutbound{WorkflowOutboundInterceptorBase: interceptor.WorkflowOutboundInterceptorBase{Next: outbound}})
+	return i.Next.Init(&correlationOutbound{WorkflowOutboundInterceptorBase: interceptor.WorkflowOutboundInterceptorBase{Next: outbound}, payloads: i.payloads})
 }
 
 type correlationOutbound struct {
 	interceptor.WorkflowOutboundInterceptorBase
+	payloads converter.DataConverter
 }
 
 func (o *correlationOutbound) GetLogger(ctx workflow.Context) log.Logger {
 	l := o.Next.GetLogger(ctx)
 	var id string
 	if p, ok := workflow.GetInfo(ctx).Memo.GetFields()[workflows.MemoCorrelationID]; ok &&
-		converter.GetDefaultDataConverter().FromPayload(p, &id) == nil && id != "" {
+		o.payloads.FromPayload(p, &id) == nil && id != "" {
 		return log.With(l, "correlation_id", id)
 	}
 	return l

@@ -64,15 +64,18 @@ func NewOutcomes(reg prometheus.Registerer) *Outcomes {
 type outcomeCounter struct {
 	interceptor.WorkerInterceptorBase
 	outcomes *Outcomes
+	// payloads reads signals; nil reads them with Temporal's default.
+	payloads converter.DataConverter
 }
 
 func (c *outcomeCounter) InterceptWorkflow(_ workflow.Context, next interceptor.WorkflowInboundInterceptor) interceptor.WorkflowInboundInterceptor {
-	return &outcomeInbound{WorkflowInboundInterceptorBase: interceptor.WorkflowInboundInterceptorBase{Next: next}, outcomes: c.outcomes}
+	return &outcomeInbound{WorkflowInboundInterceptorBase: interceptor.WorkflowInboundInterceptorBase{Next: next}, outcomes: c.outcomes, payloads: orDefault(c.payloads)}
 }
 
 type outcomeInbound struct {
 	interceptor.WorkflowInboundInterceptorBase
 	outcomes *Outcomes
+	payloads converter.DataConverter
 }
 
 func (i *outcomeInbound) ExecuteWorkflow(ctx workflow.Context, in *interceptor.ExecuteWorkflowInput) (any, error) {
@@ -131,12 +134,12 @@ func (i *outcomeInbound) HandleSignal(ctx workflow.Context, in *interceptor.Hand
 		switch in.SignalName {
 		case workflows.SignalPaymentEvent:
 			var ev action.PaymentEvent
-			if converter.GetDefaultDataConverter().FromPayload(payload, &ev) == nil {
+			if i.payloads.FromPayload(payload, &ev) == nil {
 				source, eventID, requestID, received = system.Payments.Name, ev.EventID, ev.RequestID, ev.ReceivedAt
 			}
 		case workflows.SignalCustomerChange:
 			var ch action.CustomerChange
-			if converter.GetDefaultDataConverter().FromPayload(payload, &ch) == nil {
+			if i.payloads.FromPayload(payload, &ch) == nil {
 				source, eventID, requestID, received = ch.Source, ch.EventID, ch.RequestID, ch.ReceivedAt
 			}
 		}

@@ -10,6 +10,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/interceptor"
 
 	"github.com/handoff-hq/handoff/control"
@@ -38,9 +39,9 @@ type pauseView struct {
 	reading sync.Mutex
 }
 
-func newPauseView(c client.Client) *pauseView {
+func newPauseView(c client.Client, dc converter.DataConverter) *pauseView {
 	return &pauseView{read: func(ctx context.Context) (map[string]workflows.ProviderPause, error) {
-		return control.ReadPaused(ctx, c)
+		return control.ReadPaused(ctx, c, dc)
 	}, lease: workflows.PauseLease}
 }
 

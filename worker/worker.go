@@ -26,6 +26,7 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/handoff-hq/handoff/activities"
+	"github.com/handoff-hq/handoff/codec"
 	"github.com/handoff-hq/handoff/config"
 	"github.com/handoff-hq/handoff/system"
 	"github.com/handoff-hq/handoff/workflows"
@@ -43,6 +44,9 @@ func DialWithMetrics(ctx context.Context, cfg config.Temporal, logger *slog.Logg
 		Namespace:      cfg.Namespace,
 		Logger:         sdklog.NewStructuredLogger(logger),
 		MetricsHandler: metrics,
+		// Every payload and failure is encrypted when keys are set.
+		DataConverter:    codec.DataConverter(cfg.Encryption),
+		FailureConverter: codec.FailureConverter(cfg.Encryption),
 	}
 	if cfg.TLSEnabled() {
 		tlsCfg, err := tlsConfig(cfg)
@@ -195,11 +199,14 @@ func New(c client.Client, acts *activities.Activities, cfg config.Config, extra 
 	if acts.News == nil {
 		acts.News = customerNews{client: c}
 	}
-	pauses := newPauseView(c)
+	// Memos and signals are read as the clients wrote them: encrypted
+	// when payload keys are set.
+	dc := codec.DataConverter(cfg.Temporal.Encryption)
+	pauses := newPauseView(c, dc)
 	ws := &Workers{client: c, pauses: pauses, ControlInterval: 500 * time.Millisecond, log: slog.New(slog.DiscardHandler)}
 	ws.workflows = func() sdkworker.Worker {
 		wf := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{
-			Interceptors: []interceptor.WorkerInterceptor{&pauseCheck{view: pauses}, &correlationLogs{}, &outcomeCounter{outcomes: ws.outcomes}},
+			Interceptors: []interceptor.WorkerInterceptor{&pauseCheck{view: pauses}, &correlationLogs{payloads: dc}, &outcomeCounter{outcomes: ws.outcomes, payloads: dc}},
 		})
 		registerWorkflows(wf)
 		wf.RegisterActivity(acts.ComparePage)
@@ -228,7 +235,7 @@ func New(c client.Client, acts *activities.Activities, cfg config.Config, extra 
 				WorkerStopTimeout: 30 * time.Second,
 				// The pause is checked before the call is made; the call,
 				// once made, runs to its end.
-				Interceptors: []interceptor.WorkerInterceptor{&pauseCheck{view: pauses}, &providerCalls{}, &correlationLogs{}},
+				Interceptors: []interceptor.WorkerInterceptor{&pauseCheck{view: pauses}, &providerCalls{}, &correlationLogs{payloads: dc}},
 			})
 			for _, a := range fns {
 				w.RegisterActivityWithOptions(a.fn, activity.RegisterOptions{Name: a.name})

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"path/filepath"
 
+	"github.com/handoff-hq/handoff/config"
 	"github.com/handoff-hq/handoff/worker"
 )
 
@@ -31,7 +32,15 @@ func runReplay(_ context.Context, log *slog.Logger, args []string) error {
 		}
 		paths = append(paths, matches...)
 	}
-	if err := worker.ReplayFiles(log, paths...); err != nil {
+	// Encrypted histories need the keys of HANDOFF_PAYLOAD_KEYS.
+	cfg, err := config.Load()
+	if err != nil {
+		return err
+	}
+	if err := cfg.Validate(config.ValidateOptions{}); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	if err := worker.ReplayFilesWith(log, cfg.Temporal.Encryption, paths...); err != nil {
 		return err
 	}
 	fmt.Printf("replayed %d histories: all deterministic\n", len(paths))

@@ -15,6 +15,7 @@ import (
 
 	"github.com/handoff-hq/handoff/activities"
 	"github.com/handoff-hq/handoff/api"
+	"github.com/handoff-hq/handoff/codec"
 	"github.com/handoff-hq/handoff/config"
 	"github.com/handoff-hq/handoff/contracts"
 	"github.com/handoff-hq/handoff/control"
@@ -80,6 +81,7 @@ func runWorker(ctx context.Context, log *slog.Logger, _ []string) error {
 		return err
 	}
 	defer closeMetrics()
+	worker.CountPayloadFailures(reg, cfg.Temporal.Encryption)
 	// A worker that starts while Temporal is unreachable waits for it.
 	var c client.Client
 	err = worker.Retry(ctx, log, "connect to Temporal", func(actx context.Context) error {
@@ -116,6 +118,7 @@ func dialWithMetrics(ctx context.Context, cfg config.Config, reg *prometheus.Reg
 	if err != nil {
 		return nil, nil, err
 	}
+	worker.CountPayloadFailures(reg, cfg.Temporal.Encryption)
 	c, err := worker.DialWithMetrics(ctx, cfg.Temporal, log, metrics)
 	if err != nil {
 		closeMetrics()
@@ -184,7 +187,7 @@ func serveAPI(ctx context.Context, cfg config.Config, c client.Client, ln net.Li
 		},
 		WebUIURL: cfg.Temporal.UI.URL, Namespace: cfg.Temporal.Namespace,
 		Logger: log.With("component", "api"), Registry: reg,
-		Health: st, WorkerMetricsURLs: cfg.WorkerMetricsURLs,
+		Health: st, WorkerMetricsURLs: cfg.WorkerMetricsURLs, Codec: cfg.Temporal.Encryption,
 	})
 	if err != nil {
 		return err
@@ -224,7 +227,7 @@ func controlOptions(cfg config.Config) control.Options {
 		PaymentPollInterval: cfg.PaymentPollInterval, PaymentTimeout: cfg.PaymentTimeout,
 		PaymentWebhookWait: cfg.PaymentWebhookWait, OrphanWindow: cfg.OrphanEventWindow,
 		Namespace: cfg.Temporal.Namespace, Reconcile: reconcileInput(cfg),
-		CustomerRules: rules, CustomerSystems: systems,
+		CustomerRules: rules, CustomerSystems: systems, DataConverter: codec.DataConverter(cfg.Temporal.Encryption),
 	}
 }
 
