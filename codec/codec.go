@@ -24,6 +24,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
@@ -41,6 +42,28 @@ const (
 	MetadataCipher = "encryption-cipher"
 	cipherName     = "AES256-GCM/zlib"
 )
+
+// writers are zlib writers at the fastest level (payloads are small JSON,
+// and compression costs every workflow task), kept for reuse: a new one
+// allocates hundreds of kilobytes.
+var writers = sync.Pool{New: func() any {
+	w, _ := zlib.NewWriterLevel(io.Discard, zlib.BestSpeed)
+	return w
+}}
+
+// readers are zlib readers kept for reuse, like writers.
+var readers sync.Pool
+
+// reader is a pooled zlib reader of data.
+func reader(data []byte) (io.ReadCloser, error) {
+	if r, ok := readers.Get().(io.ReadCloser); ok {
+		if err := r.(zlib.Resetter).Reset(bytes.NewReader(data), nil); err != nil {
+			return nil, err
+		}
+		return r, nil
+	}
+	return zlib.NewReader(bytes.NewReader(data))
+}
 
 // maxPayloadBytes bounds what one payload may decompress to.
 const maxPayloadBytes = 64 << 20
@@ -170,11 +193,14 @@ func (e *Encryption) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, 
 			return nil, fmt.Errorf("encode payload: %w", err)
 		}
 		var compressed bytes.Buffer
-		zw := zlib.NewWriter(&compressed)
-		if _, err := zw.Write(plain); err != nil {
-			return nil, fmt.Errorf("compress payload: %w", err)
+		zw := writers.Get().(*zlib.Writer)
+		zw.Reset(&compressed)
+		_, err = zw.Write(plain)
+		if err == nil {
+			err = zw.Close()
 		}
-		if err := zw.Close(); err != nil {
+		writers.Put(zw)
+		if err != nil {
 			return nil, fmt.Errorf("compress payload: %w", err)
 		}
 		nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+compressed.Len()+aead.Overhead())
@@ -225,10 +251,11 @@ func open(aead cipher.AEAD, id string, data []byte) (*commonpb.Payload, error) {
 	if err != nil {
 		return nil, fmt.Errorf("key %q: %w", id, ErrUndecryptable)
 	}
-	zr, err := zlib.NewReader(bytes.NewReader(compressed))
+	zr, err := reader(compressed)
 	if err != nil {
 		return nil, fmt.Errorf("key %q: decompress: %w", id, ErrUndecryptable)
 	}
+	defer readers.Put(zr)
 	plain, err := io.ReadAll(io.LimitReader(zr, maxPayloadBytes+1))
 	if err != nil || len(plain) > maxPayloadBytes {
 		return nil, fmt.Errorf("key %q: decompress: %w", id, ErrUndecryptable)

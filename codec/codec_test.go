@@ -173,3 +173,17 @@ func TestMissingKeysOfAHistory(t *testing.T) {
 		t.Errorf("a plaintext history: %v", got)
 	}
 }
+
+// BenchmarkEncodeDecode measures one order-sized payload's round trip.
+func BenchmarkEncodeDecode(b *testing.B) {
+	raw := make([]byte, 32)
+	keys, _ := ParseKeys([]string{"k:" + base64.StdEncoding.EncodeToString(raw)})
+	e, _ := New(keys)
+	p, _ := converter.GetDefaultDataConverter().ToPayload(planted)
+	for b.Loop() {
+		enc, _ := e.Encode([]*commonpb.Payload{p})
+		if _, err := e.Decode(enc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
