@@ -352,6 +352,19 @@ func scanForPlanted(t *testing.T, s *opsStack, metrics string) {
 	}
 }
 
+// withPayloadsDecoded is a history in Temporal's JSON form followed by
+// every payload's data decoded from base64 (not decrypted): what anyone who
+// can read Temporal reads.
+func withPayloadsDecoded(history string) string {
+	out := history
+	for _, m := range payloadData.FindAllStringSubmatch(history, -1) {
+		if raw, err := base64.StdEncoding.DecodeString(m[1]); err == nil {
+			out += "\n" + string(raw)
+		}
+	}
+	return out
+}
+
 var (
 	failureMessage = regexp.MustCompile(`"message":\s*"((?:[^"\\]|\\.)*)"`)
 	payloadData    = regexp.MustCompile(`"data":\s*"([A-Za-z0-9+/=]+)"`)
@@ -390,12 +403,7 @@ func workflowTexts(t *testing.T, addr string) (failures, histories []string) {
 					failures = append(failures, m[1])
 				}
 			}
-			h := text.String()
-			for _, m := range payloadData.FindAllStringSubmatch(h, -1) {
-				if raw, err := base64.StdEncoding.DecodeString(m[1]); err == nil {
-					h += "\n" + string(raw)
-				}
-			}
+			h := withPayloadsDecoded(text.String())
 			if reason, ok := e.GetMemo().GetFields()[workflows.MemoReason]; ok {
 				failures = append(failures, string(reason.GetData()))
 			}
