@@ -153,9 +153,6 @@ func New(keys []Key) (*Encryption, error) {
 	return e, nil
 }
 
-// Primary is the id of the key that encrypts.
-func (e *Encryption) Primary() string { return e.primary }
-
 // Has reports whether the ring holds the key with this id; a nil
 // Encryption holds none.
 func (e *Encryption) Has(id string) bool {
