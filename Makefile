@@ -98,7 +98,7 @@ docs:
 
 # Re-record the committed workflow histories from fresh runs of the tests
 # that record them (see README, "Replay tests"). Histories of earlier
-# workflow versions (*_v0_*, *_v1.json) are kept as they are.
+# workflow versions (*_v0_*, *_v1.json, *_v2_text.json) are kept as they are.
 HISTORY_TESTS := TestRecordHistories|TestRecordCustomerHistories|TestReconciliationRepairsWhatIsSafeAndFlagsTheRest|TestPausedProviderGetsNoCallsAndDrainsOnResume
 histories: temporal bin/stripe-mock bin/mailpit
 	$(GO) test -count=1 ./tests/ -run '$(HISTORY_TESTS)' -update

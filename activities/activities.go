@@ -92,7 +92,7 @@ func (a *Activities) UpsertCustomer(ctx context.Context, in UpsertCustomerInput)
 			r := found[0] // the oldest
 			out := UpsertCustomerResult{Outcome: NewOutcome(ctx, r.ID), ContactID: r.ID}
 			if name := r.Fields[action.FieldName]; name != in.Name {
-				out.Differences = append(out.Differences, fmt.Sprintf("name: the order says %q, the CRM (its owner) keeps %q; the order left it", in.Name, name))
+				out.Differences = append(out.Differences, "name: the order's differs from the one the CRM (its owner) keeps; the order left it")
 			}
 			if len(found) > 1 {
 				out.Differences = append(out.Differences, fmt.Sprintf("%d CRM contacts have this e-mail address; the order used the oldest, %s", len(found), r.ID))
@@ -209,12 +209,52 @@ func (a *Activities) CreateInvoice(ctx context.Context, in CreateInvoiceInput) (
 	return CreateInvoiceResult{Outcome: NewOutcome(ctx, inv.ID), InvoiceID: inv.ID}, nil
 }
 
-// SendEmailInput is one e-mail to send.
+// SendEmailInput is one e-mail to send. A confirmation carries the facts
+// it is written from, not its text: the activity writes the message, so a
+// workflow's history keeps no more of it than the order already holds.
 type SendEmailInput struct {
-	Call    providers.Call
-	To      string
-	Subject string
-	Text    string
+	Call providers.Call
+	To   string
+	// Confirmation, when set, is the order confirmation to write.
+	Confirmation *Confirmation `json:",omitempty"`
+	// Subject and Text are a message written in full by the caller, as
+	// orders begun by earlier releases scheduled it; they win over
+	// Confirmation when set.
+	Subject string `json:",omitempty"`
+	Text    string `json:",omitempty"`
+}
+
+// Confirmation is what an order's confirmation e-mail says: the order, the
+// payment received and, when known, the customer's name and the invoice.
+type Confirmation struct {
+	OrderID   string
+	Name      string `json:",omitempty"`
+	Amount    int64
+	Currency  string
+	InvoiceID string `json:",omitempty"`
+}
+
+// Message writes the confirmation's subject and text.
+func (c Confirmation) Message() (subject, text string) {
+	paid := fmt.Sprintf("We received your payment of %d.%02d %s.", c.Amount/100, c.Amount%100, c.Currency)
+	subject = "Your order " + c.OrderID
+	if c.Name == "" {
+		return subject, "Thank you for your order. " + paid + "\n"
+	}
+	text = fmt.Sprintf("Hello %s,\n\nthank you for your order %s. %s\n", c.Name, c.OrderID, paid)
+	if c.InvoiceID != "" {
+		text += "Your invoice: " + c.InvoiceID + ".\n"
+	}
+	return subject, text
+}
+
+// message is the e-mail the input asks for.
+func (in SendEmailInput) message() providers.MessageRequest {
+	m := providers.MessageRequest{To: in.To, Subject: in.Subject, Text: in.Text}
+	if in.Text == "" && in.Confirmation != nil {
+		m.Subject, m.Text = in.Confirmation.Message()
+	}
+	return m
 }
 
 // SendEmailResult names the sent message.
@@ -226,7 +266,7 @@ type SendEmailResult struct {
 // SendEmail sends the e-mail, or adopts the one an earlier attempt sent.
 func (a *Activities) SendEmail(ctx context.Context, in SendEmailInput) (SendEmailResult, error) {
 	m, err := AdoptOrCreate(ctx, in.Call, "e-mail", a.Mailer.FindMessage, func() (providers.Message, error) {
-		return a.Mailer.SendMessage(ctx, in.Call, providers.MessageRequest{To: in.To, Subject: in.Subject, Text: in.Text})
+		return a.Mailer.SendMessage(ctx, in.Call, in.message())
 	})
 	if err != nil {
 		return SendEmailResult{}, err

@@ -84,7 +84,8 @@ type Difference struct {
 	// Repair, for a safe difference, is the call that repairs it.
 	Repair *Repair `json:",omitempty"`
 	// What a repair of an order needs: the paid charge's facts (read by
-	// reconciliations begun before Repair).
+	// reconciliations begun before Repair). Email is set only in their
+	// histories: a repair's input carries the address it needs.
 	ChargeID string
 	Customer string
 	Email    string
@@ -308,7 +309,7 @@ func (a *Activities) compareCharges(ctx context.Context, in ComparePageInput) (C
 // Repairs carry the reconciliation run's correlation id.
 func chargeDifferences(ch providers.Charge, invoicesByRef map[string][]providers.Invoice, messagesByRef map[string]int, contactExists map[string]bool, correlation string) []Difference {
 	key, _ := orderOf(ch.ExternalRef)
-	base := Difference{OrderKey: key.String(), ChargeID: ch.ID, Customer: ch.Customer, Email: ch.Email, Currency: ch.Currency, Amount: ch.Amount}
+	base := Difference{OrderKey: key.String(), ChargeID: ch.ID, Customer: ch.Customer, Currency: ch.Currency, Amount: ch.Amount}
 	var out []Difference
 	add := func(kind string, safe bool, reason string, refs ...string) {
 		d := base
@@ -339,9 +340,9 @@ func chargeDifferences(ch providers.Charge, invoicesByRef map[string][]providers
 	case n == 0 && ch.Email != "":
 		add(DiffEmailMissing, true, "a paid order has no confirmation e-mail")
 		out[len(out)-1].Repair, _ = NewRepair(action.OrderStepConfirmation, "mail", "SendEmail", SendEmailInput{
-			Call: providers.Call{IdempotencyKey: key.Step(action.OrderStepConfirmation).String(), CorrelationID: correlation},
-			To:   ch.Email, Subject: "Your order " + key.String(),
-			Text: fmt.Sprintf("Thank you for your order. We received your payment of %d.%02d %s.\n", ch.Amount/100, ch.Amount%100, ch.Currency),
+			Call:         providers.Call{IdempotencyKey: key.Step(action.OrderStepConfirmation).String(), CorrelationID: correlation},
+			To:           ch.Email,
+			Confirmation: &Confirmation{OrderID: key.String(), Amount: ch.Amount, Currency: ch.Currency},
 		})
 	case n == 0:
 		add(DiffEmailMissing, false, "a paid order has no confirmation e-mail, and the charge names no address to send one to")

@@ -24,9 +24,9 @@ import (
 )
 
 // update re-records the committed histories (make histories). Histories of
-// earlier workflow versions keep a version suffix (_v0_polling, _v1) and are
-// not re-recorded: they prove that workflows started before a change still
-// replay.
+// earlier workflow versions keep a version suffix (_v0_polling, _v1,
+// _v2_text) and are not re-recorded: they prove that workflows started
+// before a change still replay.
 var update = flag.Bool("update", false, "write recorded histories to testdata/histories")
 
 const historiesDir = "testdata/histories"
@@ -232,9 +232,9 @@ func TestReplayCommittedHistories(t *testing.T) {
 				t.Errorf("replay: %v", err)
 			}
 			// Histories of the current versions are recorded encrypted,
-			// with the test key; those of earlier versions (_v0_, _v1)
-			// were recorded before encryption and stay plaintext, which
-			// the same reader reads.
+			// with the test key (_v2_text too); those of earlier versions
+			// (_v0_, _v1) were recorded before encryption and stay
+			// plaintext, which the same reader reads.
 			raw, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)

@@ -51,7 +51,8 @@ func TestTheWebUIDecodesForASignedInOperatorOnly(t *testing.T) {
 	}
 	awaitDevOrder(t, apiURL, planted.apiToken, "WEBUI-1", action.StatusCompleted)
 
-	// What anyone who can read Temporal sees: no e-mail, no name.
+	// What anyone who can read Temporal sees: no e-mail, no name, no
+	// amount with its currency, no confirmation.
 	cli, err := temporalBinary()
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +65,7 @@ func TestTheWebUIDecodesForASignedInOperatorOnly(t *testing.T) {
 	if !strings.Contains(string(shown), base64.StdEncoding.EncodeToString([]byte(codec.EncodingEncrypted))) {
 		t.Error("temporal workflow show shows no encrypted payload")
 	}
-	for _, v := range []string{planted.email, "Ada Lovelace", "Thank you"} {
+	for _, v := range []string{planted.email, "Ada Lovelace", "hank you", "45.00 eur", `"currency":"eur"`, `"Currency":"eur"`, `"amount":4500`, `"Amount":4500`} {
 		if strings.Contains(readable, v) {
 			t.Errorf("temporal workflow show prints %q in plain text", v)
 		}

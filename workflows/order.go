@@ -227,8 +227,8 @@ func (o *orderRun) run(ctx workflow.Context) error {
 	err = RunStep(ctx, o.Run, StepConfirmation, a.SendEmail, func() activities.SendEmailInput {
 		return activities.SendEmailInput{
 			Call: o.Call(StepConfirmation), To: o.in.Order.Customer.Email,
-			Subject: "Your order " + o.in.Order.OrderID,
-			Text:    confirmationText(o.in.Order, invoice.InvoiceID),
+			Confirmation: &activities.Confirmation{OrderID: o.in.Order.OrderID, Name: o.in.Order.Customer.Name,
+				Amount: o.in.Order.Amount, Currency: o.in.Order.Currency, InvoiceID: invoice.InvoiceID},
 		}
 	}, &email)
 	if err != nil {
@@ -304,15 +304,6 @@ func (o *orderRun) parkPaymentTimeout(ctx workflow.Context, chargeID, status str
 	timeout := temporal.NewNonRetryableApplicationError(
 		fmt.Sprintf("charge %s still %s after %s", chargeID, status, o.in.PaymentTimeout), "PaymentTimeout", nil)
 	return o.park(ctx, StepPayment, timeout)
-}
-
-func confirmationText(order action.Order, invoiceID string) string {
-	return fmt.Sprintf("Hello %s,\n\nthank you for your order %s. We received your payment of %s %s.\nYour invoice: %s.\n",
-		order.Customer.Name, order.OrderID, formatAmount(order.Amount), order.Currency, invoiceID)
-}
-
-func formatAmount(minor int64) string {
-	return fmt.Sprintf("%d.%02d", minor/100, minor%100)
 }
 
 // continueAsNew continues the order as new, carrying its progress (the

@@ -386,8 +386,8 @@ func legacyRepair(ctx workflow.Context, d activities.Difference) error {
 	case activities.DiffEmailMissing:
 		var out activities.SendEmailResult
 		return workflow.ExecuteActivity(opts("mail"), a.SendEmail, activities.SendEmailInput{
-			Call: call(StepConfirmation), To: d.Email, Subject: "Your order " + d.OrderKey,
-			Text: fmt.Sprintf("Thank you for your order. We received your payment of %s %s.\n", formatAmount(d.Amount), d.Currency),
+			Call: call(StepConfirmation), To: d.Email,
+			Confirmation: &activities.Confirmation{OrderID: d.OrderKey, Amount: d.Amount, Currency: d.Currency},
 		}).Get(ctx, &out)
 	}
 	return fmt.Errorf("no repair for %s", d.Kind)
