@@ -12,16 +12,24 @@ BIN := $(CURDIR)/bin
 TEMPORAL_CLI_VERSION := v1.5.1
 TEMPORAL_SERVER_VERSION := 1.29.1
 
+# A real Temporal cluster (make cluster, the scale-out tests): the server
+# and its SQL schema tool at the same server version, and the Web UI server
+# at the CLI's UI version, built from the Go module proxy too.
+TEMPORAL_UI_VERSION := 2.42.1
+
 # stripe-mock validates the Stripe adapter's requests against Stripe's OpenAPI spec.
 STRIPE_MOCK_VERSION := v0.203.0
 
 # Mailpit is the real SMTP server the SMTP mail provider is tested against.
 MAILPIT_VERSION := v1.33.1
 
+# kustomize renders the Kubernetes manifests for the lint check.
+KUSTOMIZE_VERSION := v5.8.2
+
 STATICCHECK_VERSION := v0.8.2
 WORKFLOWCHECK_VERSION := v0.6.0
 
-.PHONY: run test lint monitoring debian-packages docs build temporal histories bench-webhooks bench-reconcile fuzz clean
+.PHONY: run cluster cluster-bins deploy-check test lint monitoring debian-packages docs build temporal histories bench-webhooks bench-reconcile fuzz clean
 
 run: build temporal
 	./bin/handoff dev
@@ -41,7 +49,7 @@ temporal:
 	@./bin/temporal --version | grep -q "Server $(TEMPORAL_SERVER_VERSION)" || \
 		{ echo "bin/temporal does not report server $(TEMPORAL_SERVER_VERSION)"; exit 1; }
 
-test: temporal bin/stripe-mock bin/mailpit lint monitoring
+test: temporal cluster-bins bin/stripe-mock bin/mailpit lint monitoring
 	$(GO) test -race -count=1 -timeout 25m ./...
 
 # Debian packages the checks use: promtool (package prometheus) for the
@@ -61,15 +69,31 @@ debian-packages:
 		echo "NOTE: missing Debian packages:$$missing — their checks are SKIPPED (install: sudo apt-get install$$missing)"; \
 	fi
 
-# The alert rules and their unit tests, the Prometheus configuration, and
-# the compose file that provisions Prometheus and Grafana.
+# The alert rules and their unit tests, and the Prometheus configuration.
 monitoring: debian-packages
 	@if command -v promtool >/dev/null 2>&1; then \
 		promtool check config monitoring/prometheus.yml && promtool test rules monitoring/alerts_test.yml; \
 	else echo "SKIPPED: promtool checks (Debian package prometheus is not installed)"; fi
-	@if command -v docker-compose >/dev/null 2>&1; then \
-		docker-compose -f docker/docker-compose.yml config -q && echo "docker/docker-compose.yml: valid"; \
-	else echo "SKIPPED: compose file check (Debian package docker-compose is not installed)"; fi
+
+# Each built only when missing or of another version (about 6 minutes for
+# the three the first time; they share most of their modules).
+cluster-bins: build
+	@mkdir -p bin/.build
+	@$(call pinned,temporal-server,go.temporal.io/server/cmd/server@v$(TEMPORAL_SERVER_VERSION),server,temporal version $(TEMPORAL_SERVER_VERSION))
+	@$(call pinned,temporal-sql-tool,go.temporal.io/server/cmd/tools/sql@v$(TEMPORAL_SERVER_VERSION),sql,temporal-sql-tool version $(TEMPORAL_SERVER_VERSION))
+	@$(call pinned,temporal-ui-server,github.com/temporalio/ui-server/v2/cmd/server@v$(TEMPORAL_UI_VERSION),server,Temporal UI version $(TEMPORAL_UI_VERSION))
+
+# pinned(name, package@version, built name, what it prints of its version[,
+# the argument that asks, default --version])
+pinned = if ./bin/$(1) $(or $(5),--version) 2>/dev/null | grep -q "$(4)"; then echo "bin/$(1): $(4) present"; else \
+	echo "building bin/$(1) from $(2)"; \
+	GOBIN=$(BIN)/.build $(GO) install $(2) && mv bin/.build/$(3) bin/$(1); fi
+
+# A Temporal cluster on PostgreSQL (each service its own process), the Web
+# UI, the sandbox, two API instances behind a failover balancer and two
+# workers; state in .cluster/. Ctrl-C stops it all.
+cluster: build cluster-bins
+	$(GO) run ./cmd/handoff-cluster
 
 bin/stripe-mock:
 	GOBIN=$(BIN) $(GO) install github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION)
@@ -77,13 +101,29 @@ bin/stripe-mock:
 bin/mailpit:
 	GOBIN=$(BIN) $(GO) install github.com/axllent/mailpit@$(MAILPIT_VERSION)
 
+# The deployment files: the compose file (docker-compose config), and the
+# Kubernetes manifests rendered by kustomize and decoded strictly into the
+# Kubernetes API types with handoff's own rules (tools/k8s-validate).
+deploy-check: debian-packages
+	@$(call pinned,kustomize,sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION),kustomize,$(KUSTOMIZE_VERSION),version)
+	@if command -v docker-compose >/dev/null 2>&1; then \
+		docker-compose -f docker/docker-compose.yml config -q && echo "docker/docker-compose.yml: valid"; \
+	else echo "SKIPPED: compose file check (Debian package docker-compose is not installed)"; fi
+	@mkdir -p bin/.build
+	@./bin/kustomize build deploy/kubernetes > bin/.build/k8s-base.yaml
+	@./bin/kustomize build deploy/overlays/dev > bin/.build/k8s-dev.yaml
+	@cd tools/k8s-validate && $(GO) build -o $(BIN)/.build/k8s-validate .
+	@printf 'deploy/kubernetes: ' && ./bin/.build/k8s-validate -allow-missing-secret=handoff-secrets bin/.build/k8s-base.yaml
+	@printf 'deploy/overlays/dev: ' && ./bin/.build/k8s-validate bin/.build/k8s-dev.yaml
+	@printf 'deploy/kubernetes/secret.example.yaml: ' && ./bin/.build/k8s-validate deploy/kubernetes/secret.example.yaml
+
 bin/staticcheck:
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 bin/workflowcheck:
 	GOBIN=$(BIN) $(GO) install go.temporal.io/sdk/contrib/tools/workflowcheck@$(WORKFLOWCHECK_VERSION)
 
-lint: bin/staticcheck bin/workflowcheck
+lint: bin/staticcheck bin/workflowcheck deploy-check
 	@test -z "$$(gofmt -l .)" || { echo "not gofmt-ed:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	./bin/staticcheck ./...

@@ -184,11 +184,31 @@ func TestProbes(t *testing.T) {
 	if rec := do(newTestServer(t, &fakeOrders{}, nil), http.MethodGet, "/healthz", "", ""); rec.Code != 200 {
 		t.Errorf("healthz = %d", rec.Code)
 	}
-	if rec := do(newTestServer(t, &fakeOrders{}, nil), http.MethodGet, "/readyz", "", ""); rec.Code != 200 {
-		t.Errorf("readyz = %d, want 200", rec.Code)
-	}
-	if rec := do(newTestServer(t, &fakeOrders{}, errors.New("down")), http.MethodGet, "/readyz", "", ""); rec.Code != 503 {
-		t.Errorf("readyz with temporal down = %d, want 503", rec.Code)
+	for _, tc := range []struct {
+		name     string
+		down     error
+		query    string
+		draining bool
+		status   int
+		body     string
+	}{
+		{"temporal reachable", nil, "", false, 200, `"temporal":"reachable"`},
+		// A fleet stays in the load balancer while Temporal is away: every
+		// instance answers 503 with Retry-After itself.
+		{"temporal unreachable", errors.New("down"), "", false, 200, `"temporal":"unreachable"`},
+		{"temporal unreachable, required", errors.New("down"), "?temporal=required", false, 503, "temporal is not reachable"},
+		{"draining", nil, "", true, 503, "shutting down"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newTestServer(t, &fakeOrders{}, tc.down)
+			if tc.draining {
+				s.Drain()
+			}
+			rec := do(s, http.MethodGet, "/readyz"+tc.query, "", "")
+			if rec.Code != tc.status || !strings.Contains(rec.Body.String(), tc.body) {
+				t.Errorf("readyz = %d %s, want %d with %s", rec.Code, rec.Body, tc.status, tc.body)
+			}
+		})
 	}
 	if rec := do(newTestServer(t, &fakeOrders{}, nil), http.MethodGet, "/v1/nothing", "", "Bearer "+token); rec.Code != 404 || rec.Header().Get("Content-Type") != "application/problem+json" {
 		t.Errorf("unknown route = %d %s, want a 404 problem", rec.Code, rec.Header().Get("Content-Type"))

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -109,6 +110,7 @@ type Server struct {
 	health          Health
 	stats           *statsSource
 	codec           *codec.Encryption
+	draining        atomic.Bool
 }
 
 // New returns the API server; it refuses to run without tokens or services.
@@ -296,11 +298,29 @@ func (s *Server) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// readyz says whether this instance should be sent traffic. It is ready
+// while it serves, whether Temporal answers or not: with Temporal briefly
+// unreachable every instance still answers as promised (503 with
+// Retry-After, which webhook senders retry), where taking every instance
+// out of a load balancer would leave them with connection errors. It is not
+// ready once it drains before stopping. The body says whether Temporal
+// answers; ?temporal=required makes that decide too, for a start-up gate.
 func (s *Server) readyz(c echo.Context) error {
-	ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
-	defer cancel()
-	if err := s.ready(ctx); err != nil {
-		return problemUnavailable.with("temporal is not reachable")
+	if s.draining.Load() {
+		return problemUnavailable.with("this instance is shutting down")
 	}
-	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	temporal := "reachable"
+	if err := s.ready(ctx); err != nil {
+		if c.QueryParam("temporal") == "required" {
+			return problemUnavailable.with("temporal is not reachable")
+		}
+		temporal = "unreachable"
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready", "temporal": temporal})
 }
+
+// Drain makes /readyz answer 503 from now on, so that load balancers stop
+// sending traffic before the instance stops; requests are still served.
+func (s *Server) Drain() { s.draining.Store(true) }

@@ -19,7 +19,6 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
-	"github.com/handoff-hq/handoff/codec"
 	"github.com/handoff-hq/handoff/contracts"
 	"github.com/handoff-hq/handoff/providers"
 	"github.com/handoff-hq/handoff/system"
@@ -41,8 +40,11 @@ type Config struct {
 	APITokens []string `split_words:"true"`
 	// OperatorTokens are the bearer tokens accepted on operator endpoints.
 	OperatorTokens []string `split_words:"true"`
+	// DrainDelay is how long a stopping API instance keeps serving with
+	// /readyz failing, for load balancers to stop sending it traffic.
+	DrainDelay time.Duration `split_words:"true" default:"0s"`
 	// MetricsAddr is where `handoff worker` serves its Prometheus metrics
-	// (the API serves its own on /metrics).
+	// and its probes (the API serves its own on /metrics).
 	MetricsAddr string `split_words:"true" default:":9090"`
 	// WorkerMetricsURLs are the /metrics URLs of workers that run apart
 	// from the API; the operations page reads provider figures from them.
@@ -102,21 +104,6 @@ type Reconcile struct {
 	MaxRepairs int `split_words:"true" default:"100"`
 }
 
-// Temporal says where the Temporal cluster is and how to authenticate to it.
-type Temporal struct {
-	Address   string `default:"localhost:7233"`
-	Namespace string `default:"default"`
-	// TLS names the files for mTLS: HANDOFF_TEMPORAL_TLS_CERT, _KEY and _CA.
-	TLS TLSFiles
-	// APIKey authenticates to Temporal Cloud; it implies TLS.
-	APIKey string `split_words:"true"`
-	// UI locates the Web UI that links in API answers point to.
-	UI WebUI
-	// Encryption, set from HANDOFF_PAYLOAD_KEYS, encrypts every payload
-	// the clients write and decrypts what they read; nil for none.
-	Encryption *codec.Encryption `ignored:"true"`
-}
-
 // Sandbox configures the provider simulator (HANDOFF_SANDBOX_*).
 type Sandbox struct {
 	// Addr is where it listens.
@@ -128,26 +115,6 @@ type Sandbox struct {
 	// WebhookURL is where the sandbox delivers its events, as
 	// WebhookURL/<system>; empty means this handoff's API.
 	WebhookURL string `split_words:"true"`
-}
-
-// TLSFiles are PEM files for a TLS connection.
-type TLSFiles struct {
-	// Cert and Key are a client certificate for mTLS.
-	Cert string
-	Key  string
-	// CA signed the server's certificate.
-	CA string
-}
-
-// WebUI is the Temporal Web UI.
-type WebUI struct {
-	// URL is the UI's base URL; empty leaves links out (HANDOFF_TEMPORAL_UI_URL).
-	URL string `default:"http://localhost:8233"`
-}
-
-// TLSEnabled reports whether the connection to Temporal uses TLS.
-func (t Temporal) TLSEnabled() bool {
-	return t.TLS.Cert != "" || t.TLS.CA != "" || t.APIKey != ""
 }
 
 // Provider selects, locates and limits the implementation of one external
@@ -261,6 +228,9 @@ func Load() (Config, error) {
 			p.fillFromContract(contract)
 		}
 		c.Providers[s.Name] = p
+	}
+	if err := c.Temporal.applyClientProfile(); err != nil {
+		return Config{}, fmt.Errorf("read configuration: %w", err)
 	}
 	c.fillDefaults()
 	// An invalid key ring is reported by Validate.

@@ -39,24 +39,18 @@ func Dial(ctx context.Context, cfg config.Temporal, logger *slog.Logger) (client
 
 // DialWithMetrics is Dial with the SDK's metrics reported through metrics.
 func DialWithMetrics(ctx context.Context, cfg config.Temporal, logger *slog.Logger, metrics client.MetricsHandler) (client.Client, error) {
-	opts := client.Options{
-		HostPort:       cfg.Address,
-		Namespace:      cfg.Namespace,
-		Logger:         sdklog.NewStructuredLogger(logger),
-		MetricsHandler: metrics,
-		// Every payload and failure is encrypted when keys are set.
-		DataConverter:    codec.DataConverter(cfg.Encryption),
-		FailureConverter: codec.FailureConverter(cfg.Encryption),
-	}
-	if cfg.TLSEnabled() {
+	opts := cfg.ClientOptions()
+	opts.Logger, opts.MetricsHandler = sdklog.NewStructuredLogger(logger), metrics
+	// Every payload and failure is encrypted when keys are set.
+	opts.DataConverter, opts.FailureConverter = codec.DataConverter(cfg.Encryption), codec.FailureConverter(cfg.Encryption)
+	// HANDOFF_TEMPORAL_TLS_* replace the client profile's TLS; an API key
+	// implies TLS.
+	if cfg.TLSEnabled() && (cfg.TLS != config.TLSFiles{} || opts.ConnectionOptions.TLS == nil) {
 		tlsCfg, err := tlsConfig(cfg)
 		if err != nil {
 			return nil, fmt.Errorf("dial temporal: %w", err)
 		}
 		opts.ConnectionOptions.TLS = tlsCfg
-	}
-	if cfg.APIKey != "" {
-		opts.Credentials = client.NewAPIKeyStaticCredentials(cfg.APIKey)
 	}
 	c, err := client.DialContext(ctx, opts)
 	if err != nil {

@@ -105,7 +105,7 @@ func runDev(ctx context.Context, log *slog.Logger, args []string) error {
 
 	parts = append(parts,
 		part{"sandbox", func(ctx context.Context) error { return serveSandbox(ctx, cfg, sandboxLn, log) }},
-		part{"worker", func(ctx context.Context) error { return runWorkers(ctx, cfg, c, reg, log) }},
+		part{"worker", func(ctx context.Context) error { return runWorkers(ctx, cfg, c, reg, log, nil) }},
 		part{"api", func(ctx context.Context) error { return serveAPI(ctx, cfg, c, apiLn, reg, log) }},
 	)
 	err = runParts(ctx, parts, func() { printBanner(cfg, creds, temporalNote) })

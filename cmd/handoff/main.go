@@ -22,6 +22,7 @@ commands:
   worker    run the Temporal workers
   api       run the HTTP API
   sandbox   run the provider simulator
+  setup     make the namespace and search attributes handoff needs (safe to repeat)
   start     place an order from a JSON file (- for standard input)
   replay    replay workflow histories (JSON files) against the current code
   actions   list parked actions; retry, skip or abort one
@@ -57,7 +58,7 @@ func main() {
 	}
 	logger := slog.New(logCfg.Handler(os.Stderr))
 	commands := map[string]func(context.Context, *slog.Logger, []string) error{
-		"dev": runDev, "worker": runWorker, "api": runAPI, "sandbox": runSandbox,
+		"dev": runDev, "worker": runWorker, "api": runAPI, "sandbox": runSandbox, "setup": runSetup,
 		"start": runStart, "replay": runReplay,
 		"actions": runActions, "orders": runOrders, "providers": runProviders, "reconcile": runReconcile,
 		"contracts": runContracts,

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,7 +69,7 @@ func serveSandbox(ctx context.Context, cfg config.Config, ln net.Listener, log *
 	}
 	srv := sandbox.NewServer(opts)
 	defer srv.Close()
-	return serveHTTP(ctx, ln, srv)
+	return serveHTTP(ctx, ln, srv, nil)
 }
 
 func runWorker(ctx context.Context, log *slog.Logger, _ []string) error {
@@ -99,17 +101,36 @@ func runWorker(ctx context.Context, log *slog.Logger, _ []string) error {
 	if err != nil {
 		return err
 	}
-	// A worker has no API: it serves its metrics on a port of its own.
+	// A worker has no API: it serves its metrics and probes on a port of
+	// its own. /healthz: the process runs; /readyz: its workers poll.
 	ln, err := listen(cfg.MetricsAddr)
 	if err != nil {
 		return err
 	}
+	var polling atomic.Bool
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { probe(w, true, "ok", "") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		probe(w, polling.Load(), "ready", "the workers are starting or stopping")
+	})
 	go func() {
-		if err := serveHTTP(ctx, ln, promhttp.HandlerFor(reg, promhttp.HandlerOpts{})); err != nil {
+		if err := serveHTTP(ctx, ln, mux, nil); err != nil {
 			log.Error("serve worker metrics", "error", err)
 		}
 	}()
-	return runWorkers(ctx, cfg, c, reg, log)
+	return runWorkers(ctx, cfg, c, reg, log, &polling)
+}
+
+// probe answers a health probe: 200 with the status, or 503 saying why not.
+func probe(w http.ResponseWriter, ok bool, status, notWhy string) {
+	w.Header().Set("Content-Type", "application/json")
+	if !ok {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_ = json.NewEncoder(w).Encode(map[string]string{"status": "unavailable", "detail": notWhy})
+		return
+	}
+	_ = json.NewEncoder(w).Encode(map[string]string{"status": status})
 }
 
 // dialWithMetrics connects to Temporal with the SDK's metrics reported to reg.
@@ -127,7 +148,9 @@ func dialWithMetrics(ctx context.Context, cfg config.Config, reg *prometheus.Reg
 	return c, closeMetrics, nil
 }
 
-func runWorkers(ctx context.Context, cfg config.Config, c client.Client, reg prometheus.Registerer, log *slog.Logger) error {
+// runWorkers runs the workers until ctx ends; polling, when set, says
+// whether they are polling.
+func runWorkers(ctx context.Context, cfg config.Config, c client.Client, reg prometheus.Registerer, log *slog.Logger, polling *atomic.Bool) error {
 	cfg.CallLog = log.With("component", "provider")
 	cfg.CallMetrics = providers.NewMetrics(reg)
 	acts, err := worker.NewActivities(cfg)
@@ -149,7 +172,14 @@ func runWorkers(ctx context.Context, cfg config.Config, c client.Client, reg pro
 		}
 		return err
 	}
+	if polling != nil {
+		polling.Store(true)
+		defer polling.Store(false)
+	}
 	<-ctx.Done()
+	if polling != nil {
+		polling.Store(false)
+	}
 	ws.Stop()
 	return nil
 }
@@ -192,7 +222,15 @@ func serveAPI(ctx context.Context, cfg config.Config, c client.Client, ln net.Li
 	if err != nil {
 		return err
 	}
-	return serveHTTP(ctx, ln, srv)
+	// Stopping, the instance first drains: /readyz fails while requests
+	// are still served, until load balancers have noticed.
+	return serveHTTP(ctx, ln, srv, func() {
+		srv.Drain()
+		if cfg.DrainDelay > 0 {
+			log.Info("draining before stopping", "delay", cfg.DrainDelay.String())
+			time.Sleep(cfg.DrainDelay)
+		}
+	})
 }
 
 func listen(addr string) (net.Listener, error) {
@@ -203,8 +241,9 @@ func listen(addr string) (net.Listener, error) {
 	return ln, nil
 }
 
-// serveHTTP serves h on ln until ctx ends, then shuts down gracefully.
-func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
+// serveHTTP serves h on ln until ctx ends, then runs drain (when set) and
+// shuts down gracefully.
+func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, drain func()) error {
 	srv := api.NewHTTPServer(h, api.DefaultTimeouts)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -212,6 +251,9 @@ func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
 	case err := <-errc:
 		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
 	case <-ctx.Done():
+	}
+	if drain != nil {
+		drain()
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -1,0 +1,186 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Process is one program of the cluster, started again under the same
+// command and environment after it stops or is killed. Its output goes to
+// <dir>/logs/<name>.log, appended across restarts.
+type Process struct {
+	Name string
+	path string
+	args []string
+	env  []string
+	log  string
+	// user, when set, runs the program as that user (PostgreSQL refuses
+	// to run as root).
+	user *syscall.Credential
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
+	err    error
+}
+
+func newProcess(logDir, name, path string, args, env []string) *Process {
+	return &Process{Name: name, path: path, args: args, env: env, log: filepath.Join(logDir, name+".log")}
+}
+
+// Start starts the program; it is an error if it runs already.
+func (p *Process) Start() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd != nil && !p.exitedLocked() {
+		return fmt.Errorf("%s runs already", p.Name)
+	}
+	out, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("start %s: %w", p.Name, err)
+	}
+	cmd := exec.Command(p.path, p.args...)
+	cmd.Env = append(os.Environ(), p.env...)
+	cmd.Stdout, cmd.Stderr = out, out
+	// Its own process group: a Ctrl-C at the terminal reaches the launcher,
+	// which stops the programs in order.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: p.user}
+	if err := cmd.Start(); err != nil {
+		out.Close()
+		return fmt.Errorf("start %s: %w", p.Name, err)
+	}
+	exited := make(chan struct{})
+	p.cmd, p.exited = cmd, exited
+	go func() {
+		err := cmd.Wait()
+		out.Close()
+		p.mu.Lock()
+		p.err = err
+		p.mu.Unlock()
+		close(exited)
+	}()
+	return nil
+}
+
+func (p *Process) exitedLocked() bool {
+	select {
+	case <-p.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// Running reports whether the program runs.
+func (p *Process) Running() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cmd != nil && !p.exitedLocked()
+}
+
+// PID is the program's process id, 0 when it does not run.
+func (p *Process) PID() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.exitedLocked() {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
+// Kill sends SIGKILL and waits until the program has gone.
+func (p *Process) Kill() { p.signal(syscall.SIGKILL, 0) }
+
+// Stop sends SIGTERM and waits up to grace for the program to stop, then
+// kills it.
+func (p *Process) Stop(grace time.Duration) { p.signal(syscall.SIGTERM, grace) }
+
+func (p *Process) signal(sig syscall.Signal, grace time.Duration) {
+	p.mu.Lock()
+	cmd, exited := p.cmd, p.exited
+	p.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	select {
+	case <-exited:
+		return
+	default:
+	}
+	_ = cmd.Process.Signal(sig)
+	if sig != syscall.SIGKILL {
+		select {
+		case <-exited:
+			return
+		case <-time.After(grace):
+			_ = cmd.Process.Kill()
+		}
+	}
+	<-exited
+}
+
+// Exited is closed when the program last started has stopped.
+func (p *Process) Exited() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.exited
+}
+
+// Tail is the end of the program's log, for error messages.
+func (p *Process) Tail(n int) string {
+	f, err := os.Open(p.log)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Size() > int64(n) {
+		_, _ = f.Seek(-int64(n), io.SeekEnd)
+	}
+	b, _ := io.ReadAll(f)
+	return string(b)
+}
+
+// waitFor polls ok until it holds, the program stops, or ctx ends.
+func (p *Process) waitFor(ctx context.Context, what string, ok func(context.Context) bool) error {
+	for {
+		if ok(ctx) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %s: %w\n%s", p.Name, what, ctx.Err(), p.Tail(2000))
+		case <-p.Exited():
+			return fmt.Errorf("%s stopped before %s:\n%s", p.Name, what, p.Tail(2000))
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// listening reports whether something accepts connections at addr.
+func listening(ctx context.Context, addr string) bool {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
+}
+
+// FreePort is a TCP port on loopback that nothing listens on now.
+func FreePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}

@@ -1,0 +1,67 @@
+package cluster_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"log/slog"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+
+	"github.com/handoff-hq/handoff/action"
+	"github.com/handoff-hq/handoff/internal/cluster"
+	"github.com/handoff-hq/handoff/workflows"
+)
+
+// TestHandoffOnAClusterWithMutualTLS runs handoff against a cluster whose
+// frontend requires client certificates (made by the test), connected the
+// way the Temporal CLI and SDKs are: TEMPORAL_TLS_* variables, no
+// HANDOFF_TEMPORAL_TLS_*. `handoff setup` makes the namespace and search
+// attributes through it, and an order completes; a client without a
+// certificate is refused.
+func TestHandoffOnAClusterWithMutualTLS(t *testing.T) {
+	tc := startCluster(t, true)
+	files := *tc.TLS
+	target := tc.Target()
+	target.TLS = nil // not through HANDOFF_TEMPORAL_TLS_*
+	f := startFleet(t, target, cluster.FleetOptions{APIs: 1, Workers: 1, Env: []string{
+		"TEMPORAL_TLS_CLIENT_CERT_PATH=" + files.Cert,
+		"TEMPORAL_TLS_CLIENT_KEY_PATH=" + files.Key,
+		"TEMPORAL_TLS_SERVER_CA_CERT_PATH=" + files.CA,
+		"TEMPORAL_TLS_SERVER_NAME=localhost",
+	}})
+	token := envValue(f.Env, "HANDOFF_API_TOKENS")
+	p := &placer{urls: f.APIURLs, token: token}
+	if err := p.place(context.Background(), 0, order("tls-1")); err != nil {
+		t.Fatal(err)
+	}
+	var st workflows.OrderState
+	deadline := time.Now().Add(time.Minute)
+	for getJSON(t, f.URL+"/v1/orders/tls-1", token, &st) != http.StatusOK || st.Status != action.StatusCompleted {
+		if time.Now().After(deadline) {
+			t.Fatalf("order tls-1 is %s after a minute", st.Status)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// Without a client certificate, the frontend refuses.
+	ca, err := os.ReadFile(files.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.DialContext(ctx, client.Options{HostPort: tc.Frontend, Logger: sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)),
+		ConnectionOptions: client.ConnectionOptions{TLS: &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}}})
+	if err == nil {
+		c.Close()
+		t.Error("a client without a certificate connected")
+	}
+}
