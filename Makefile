@@ -54,9 +54,11 @@ test: temporal cluster-bins bin/stripe-mock bin/mailpit lint monitoring
 
 # Debian packages the checks use: promtool (package prometheus) for the
 # alert rules, docker-compose to validate the compose file, chromium for
-# the operations page's browser test. Installed when missing and this is
-# root on Debian (as in CI); elsewhere their checks say they are skipped.
-DEBIAN_PACKAGES := prometheus:promtool docker-compose:docker-compose chromium:chromium
+# the operations page's browser test, PostgreSQL 15 for the cluster tests.
+# Installed when missing and this is root on Debian (as in CI); elsewhere
+# their checks say they are skipped.
+DEBIAN_PACKAGES := prometheus:promtool docker-compose:docker-compose chromium:chromium \
+	postgresql-15:/usr/lib/postgresql/15/bin/postgres
 debian-packages:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do \
 		command -v "$${p#*:}" >/dev/null 2>&1 || missing="$$missing $${p%%:*}"; \

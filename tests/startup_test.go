@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -126,4 +129,70 @@ func startWorkersLater(t *testing.T, c client.Client, url string) *worker.Worker
 		t.Fatal(err)
 	}
 	return ws
+}
+
+// TestAnAPIStartedBeforeTemporalServesAndAnswersUnavailable starts `handoff
+// api` while no Temporal server listens: it serves at once, stays in its
+// load balancer (/readyz 200, saying Temporal is unreachable), and answers
+// a placement 503 with Retry-After; once Temporal is up the same placement
+// is accepted.
+func TestAnAPIStartedBeforeTemporalServesAndAnswersUnavailable(t *testing.T) {
+	hostPort := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	api := exec.Command(buildHandoff(t), "api")
+	api.Env = append(os.Environ(), "HANDOFF_TEMPORAL_ADDRESS="+hostPort, "HANDOFF_API_ADDR="+addr, "HANDOFF_API_TOKENS="+testToken,
+		"HANDOFF_PAYLOAD_KEYS="+testPayloadKey)
+	var out syncBuffer
+	api.Stdout, api.Stderr = &out, &out
+	if err := api.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = api.Process.Kill(); _ = api.Wait() }()
+	url := "http://" + addr
+	waitFor(t, "the API to serve", func() bool {
+		status, _, _, err := sendTo(url, http.MethodGet, "/healthz", nil, "")
+		return err == nil && status == http.StatusOK
+	})
+	if status, _, body, _ := sendTo(url, http.MethodGet, "/readyz", nil, ""); status != http.StatusOK || !strings.Contains(string(body), `"temporal":"unreachable"`) {
+		t.Errorf("readyz with Temporal away = %d %s, want 200 saying it is unreachable", status, body)
+	}
+	if status, _, _, _ := sendTo(url, http.MethodGet, "/readyz?temporal=required", nil, ""); status != http.StatusServiceUnavailable {
+		t.Errorf("readyz?temporal=required with Temporal away = %d, want 503", status)
+	}
+	status, header, body, err := sendTo(url, http.MethodPost, "/v1/orders", order("api-before-temporal"), testToken)
+	if err != nil || status != http.StatusServiceUnavailable || header.Get("Retry-After") == "" {
+		t.Errorf("place with Temporal away = %d (Retry-After %q) %s %v, want 503 with Retry-After", status, header.Get("Retry-After"), body, err)
+	}
+
+	bin, err := temporalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet := sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler))
+	attrs := make([]temporal.SearchAttributeUpdate, 0, len(workflows.SearchAttributes))
+	for _, key := range workflows.SearchAttributes {
+		attrs = append(attrs, key.ValueSet(""))
+	}
+	server, err := testsuite.StartDevServer(context.Background(), testsuite.DevServerOptions{
+		ExistingPath: bin, ClientOptions: &client.Options{HostPort: hostPort, Namespace: "default", Logger: quiet},
+		LogLevel: "error", SearchAttributes: temporal.NewSearchAttributes(attrs...), Stdout: io.Discard, Stderr: io.Discard,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = server.Stop() }()
+	var last string
+	defer func() {
+		if t.Failed() {
+			t.Logf("last answer to the placement: %s", last)
+		}
+	}()
+	waitFor(t, "the placement to be accepted", func() bool {
+		status, _, body, err := sendTo(url, http.MethodPost, "/v1/orders", order("api-before-temporal"), testToken)
+		last = fmt.Sprintf("%d %s %v", status, body, err)
+		return err == nil && status == http.StatusAccepted
+	})
+	if status, _, body, _ := sendTo(url, http.MethodGet, "/readyz?temporal=required", nil, ""); status != http.StatusOK {
+		t.Errorf("readyz?temporal=required with Temporal up = %d %s", status, body)
+	}
 }

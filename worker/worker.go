@@ -39,6 +39,33 @@ func Dial(ctx context.Context, cfg config.Temporal, logger *slog.Logger) (client
 
 // DialWithMetrics is Dial with the SDK's metrics reported through metrics.
 func DialWithMetrics(ctx context.Context, cfg config.Temporal, logger *slog.Logger, metrics client.MetricsHandler) (client.Client, error) {
+	opts, err := clientOptions(cfg, logger, metrics)
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.DialContext(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("dial temporal at %s: %w", cfg.Address, err)
+	}
+	return c, nil
+}
+
+// NewLazyClient is a client that connects on its first call, so that a
+// process that serves requests (the API) starts while Temporal is away and
+// answers them as unavailable until it is back.
+func NewLazyClient(cfg config.Temporal, logger *slog.Logger, metrics client.MetricsHandler) (client.Client, error) {
+	opts, err := clientOptions(cfg, logger, metrics)
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.NewLazyClient(opts)
+	if err != nil {
+		return nil, fmt.Errorf("temporal client for %s: %w", cfg.Address, err)
+	}
+	return c, nil
+}
+
+func clientOptions(cfg config.Temporal, logger *slog.Logger, metrics client.MetricsHandler) (client.Options, error) {
 	opts := cfg.ClientOptions()
 	opts.Logger, opts.MetricsHandler = sdklog.NewStructuredLogger(logger), metrics
 	// Every payload and failure is encrypted when keys are set.
@@ -48,15 +75,11 @@ func DialWithMetrics(ctx context.Context, cfg config.Temporal, logger *slog.Logg
 	if cfg.TLSEnabled() && (cfg.TLS != config.TLSFiles{} || opts.ConnectionOptions.TLS == nil) {
 		tlsCfg, err := tlsConfig(cfg)
 		if err != nil {
-			return nil, fmt.Errorf("dial temporal: %w", err)
+			return client.Options{}, fmt.Errorf("dial temporal: %w", err)
 		}
 		opts.ConnectionOptions.TLS = tlsCfg
 	}
-	c, err := client.DialContext(ctx, opts)
-	if err != nil {
-		return nil, fmt.Errorf("dial temporal at %s: %w", cfg.Address, err)
-	}
-	return c, nil
+	return opts, nil
 }
 
 func tlsConfig(cfg config.Temporal) (*tls.Config, error) {

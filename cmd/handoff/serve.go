@@ -190,11 +190,18 @@ func runAPI(ctx context.Context, log *slog.Logger, _ []string) error {
 		return err
 	}
 	reg := prometheus.NewRegistry()
-	c, closeMetrics, err := dialWithMetrics(ctx, cfg, reg, log)
+	metrics, closeMetrics, err := worker.SDKMetrics(reg, log)
 	if err != nil {
 		return err
 	}
 	defer closeMetrics()
+	worker.CountPayloadFailures(reg, cfg.Temporal.Encryption)
+	// The API serves while Temporal is away, answering 503 with
+	// Retry-After, rather than refusing to start.
+	c, err := worker.NewLazyClient(cfg.Temporal, log, metrics)
+	if err != nil {
+		return err
+	}
 	defer c.Close()
 	ln, err := listen(cfg.APIAddr)
 	if err != nil {

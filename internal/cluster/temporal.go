@@ -289,10 +289,12 @@ func (t *Temporal) waitFrontend(ctx context.Context) error {
 		}
 		opts.ConnectionOptions.TLS = tlsCfg
 	}
-	return t.services["frontend"].waitFor(ctx, "the frontend to answer", func(ctx context.Context) bool {
+	var stopped error
+	err := t.services["frontend"].waitFor(ctx, "the frontend to answer", func(ctx context.Context) bool {
 		for _, svc := range Services {
-			if !t.services[svc].Running() {
-				return false
+			if p := t.services[svc]; !p.Running() {
+				stopped = fmt.Errorf("%s stopped while the cluster started:\n%s", p.Name, p.Tail(3000))
+				return true
 			}
 		}
 		dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
@@ -305,6 +307,10 @@ func (t *Temporal) waitFrontend(ctx context.Context) error {
 		_, err = c.CheckHealth(dctx, &client.CheckHealthRequest{})
 		return err == nil
 	})
+	if stopped != nil {
+		return stopped
+	}
+	return err
 }
 
 // Stop stops the Web UI, the services and PostgreSQL, in that order.
