@@ -172,8 +172,12 @@ func TestTheCRMsEmailWinsOverAccountingsWithinTheSameSecond(t *testing.T) {
 		t.Errorf("accounting's e-mail: %v", acc["email"])
 	}
 	time.Sleep(time.Second) // the duplicates and the writes' own events come back
-	if n := env.sandbox.APIWrites("accounting") - accWrites; n != 1 {
-		t.Errorf("writes to accounting: %d, want 1", n)
+	// One write when the CRM's event comes first (its address, over
+	// accounting's); two when accounting's comes first, as the two events
+	// race on a loaded machine: accounting's change is written back with
+	// the address handoff knows then, and the CRM's new one follows.
+	if n := env.sandbox.APIWrites("accounting") - accWrites; n < 1 || n > 2 {
+		t.Errorf("writes to accounting: %d, want 1, or 2 when accounting's event came first", n)
 	}
 	if n := env.sandbox.APIWrites("crm") - crmWrites; n != 0 {
 		t.Errorf("writes to the CRM: %d, want 0", n)
