@@ -64,6 +64,8 @@ func run(dir, bin string, tls bool) error {
 	defer func() {
 		fmt.Println("stopping...")
 		f.Stop()
+		t.Stop()
+		fmt.Println("stopped.")
 	}()
 	token := ""
 	for _, kv := range f.Env {
@@ -87,6 +89,19 @@ handoff on a Temporal cluster is up (%s):
 Press Ctrl-C to stop.
 `, time.Since(started).Round(100*time.Millisecond), f.URL, strings.Join(f.APIURLs, " "), t.Frontend, t.Ports.Postgres, t.UI, f.Sandbox,
 		strings.Join(f.WorkerMetrics, " "), f.URL, filepath.Join(dir, "credentials.env"), filepath.Join(dir, "logs"), token, f.URL)
+	// A program that stops by itself is said, once: the rest go on, as
+	// they would in a fleet.
+	for _, p := range append(t.Processes(), f.Processes()...) {
+		go func() {
+			select {
+			case <-p.Exited():
+				if ctx.Err() == nil {
+					fmt.Printf("%s stopped; its log: %s\n", p.Name, filepath.Join(dir, "logs", p.Name+".log"))
+				}
+			case <-ctx.Done():
+			}
+		}()
+	}
 	<-ctx.Done()
 	return nil
 }

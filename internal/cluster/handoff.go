@@ -268,6 +268,11 @@ func answers(ctx context.Context, url string) bool {
 func (f *Fleet) API(i int) *Process    { return f.apis[i] }
 func (f *Fleet) Worker(i int) *Process { return f.workers[i] }
 
+// Processes are the fleet's programs.
+func (f *Fleet) Processes() []*Process {
+	return append(append([]*Process{f.sandbox}, f.apis...), f.workers...)
+}
+
 // WaitAPI waits until the i-th API instance is ready and reaches Temporal.
 func (f *Fleet) WaitAPI(ctx context.Context, i int) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)

@@ -263,6 +263,15 @@ func (t *Temporal) StartService(svc string) error {
 	return p.Start()
 }
 
+// Processes are the cluster's programs: PostgreSQL, the services, the UI.
+func (t *Temporal) Processes() []*Process {
+	out := []*Process{t.postgres}
+	for _, svc := range Services {
+		out = append(out, t.services[svc])
+	}
+	return append(out, t.ui)
+}
+
 // Service is the process of one Temporal service.
 func (t *Temporal) Service(svc string) *Process { return t.services[svc] }
 
