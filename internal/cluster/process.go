@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -48,7 +49,7 @@ func (p *Process) Start() error {
 		return fmt.Errorf("start %s: %w", p.Name, err)
 	}
 	cmd := exec.Command(p.path, p.args...)
-	cmd.Env = append(os.Environ(), p.env...)
+	cmd.Env = append(baseEnv(), p.env...)
 	cmd.Stdout, cmd.Stderr = out, out
 	// Its own process group: a Ctrl-C at the terminal reaches the launcher,
 	// which stops the programs in order.
@@ -173,6 +174,21 @@ func listening(ctx context.Context, addr string) bool {
 	}
 	conn.Close()
 	return true
+}
+
+// baseEnv is what the programs inherit of the launcher's environment: the
+// system's basics, not its settings (a TEMPORAL_* or HANDOFF_* variable of
+// the caller's shell must not point the cluster elsewhere).
+func baseEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		switch name {
+		case "PATH", "HOME", "TMPDIR", "TZ", "LANG", "LC_ALL", "USER":
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // FreePort is a TCP port on loopback that nothing listens on now.

@@ -140,10 +140,23 @@ func StartTemporal(ctx context.Context, opts Options) (*Temporal, error) {
 	if err := t.writeConfig(); err != nil {
 		return nil, err
 	}
-	for _, svc := range Services {
+	// The first service to start on a fresh database writes the
+	// cluster's metadata; services starting at the same moment race to
+	// write it and the losers stop. So history starts alone, and the
+	// others once it listens.
+	for i, svc := range Services {
 		t.progress("starting Temporal's " + svc + " service")
 		if err := t.StartService(svc); err != nil {
 			return nil, err
+		}
+		if i == 0 {
+			addr := fmt.Sprintf("127.0.0.1:%d", t.Ports.History)
+			wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+			err := t.services[svc].waitFor(wctx, "history to listen", func(ctx context.Context) bool { return listening(ctx, addr) })
+			cancel()
+			if err != nil {
+				return nil, err
+			}
 		}
 	}
 	if err := t.waitFrontend(ctx); err != nil {
