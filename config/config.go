@@ -115,6 +115,11 @@ type Sandbox struct {
 	// WebhookURL is where the sandbox delivers its events, as
 	// WebhookURL/<system>; empty means this handoff's API.
 	WebhookURL string `split_words:"true"`
+	// SettleDelay is how long a charge stays pending (0: it settles at
+	// once); WebhookDelay how long every event waits before it is sent.
+	// Benchmarks set both to measure handoff rather than the simulator.
+	SettleDelay  time.Duration `split_words:"true" default:"200ms"`
+	WebhookDelay time.Duration `split_words:"true" default:"0s"`
 }
 
 // Provider selects, locates and limits the implementation of one external
@@ -409,6 +414,9 @@ func (c Config) Validate(opts ValidateOptions) error {
 	}
 	if c.PaymentWebhookWait <= 0 {
 		add("HANDOFF_PAYMENT_WEBHOOK_WAIT: must be positive")
+	}
+	if c.Sandbox.SettleDelay < 0 || c.Sandbox.WebhookDelay < 0 {
+		add("HANDOFF_SANDBOX_SETTLE_DELAY, HANDOFF_SANDBOX_WEBHOOK_DELAY: must not be negative")
 	}
 	if c.Reconcile.Interval < time.Minute {
 		add("HANDOFF_RECONCILE_INTERVAL: must be at least 1m")

@@ -70,6 +70,7 @@ func TestValidateReportsEveryProblemAtOnce(t *testing.T) {
 	t.Setenv("HANDOFF_MAIL_URL", "ftp://mail")
 	t.Setenv("HANDOFF_TEMPORAL_TLS_CERT", "/nonexistent/cert.pem")
 	t.Setenv("HANDOFF_WORKER_METRICS_URLS", "http://worker:9090/metrics,worker:9090")
+	t.Setenv("HANDOFF_SANDBOX_SETTLE_DELAY", "-1s")
 	c, err := Load()
 	if err != nil {
 		t.Fatal(err)
@@ -81,6 +82,7 @@ func TestValidateReportsEveryProblemAtOnce(t *testing.T) {
 	for _, want := range []string{
 		"HANDOFF_TEMPORAL_ADDRESS", "HANDOFF_API_TOKENS", "HANDOFF_CRM_PROVIDER",
 		"HANDOFF_MAIL_URL", "HANDOFF_TEMPORAL_TLS_CERT and HANDOFF_TEMPORAL_TLS_KEY", `HANDOFF_WORKER_METRICS_URLS "worker:9090"`,
+		"HANDOFF_SANDBOX_SETTLE_DELAY",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("errors do not mention %s:\n%v", want, err)

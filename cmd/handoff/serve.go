@@ -55,6 +55,9 @@ func serveSandbox(ctx context.Context, cfg config.Config, ln net.Listener, log *
 	opts := sandbox.Options{
 		ClientID: cfg.Sandbox.ClientID, ClientSecret: cfg.Sandbox.ClientSecret,
 		Logger: log.With("component", "sandbox"),
+		// Zero is the sandbox's default (200 ms); "at once" is the
+		// shortest timer.
+		SettleDelay: max(cfg.Sandbox.SettleDelay, time.Nanosecond), WebhookDelay: cfg.Sandbox.WebhookDelay,
 	}
 	// The sandbox signs each system's events with the system's newest
 	// secret; a system without one gets none of its events.

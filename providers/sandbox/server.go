@@ -39,6 +39,9 @@ const (
 type Options struct {
 	// SettleDelay is how long a charge stays pending; default 200 ms.
 	SettleDelay time.Duration
+	// WebhookDelay is how long every event waits before it is delivered,
+	// beside what faults add; default none.
+	WebhookDelay time.Duration
 	// ClientID and ClientSecret, when set, make every provider call need an
 	// access token from POST /oauth/token; TokenTTL is its lifetime
 	// (default 1 h).
@@ -105,7 +108,7 @@ func NewServer(opts Options) *Server {
 		mux:         http.NewServeMux(),
 		auth: &authority{clientID: opts.ClientID, secret: opts.ClientSecret, ttl: opts.TokenTTL,
 			tokens: map[string]time.Time{}},
-		webhooks: newSender(strings.TrimRight(opts.WebhookURL, "/"), opts.WebhookSecret, opts.WebhookSecrets, instance, opts.Logger),
+		webhooks: newSender(strings.TrimRight(opts.WebhookURL, "/"), opts.WebhookSecret, opts.WebhookSecrets, instance, opts.WebhookDelay, opts.Logger),
 	}
 	s.books = map[string]*book{"crm": s.contacts, "accounting": s.customers}
 	s.routes()

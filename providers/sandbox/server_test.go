@@ -279,3 +279,32 @@ func TestFindRefundFindsARefundWhoeverMadeIt(t *testing.T) {
 		t.Errorf("find refund = %+v found=%v %v, want %s", re, found, err, byHand.ID)
 	}
 }
+
+// TestWebhookDelayHoldsEveryEvent proves the configured delay: a charge's
+// first event is sent no sooner than the delay after the charge.
+func TestWebhookDelayHoldsEveryEvent(t *testing.T) {
+	received := make(chan time.Time, 1)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		select {
+		case received <- time.Now():
+		default:
+		}
+	}))
+	defer hook.Close()
+	const settle, delay = 10 * time.Millisecond, 300 * time.Millisecond
+	s := NewServer(Options{SettleDelay: settle, WebhookDelay: delay, WebhookURL: hook.URL, WebhookSecret: "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ="})
+	url := newHTTPServer(t, s)
+	c := NewClient("payments", url+"/payments", providers.HTTPOptions{})
+	created := time.Now()
+	if _, err := c.CreateCharge(context.Background(), providers.Call{IdempotencyKey: "order/5/charge"}, providers.ChargeRequest{Amount: 100, Currency: "eur", Email: "a@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case at := <-received:
+		if waited := at.Sub(created); waited < delay {
+			t.Errorf("the event came %s after the charge, before the delay (%s)", waited, delay)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event")
+	}
+}

@@ -55,8 +55,10 @@ type sender struct {
 	url string // base URL; events go to url + "/" + system
 	// secrets sign each system's events, by system.
 	secrets map[string]string
-	http    *http.Client
-	log     *slog.Logger
+	// delay is how long every event waits before it is sent.
+	delay time.Duration
+	http  *http.Client
+	log   *slog.Logger
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -70,7 +72,7 @@ type sender struct {
 
 // newSender signs the payments events with secret, and every other
 // system's with its entry in secrets.
-func newSender(url, secret string, secrets map[string]string, instance string, log *slog.Logger) *sender {
+func newSender(url, secret string, secrets map[string]string, instance string, delay time.Duration, log *slog.Logger) *sender {
 	ctx, cancel := context.WithCancel(context.Background())
 	all := map[string]string{}
 	for k, v := range secrets {
@@ -79,7 +81,7 @@ func newSender(url, secret string, secrets map[string]string, instance string, l
 	if secret != "" {
 		all["payments"] = secret
 	}
-	return &sender{url: url, secrets: all, instance: instance, log: log, ctx: ctx, cancel: cancel,
+	return &sender{url: url, secrets: all, instance: instance, delay: delay, log: log, ctx: ctx, cancel: cancel,
 		http: &http.Client{Timeout: 10 * time.Second}}
 }
 
@@ -136,7 +138,7 @@ func (s *sender) send(system, ref, typ string, e any, faults []*Fault) {
 	s.seq++
 	id := fmt.Sprintf("msg_%s_%08d", s.instance, s.seq)
 	copies := 1
-	var delay time.Duration
+	delay := s.delay
 	d := &Delivery{EventID: id, Type: typ, Ref: ref}
 	for _, f := range faults {
 		d.Fault = strings.TrimPrefix(d.Fault+","+f.Mode, ",")
