@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,6 +50,15 @@ func TestHandoffOnAClusterWithMutualTLS(t *testing.T) {
 			t.Fatalf("order tls-1 is %s after a minute", st.Status)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+
+	// handoff setup again changes nothing: the namespace, made by the
+	// fleet's first run, is there.
+	setup := exec.Command(filepath.Join(bin, "handoff"), "setup")
+	setup.Env = f.Env
+	out, err := setup.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "namespace default: present") || !strings.Contains(string(out), "search attributes: present") {
+		t.Errorf("handoff setup a second time: %v\n%s", err, out)
 	}
 
 	// Without a client certificate, the frontend refuses.
