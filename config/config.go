@@ -355,7 +355,7 @@ func (c Config) Validate(opts ValidateOptions) error {
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
 	if _, _, err := net.SplitHostPort(c.Temporal.Address); err != nil {
-		add("HANDOFF_TEMPORAL_ADDRESS %q: want host:port", c.Temporal.Address)
+		add("HANDOFF_TEMPORAL_ADDRESS (or TEMPORAL_ADDRESS, or the temporal.toml profile) %q: want host:port", c.Temporal.Address)
 	}
 	if c.Temporal.Namespace == "" {
 		add("HANDOFF_TEMPORAL_NAMESPACE: must not be empty")

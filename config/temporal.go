@@ -21,6 +21,8 @@ type Temporal struct {
 	// Profile is the Temporal client's own configuration (TEMPORAL_*,
 	// temporal.toml), which HANDOFF_TEMPORAL_* override (ClientOptions).
 	Profile client.Options `ignored:"true"`
+	// own is the configuration before the client profile was applied.
+	own *Temporal
 	// Encryption, set from HANDOFF_PAYLOAD_KEYS, encrypts every payload
 	// the clients write and decrypts what they read; nil for none.
 	Encryption *codec.Encryption `ignored:"true"`
@@ -53,6 +55,8 @@ func (t Temporal) TLSEnabled() bool {
 // the profiles of temporal.toml (TEMPORAL_CONFIG_FILE, TEMPORAL_PROFILE).
 // handoff's own HANDOFF_TEMPORAL_* variables win where both are set.
 func (t *Temporal) applyClientProfile() error {
+	own := *t
+	t.own = &own
 	prof, err := envconfig.LoadClientConfigProfile(envconfig.LoadClientConfigProfileOptions{})
 	if err != nil {
 		return fmt.Errorf("Temporal client configuration (TEMPORAL_* or temporal.toml): %w", err)
@@ -72,6 +76,17 @@ func (t *Temporal) applyClientProfile() error {
 	}
 	t.Profile = opts
 	return nil
+}
+
+// IgnoreClientProfile forgets the Temporal client's own configuration:
+// `handoff dev` runs its own server and must not follow a TEMPORAL_* of the
+// developer's shell or a profile in temporal.toml to another cluster.
+func (t *Temporal) IgnoreClientProfile() {
+	if t.own != nil {
+		enc := t.Encryption
+		*t = *t.own
+		t.Encryption = enc
+	}
 }
 
 // ClientOptions are the options to dial Temporal with: the client

@@ -71,3 +71,15 @@ func mustLoad(t *testing.T) Config {
 	}
 	return cfg
 }
+
+// TestTheDevServerIgnoresTheClientProfile proves `handoff dev` does not
+// follow the developer's TEMPORAL_ADDRESS to another cluster.
+func TestTheDevServerIgnoresTheClientProfile(t *testing.T) {
+	t.Setenv("TEMPORAL_ADDRESS", "elsewhere.example:7233")
+	t.Setenv("TEMPORAL_API_KEY", "someone-elses")
+	cfg := mustLoad(t)
+	cfg.Temporal.IgnoreClientProfile()
+	if cfg.Temporal.Address != "localhost:7233" || cfg.Temporal.APIKey != "" || cfg.Temporal.ClientOptions().Credentials != nil {
+		t.Errorf("address %q, API key %q: the profile is still used", cfg.Temporal.Address, cfg.Temporal.APIKey)
+	}
+}

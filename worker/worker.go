@@ -70,20 +70,25 @@ func clientOptions(cfg config.Temporal, logger *slog.Logger, metrics client.Metr
 	opts.Logger, opts.MetricsHandler = sdklog.NewStructuredLogger(logger), metrics
 	// Every payload and failure is encrypted when keys are set.
 	opts.DataConverter, opts.FailureConverter = codec.DataConverter(cfg.Encryption), codec.FailureConverter(cfg.Encryption)
-	// HANDOFF_TEMPORAL_TLS_* replace the client profile's TLS; an API key
-	// implies TLS.
-	if cfg.TLSEnabled() && (cfg.TLS != config.TLSFiles{} || opts.ConnectionOptions.TLS == nil) {
-		tlsCfg, err := tlsConfig(cfg)
+	// HANDOFF_TEMPORAL_TLS_* override the client profile's TLS file by
+	// file (its server name and the rest stay); an API key implies TLS.
+	if cfg.TLSEnabled() {
+		tlsCfg, err := tlsConfig(cfg, opts.ConnectionOptions.TLS)
 		if err != nil {
 			return client.Options{}, fmt.Errorf("dial temporal: %w", err)
 		}
-		opts.ConnectionOptions.TLS = tlsCfg
+		opts.ConnectionOptions.TLS, opts.ConnectionOptions.TLSDisabled = tlsCfg, false
 	}
 	return opts, nil
 }
 
-func tlsConfig(cfg config.Temporal) (*tls.Config, error) {
+// tlsConfig is base (the client profile's TLS, when it has one) with the
+// files HANDOFF_TEMPORAL_TLS_* name in place of its own.
+func tlsConfig(cfg config.Temporal, base *tls.Config) (*tls.Config, error) {
 	out := &tls.Config{MinVersion: tls.VersionTLS12}
+	if base != nil {
+		out = base.Clone()
+	}
 	if cfg.TLS.Cert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLS.Cert, cfg.TLS.Key)
 		if err != nil {
@@ -109,26 +114,35 @@ func tlsConfig(cfg config.Temporal) (*tls.Config, error) {
 // where they are missing. Temporal Cloud namespaces must have them added
 // beforehand; there this only checks.
 func RegisterSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
+	_, err := AddSearchAttributes(ctx, c, namespace)
+	return err
+}
+
+// AddSearchAttributes adds handoff's search attributes that the namespace
+// lacks and names those it added.
+func AddSearchAttributes(ctx context.Context, c client.Client, namespace string) ([]string, error) {
 	existing, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
 	if err != nil {
-		return fmt.Errorf("list search attributes: %w", err)
+		return nil, fmt.Errorf("list search attributes: %w", err)
 	}
 	missing := map[string]enumspb.IndexedValueType{}
+	var added []string
 	for _, key := range workflows.SearchAttributes {
 		if _, ok := existing.GetCustomAttributes()[key.GetName()]; !ok {
 			missing[key.GetName()] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
+			added = append(added, key.GetName())
 		}
 	}
 	if len(missing) == 0 {
-		return nil
+		return nil, nil
 	}
 	_, err = c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
 		Namespace: namespace, SearchAttributes: missing,
 	})
 	if err != nil {
-		return fmt.Errorf("add search attributes: %w", err)
+		return nil, fmt.Errorf("add search attributes: %w", err)
 	}
-	return nil
+	return added, nil
 }
 
 // Registration is what a deployment adds to the workers beyond the order:

@@ -45,6 +45,7 @@ func runDev(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
+	cfg.Temporal.IgnoreClientProfile()
 	if !config.LookupEnv("TEMPORAL_UI_URL") {
 		cfg.Temporal.UI.URL = fmt.Sprintf("http://localhost:%d", *uiPort)
 	}

@@ -87,6 +87,25 @@ func runWorker(ctx context.Context, log *slog.Logger, _ []string) error {
 	}
 	defer closeMetrics()
 	worker.CountPayloadFailures(reg, cfg.Temporal.Encryption)
+	// A worker has no API: it serves its metrics and probes on a port of
+	// its own, from the start. /healthz: the process runs; /readyz: its
+	// workers poll (not while it waits for Temporal).
+	ln, err := listen(cfg.MetricsAddr)
+	if err != nil {
+		return err
+	}
+	var polling atomic.Bool
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { probe(w, true, "ok", "") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		probe(w, polling.Load(), "ready", "the workers are starting, waiting for Temporal, or stopping")
+	})
+	go func() {
+		if err := serveHTTP(ctx, ln, mux, nil); err != nil {
+			log.Error("serve worker metrics", "error", err)
+		}
+	}()
 	// A worker that starts while Temporal is unreachable waits for it.
 	var c client.Client
 	err = worker.Retry(ctx, log, "connect to Temporal", func(actx context.Context) error {
@@ -104,24 +123,6 @@ func runWorker(ctx context.Context, log *slog.Logger, _ []string) error {
 	if err != nil {
 		return err
 	}
-	// A worker has no API: it serves its metrics and probes on a port of
-	// its own. /healthz: the process runs; /readyz: its workers poll.
-	ln, err := listen(cfg.MetricsAddr)
-	if err != nil {
-		return err
-	}
-	var polling atomic.Bool
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { probe(w, true, "ok", "") })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		probe(w, polling.Load(), "ready", "the workers are starting or stopping")
-	})
-	go func() {
-		if err := serveHTTP(ctx, ln, mux, nil); err != nil {
-			log.Error("serve worker metrics", "error", err)
-		}
-	}()
 	return runWorkers(ctx, cfg, c, reg, log, &polling)
 }
 

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"go.temporal.io/api/serviceerror"
@@ -54,18 +55,24 @@ func runSetup(ctx context.Context, log *slog.Logger, args []string) error {
 		fmt.Printf("namespace %s: present\n", ns)
 	}
 	// A namespace just made takes a moment to reach every frontend.
+	var added []string
 	err = worker.Retry(ctx, log, "register search attributes", func(actx context.Context) error {
 		c, err := worker.Dial(actx, cfg.Temporal, log)
 		if err != nil {
 			return err
 		}
 		defer c.Close()
-		return worker.RegisterSearchAttributes(actx, c, ns)
+		added, err = worker.AddSearchAttributes(actx, c, ns)
+		return err
 	})
 	if err != nil {
 		return err
 	}
-	fmt.Printf("search attributes: present in %s\n", ns)
+	if len(added) > 0 {
+		fmt.Printf("search attributes: added %s\n", strings.Join(added, ", "))
+	} else {
+		fmt.Printf("search attributes: present\n")
+	}
 	return nil
 }
 

@@ -140,6 +140,11 @@ func StartFleet(ctx context.Context, t Target, opts FleetOptions) (*Fleet, error
 	if err != nil {
 		return nil, err
 	}
+	// Held from now on, so that nothing else takes it meanwhile.
+	balancerLn, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", balancerPort))
+	if err != nil {
+		return nil, fmt.Errorf("balancer: %w", err)
+	}
 	sandboxPort, err := port(opts.SandboxPort)
 	if err != nil {
 		return nil, err
@@ -167,6 +172,7 @@ func StartFleet(ctx context.Context, t Target, opts FleetOptions) (*Fleet, error
 	defer func() {
 		if !ok {
 			f.Stop()
+			balancerLn.Close()
 		}
 	}()
 	handoff := filepath.Join(t.Bin, "handoff")
@@ -176,9 +182,14 @@ func StartFleet(ctx context.Context, t Target, opts FleetOptions) (*Fleet, error
 	if err := setup.Start(); err != nil {
 		return nil, err
 	}
-	<-setup.Exited()
-	if setup.err != nil {
-		return nil, fmt.Errorf("handoff setup: %w\n%s", setup.err, setup.Tail(2000))
+	select {
+	case <-setup.Exited():
+	case <-ctx.Done():
+		setup.Stop(5 * time.Second)
+		return nil, ctx.Err()
+	}
+	if err := setup.Err(); err != nil {
+		return nil, fmt.Errorf("handoff setup: %w\n%s", err, setup.Tail(2000))
 	}
 
 	f.sandbox = newProcess(t.logs(), "sandbox", handoff, []string{"sandbox"}, f.Env)
@@ -229,12 +240,8 @@ func StartFleet(ctx context.Context, t Target, opts FleetOptions) (*Fleet, error
 			return nil, err
 		}
 	}
-	ln, err := net.Listen("tcp", strings.TrimPrefix(f.URL, "http://"))
-	if err != nil {
-		return nil, err
-	}
 	f.balancer = &http.Server{Handler: newBalancer(f.APIURLs), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = f.balancer.Serve(ln) }()
+	go func() { _ = f.balancer.Serve(balancerLn) }()
 	ok = true
 	return f, nil
 }
@@ -318,7 +325,8 @@ type balancer struct {
 	proxy   *httputil.ReverseProxy
 }
 
-type balancerTarget struct{}
+// balancerStart is the context key of the target a request went to first.
+type balancerStart struct{}
 
 func newBalancer(urls []string) *balancer {
 	b := &balancer{}
@@ -328,10 +336,10 @@ func newBalancer(urls []string) *balancer {
 	}
 	b.proxy = &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
-			r.SetURL(r.In.Context().Value(balancerTarget{}).(*url.URL))
+			r.SetURL(b.targets[r.In.Context().Value(balancerStart{}).(int)])
 			r.SetXForwarded()
 		},
-		Transport: &failover{targets: b.targets, next: &b.next},
+		Transport: &failover{targets: b.targets},
 		// A request to an instance that dies while answering gets 502;
 		// webhook senders deliver it again.
 		ErrorLog: log.New(io.Discard, "", 0),
@@ -340,16 +348,14 @@ func newBalancer(urls []string) *balancer {
 }
 
 func (b *balancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := b.next.Add(1)
-	r = r.WithContext(context.WithValue(r.Context(), balancerTarget{}, b.targets[start%uint64(len(b.targets))]))
-	b.proxy.ServeHTTP(w, r)
+	start := int(b.next.Add(1) % uint64(len(b.targets)))
+	b.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), balancerStart{}, start)))
 }
 
 // failover sends a request to its target and, when the connection is
-// refused (nothing was sent), to the other targets in turn.
+// refused (nothing was sent), to each other target in turn.
 type failover struct {
 	targets []*url.URL
-	next    *atomic.Uint64
 }
 
 func (f *failover) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -361,16 +367,12 @@ func (f *failover) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 		r.Body.Close()
 	}
-	first := *r.URL
+	start, _ := r.Context().Value(balancerStart{}).(int)
 	var last error
-	for i := range len(f.targets) + 1 {
+	for i := range len(f.targets) {
+		t := f.targets[(start+i)%len(f.targets)]
 		req := r.Clone(r.Context())
-		if i > 0 {
-			t := f.targets[(f.next.Add(1))%uint64(len(f.targets))]
-			req.URL.Scheme, req.URL.Host = t.Scheme, t.Host
-		} else {
-			req.URL = &first
-		}
+		req.URL.Scheme, req.URL.Host = t.Scheme, t.Host
 		req.Body = io.NopCloser(bytes.NewReader(body))
 		resp, err := http.DefaultTransport.RoundTrip(req)
 		var op *net.OpError

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	mathrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -53,13 +54,14 @@ func (p *Process) Start() error {
 	cmd.Stdout, cmd.Stderr = out, out
 	// Its own process group: a Ctrl-C at the terminal reaches the launcher,
 	// which stops the programs in order.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: p.user}
+	// It dies with the launcher, even when the launcher is killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: p.user, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		out.Close()
 		return fmt.Errorf("start %s: %w", p.Name, err)
 	}
 	exited := make(chan struct{})
-	p.cmd, p.exited = cmd, exited
+	p.cmd, p.exited, p.err = cmd, exited, nil
 	go func() {
 		err := cmd.Wait()
 		out.Close()
@@ -135,6 +137,13 @@ func (p *Process) Exited() <-chan struct{} {
 	return p.exited
 }
 
+// Err is how the program last started ended; nil while it runs.
+func (p *Process) Err() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
 // Tail is the end of the program's log, for error messages.
 func (p *Process) Tail(n int) string {
 	f, err := os.Open(p.log)
@@ -191,12 +200,44 @@ func baseEnv() []string {
 	return out
 }
 
-// FreePort is a TCP port on loopback that nothing listens on now.
-func FreePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+// FreePort is a free TCP port on loopback below 32768, apart from the
+// kernel's ephemeral ports (the local ends of outgoing connections, which
+// could take a port between a program's stop and its restart), and below
+// what Temporal keeps of its services' ports (a smallint column).
+func FreePort() (int, error) { return ports.pick() }
+
+// ports hands out each port once per launcher.
+var ports = &portPicker{taken: map[int]bool{}}
+
+type portPicker struct {
+	mu    sync.Mutex
+	taken map[int]bool
+}
+
+func (pp *portPicker) pick() (int, error) {
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	for range 200 {
+		port := 20000 + mathrand.IntN(12000)
+		if pp.taken[port] {
+			continue
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		pp.taken[port] = true
+		return port, nil
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("no free port between 20000 and 32000")
+}
+
+// take records ports chosen by the caller, so that none is handed out.
+func (pp *portPicker) take(chosen ...int) {
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	for _, p := range chosen {
+		pp.taken[p] = true
+	}
 }

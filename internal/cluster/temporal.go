@@ -11,8 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	mathrand "math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -64,10 +62,15 @@ type Ports struct {
 }
 
 func (p *Ports) fill() error {
+	all := []*int{&p.Postgres, &p.Frontend, &p.FrontendHTTP, &p.History, &p.Matching, &p.Worker, &p.UI,
+		&p.Membership[0], &p.Membership[1], &p.Membership[2], &p.Membership[3]}
+	for _, port := range all {
+		ports.take(*port)
+	}
 	for _, port := range []*int{&p.Postgres, &p.Frontend, &p.FrontendHTTP, &p.History, &p.Matching, &p.Worker, &p.UI,
 		&p.Membership[0], &p.Membership[1], &p.Membership[2], &p.Membership[3]} {
 		if *port == 0 {
-			free, err := lowFreePort()
+			free, err := FreePort()
 			if err != nil {
 				return err
 			}
@@ -75,22 +78,6 @@ func (p *Ports) fill() error {
 		}
 	}
 	return nil
-}
-
-// lowFreePort is a free port below 32768: Temporal keeps its services'
-// ports in a smallint column, so the kernel's ephemeral ports (from 32768)
-// do not fit.
-func lowFreePort() (int, error) {
-	for range 100 {
-		port := 20000 + mathrand.IntN(12000)
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		return port, nil
-	}
-	return 0, errors.New("no free port below 32768")
 }
 
 // Temporal is a running Temporal cluster on PostgreSQL.
@@ -215,15 +202,20 @@ func (t *Temporal) startPostgres(ctx context.Context) error {
 			return err
 		}
 	}
-	fresh := false
 	if _, err := os.Stat(filepath.Join(data, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
 		t.progress("making the PostgreSQL database cluster")
-		initdb := exec.CommandContext(ctx, filepath.Join(PostgresBin, "initdb"), "-D", data, "-U", "temporal", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "-N")
-		initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-		if out, err := initdb.CombinedOutput(); err != nil {
-			return fmt.Errorf("initdb: %w\n%s", err, out)
+		if err := os.RemoveAll(data); err != nil { // what an interrupted initdb left
+			return err
 		}
-		fresh = true
+		initdb := exec.CommandContext(ctx, filepath.Join(PostgresBin, "initdb"), "-D", data, "-U", "temporal", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "-N")
+		initdb.SysProcAttr, initdb.Env = &syscall.SysProcAttr{Credential: cred}, baseEnv()
+		if out, err := initdb.CombinedOutput(); err != nil {
+			hint := ""
+			if cred != nil {
+				hint = fmt.Sprintf(" (PostgreSQL runs as the postgres user, which must be able to enter %s and every directory above it)", dir)
+			}
+			return fmt.Errorf("initdb%s: %w\n%s", hint, err, out)
+		}
 	}
 	args := []string{"-D", data, "-p", strconv.Itoa(t.Ports.Postgres), "-k", sock, "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=300"}
 	if t.opts.Fast {
@@ -239,15 +231,15 @@ func (t *Temporal) startPostgres(ctx context.Context) error {
 	if err := t.postgres.waitFor(ctx, "PostgreSQL to listen", func(ctx context.Context) bool { return listening(ctx, addr) }); err != nil {
 		return err
 	}
-	if !fresh {
-		return nil
-	}
+	// Every step is idempotent: a start interrupted halfway is finished,
+	// and a schema of an older server version is brought up to date.
 	t.progress("setting up Temporal's schemas")
 	tool := filepath.Join(t.opts.Bin, "temporal-sql-tool")
 	for _, db := range []struct{ name, schema string }{{"temporal", "postgresql/v12/temporal"}, {"temporal_visibility", "postgresql/v12/visibility"}} {
 		for _, step := range [][]string{{"create-database"}, {"setup-schema", "-v", "0.0"}, {"update-schema", "--schema-name", db.schema}} {
 			args := append([]string{"--plugin", "postgres12", "--ep", "127.0.0.1", "-p", strconv.Itoa(t.Ports.Postgres), "-u", "temporal", "--db", db.name}, step...)
 			cmd := exec.CommandContext(ctx, tool, args...)
+			cmd.Env = baseEnv()
 			if out, err := cmd.CombinedOutput(); err != nil {
 				return fmt.Errorf("temporal-sql-tool %s: %w\n%s", strings.Join(args, " "), err, out)
 			}

@@ -6,6 +6,7 @@ package cluster_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -151,8 +152,9 @@ func order(id string) action.Order {
 type placer struct {
 	urls  []string
 	token string
-	// failovers counts requests sent again to another instance.
-	failovers atomic.Int64
+	// failovers counts requests sent again to another instance;
+	// unreachable those that found the first instance gone.
+	failovers, unreachable atomic.Int64
 }
 
 func (p *placer) place(ctx context.Context, i int, o action.Order) error {
@@ -169,12 +171,15 @@ func (p *placer) place(ctx context.Context, i int, o action.Order) error {
 		}
 		last = fmt.Errorf("place %s at %s: %d %s %v", o.OrderID, url, status, answer, err)
 		p.failovers.Add(1)
+		if err != nil {
+			p.unreachable.Add(1)
+		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(time.Duration(min(attempt+1, 10)) * 100 * time.Millisecond):
 		}
 	}
-	return last
+	return cmp.Or(last, ctx.Err())
 }
 
 func post(ctx context.Context, url, token string, body []byte) (int, string, error) {

@@ -40,7 +40,9 @@ func TestHandoffOnAClusterWithMutualTLS(t *testing.T) {
 	}})
 	token := envValue(f.Env, "HANDOFF_API_TOKENS")
 	p := &placer{urls: f.APIURLs, token: token}
-	if err := p.place(context.Background(), 0, order("tls-1")); err != nil {
+	pctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := p.place(pctx, 0, order("tls-1")); err != nil {
 		t.Fatal(err)
 	}
 	var st workflows.OrderState
@@ -57,7 +59,8 @@ func TestHandoffOnAClusterWithMutualTLS(t *testing.T) {
 	setup := exec.Command(filepath.Join(bin, "handoff"), "setup")
 	setup.Env = f.Env
 	out, err := setup.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "namespace default: present") || !strings.Contains(string(out), "search attributes: present") {
+	if err != nil || !strings.Contains(string(out), "namespace default: present") || !strings.Contains(string(out), "search attributes: present") ||
+		strings.Contains(string(out), "added") {
 		t.Errorf("handoff setup a second time: %v\n%s", err, out)
 	}
 
@@ -68,12 +71,14 @@ func TestHandoffOnAClusterWithMutualTLS(t *testing.T) {
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(ca)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx, cancelDial := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancelDial()
 	c, err := client.DialContext(ctx, client.Options{HostPort: tc.Frontend, Logger: sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)),
 		ConnectionOptions: client.ConnectionOptions{TLS: &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12}}})
 	if err == nil {
 		c.Close()
 		t.Error("a client without a certificate connected")
+	} else if !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("a client without a certificate: %v, want a refusal for want of one", err)
 	}
 }
