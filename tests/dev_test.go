@@ -44,7 +44,8 @@ func (p *devProcess) Output() string {
 }
 
 // freePort returns a free loopback port below the kernel's ephemeral
-// range. Servers here are stopped and started again on their port while
+// range, and below 20000, where the cluster tests pick theirs
+// (internal/cluster.FreePort). Servers here are stopped and started again on their port while
 // clients keep dialing it; a port from the ephemeral range could meanwhile
 // be taken by one of those very dials (a TCP connection to itself, when the
 // kernel picks the target port as the source), and the server could not
@@ -60,7 +61,7 @@ func freePort(t *testing.T) int {
 		}
 	}
 	for range 200 {
-		port := 10000 + rand.IntN(low-10000)
+		port := 10000 + rand.IntN(min(low, 20000)-10000)
 		if ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
 			ln.Close()
 			return port

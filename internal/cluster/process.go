@@ -203,7 +203,8 @@ func baseEnv() []string {
 // FreePort is a free TCP port on loopback below 32768, apart from the
 // kernel's ephemeral ports (the local ends of outgoing connections, which
 // could take a port between a program's stop and its restart), and below
-// what Temporal keeps of its services' ports (a smallint column).
+// what Temporal keeps of its services' ports (a smallint column). The
+// integration tests pick theirs below 20000.
 func FreePort() (int, error) { return ports.pick() }
 
 // ports hands out each port once per launcher.
