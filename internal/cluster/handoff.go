@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -207,7 +208,7 @@ func StartFleet(ctx context.Context, t Target, opts FleetOptions) (*Fleet, error
 			return nil, err
 		}
 		addr := fmt.Sprintf("127.0.0.1:%d", p)
-		w := newProcess(t.logs(), fmt.Sprintf("worker-%d", i+1), handoff, []string{"worker"}, append(slicesClone(f.Env), "HANDOFF_METRICS_ADDR="+addr))
+		w := newProcess(t.logs(), fmt.Sprintf("worker-%d", i+1), handoff, []string{"worker"}, append(slices.Clone(f.Env), "HANDOFF_METRICS_ADDR="+addr))
 		f.workers = append(f.workers, w)
 		f.WorkerMetrics = append(f.WorkerMetrics, "http://"+addr+"/metrics")
 		t.progress("starting " + w.Name)
@@ -221,7 +222,7 @@ func StartFleet(ctx context.Context, t Target, opts FleetOptions) (*Fleet, error
 			return nil, err
 		}
 		addr := fmt.Sprintf("127.0.0.1:%d", p)
-		env := append(slicesClone(f.Env), "HANDOFF_API_ADDR="+addr, "HANDOFF_WORKER_METRICS_URLS="+strings.Join(f.WorkerMetrics, ","))
+		env := append(slices.Clone(f.Env), "HANDOFF_API_ADDR="+addr, "HANDOFF_WORKER_METRICS_URLS="+strings.Join(f.WorkerMetrics, ","))
 		a := newProcess(t.logs(), fmt.Sprintf("api-%d", i+1), handoff, []string{"api"}, env)
 		f.apis = append(f.apis, a)
 		f.APIURLs = append(f.APIURLs, "http://"+addr)
@@ -253,8 +254,6 @@ func at(ports []int, i int) int {
 	return 0
 }
 
-func slicesClone(s []string) []string { return append([]string(nil), s...) }
-
 // answers reports whether url answers with a 2xx status.
 func answers(ctx context.Context, url string) bool {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -282,20 +281,19 @@ func (f *Fleet) Processes() []*Process {
 
 // WaitAPI waits until the i-th API instance is ready and reaches Temporal.
 func (f *Fleet) WaitAPI(ctx context.Context, i int) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	return f.apis[i].waitFor(ctx, "its /readyz", func(ctx context.Context) bool {
-		return answers(ctx, f.APIURLs[i]+"/readyz?temporal=required")
-	})
+	return waitReady(ctx, f.apis[i], f.APIURLs[i]+"/readyz?temporal=required")
 }
 
 // WaitWorker waits until the i-th worker polls.
 func (f *Fleet) WaitWorker(ctx context.Context, i int) error {
+	return waitReady(ctx, f.workers[i], strings.TrimSuffix(f.WorkerMetrics[i], "/metrics")+"/readyz")
+}
+
+// waitReady waits up to two minutes until the program's probe answers.
+func waitReady(ctx context.Context, p *Process, probe string) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	return f.workers[i].waitFor(ctx, "its /readyz", func(ctx context.Context) bool {
-		return answers(ctx, strings.TrimSuffix(f.WorkerMetrics[i], "/metrics")+"/readyz")
-	})
+	return p.waitFor(ctx, "its /readyz", func(ctx context.Context) bool { return answers(ctx, probe) })
 }
 
 // Stop stops the balancer, the API instances, the workers and the sandbox.
