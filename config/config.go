@@ -54,6 +54,7 @@ type Config struct {
 	PayloadKeys []string `envconfig:"PAYLOAD_KEYS"`
 	// Sandbox configures the provider simulator.
 	Sandbox Sandbox
+	Worker  Worker
 
 	// ContractsDir, when set, holds contract files (*.yaml) that replace
 	// the built-in contracts of the same system and provider.
@@ -360,6 +361,7 @@ func (c Config) Validate(opts ValidateOptions) error {
 	if c.Temporal.Namespace == "" {
 		add("HANDOFF_TEMPORAL_NAMESPACE: must not be empty")
 	}
+	errs = append(errs, c.Worker.validate()...)
 	if (c.Temporal.TLS.Cert == "") != (c.Temporal.TLS.Key == "") {
 		add("HANDOFF_TEMPORAL_TLS_CERT and HANDOFF_TEMPORAL_TLS_KEY: set both or neither")
 	}

@@ -71,6 +71,8 @@ func TestValidateReportsEveryProblemAtOnce(t *testing.T) {
 	t.Setenv("HANDOFF_TEMPORAL_TLS_CERT", "/nonexistent/cert.pem")
 	t.Setenv("HANDOFF_WORKER_METRICS_URLS", "http://worker:9090/metrics,worker:9090")
 	t.Setenv("HANDOFF_SANDBOX_SETTLE_DELAY", "-1s")
+	t.Setenv("HANDOFF_WORKER_ACTIVITY_POLLERS", "-2")
+	t.Setenv("HANDOFF_WORKER_WORKFLOW_POLLERS", "1")
 	c, err := Load()
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +84,7 @@ func TestValidateReportsEveryProblemAtOnce(t *testing.T) {
 	for _, want := range []string{
 		"HANDOFF_TEMPORAL_ADDRESS", "HANDOFF_API_TOKENS", "HANDOFF_CRM_PROVIDER",
 		"HANDOFF_MAIL_URL", "HANDOFF_TEMPORAL_TLS_CERT and HANDOFF_TEMPORAL_TLS_KEY", `HANDOFF_WORKER_METRICS_URLS "worker:9090"`,
-		"HANDOFF_SANDBOX_SETTLE_DELAY",
+		"HANDOFF_SANDBOX_SETTLE_DELAY", "HANDOFF_WORKER_ACTIVITY_POLLERS", "HANDOFF_WORKER_WORKFLOW_POLLERS: must be at least 2",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("errors do not mention %s:\n%v", want, err)

@@ -234,10 +234,16 @@ func New(c client.Client, acts *activities.Activities, cfg config.Config, extra 
 	// when payload keys are set.
 	dc := codec.DataConverter(cfg.Temporal.Encryption)
 	pauses := newPauseView(c, dc)
+	if cfg.Worker.CacheSize > 0 {
+		// One cache for every worker of the process.
+		sdkworker.SetStickyWorkflowCacheSize(cfg.Worker.CacheSize)
+	}
 	ws := &Workers{client: c, pauses: pauses, ControlInterval: 500 * time.Millisecond, log: slog.New(slog.DiscardHandler)}
 	ws.workflows = func() sdkworker.Worker {
 		wf := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{
-			Interceptors: []interceptor.WorkerInterceptor{&pauseCheck{view: pauses}, &correlationLogs{payloads: dc}, &outcomeCounter{outcomes: ws.outcomes, payloads: dc}},
+			MaxConcurrentWorkflowTaskPollers: cfg.Worker.WorkflowPollers,
+			MaxConcurrentActivityTaskPollers: cfg.Worker.ActivityPollers,
+			Interceptors:                     []interceptor.WorkerInterceptor{&pauseCheck{view: pauses}, &correlationLogs{payloads: dc}, &outcomeCounter{outcomes: ws.outcomes, payloads: dc}},
 		})
 		registerWorkflows(wf)
 		wf.RegisterActivity(acts.ComparePage)
@@ -260,6 +266,7 @@ func New(c client.Client, acts *activities.Activities, cfg config.Config, extra 
 		ws.providers = append(ws.providers, &providerWorker{system: s.Name, build: func() sdkworker.Worker {
 			w := sdkworker.New(c, s.TaskQueue(), sdkworker.Options{
 				DisableWorkflowWorker:              true,
+				MaxConcurrentActivityTaskPollers:   cfg.Worker.ActivityPollers,
 				TaskQueueActivitiesPerSecond:       p.RateLimit,
 				MaxConcurrentActivityExecutionSize: p.Concurrency,
 				// A pause lets the calls in flight finish.
