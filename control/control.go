@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -35,7 +36,11 @@ const (
 	MemoRequestHash   = workflows.MemoRequestHash
 	MemoCorrelationID = workflows.MemoCorrelationID
 	MemoAwaitingOrder = workflows.MemoAwaitingOrder
+	MemoRevision      = workflows.MemoRevision
 )
+
+// revision is the memo value of the orders this release starts.
+var revision = strconv.Itoa(workflows.OrderRevision)
 
 // ErrConflict means the business key is already used by a different request.
 var ErrConflict = errors.New("business key already used with a different request")
@@ -144,7 +149,7 @@ func (s *Client) PlaceOrder(ctx context.Context, order action.Order, correlation
 	in := workflows.OrderInput{
 		Order: order, CorrelationID: correlationID,
 		PaymentPollInterval: s.opts.PaymentPollInterval, PaymentTimeout: s.opts.PaymentTimeout,
-		PaymentWebhookWait: s.opts.PaymentWebhookWait,
+		PaymentWebhookWait: s.opts.PaymentWebhookWait, Revision: workflows.OrderRevision,
 	}
 	return s.start(ctx, Placed{OrderID: order.OrderID, WorkflowID: id, CorrelationID: correlationID}, opts, hash, in)
 }
@@ -174,7 +179,7 @@ func (s *Client) orderOptions(orderID, hash, correlationID string) client.StartW
 		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		Memo:                                     map[string]any{MemoRequestHash: hash, MemoCorrelationID: correlationID},
+		Memo:                                     map[string]any{MemoRequestHash: hash, MemoCorrelationID: correlationID, MemoRevision: revision},
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.SearchStatus.ValueSet(string(action.StatusProcessing)),
 			workflows.SearchBusinessKey.ValueSet(orderID),

@@ -39,11 +39,12 @@ func (s *Client) DeliverPaymentEvent(ctx context.Context, e action.PaymentEvent)
 		ID:                    id,
 		TaskQueue:             workflows.TaskQueue,
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		Memo:                  map[string]any{MemoAwaitingOrder: "true"},
+		Memo:                  map[string]any{MemoAwaitingOrder: "true", MemoRevision: revision},
 		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.SearchBusinessKey.ValueSet(e.OrderID)),
 	}
 	in := workflows.OrderInput{
 		Order: action.Order{OrderID: e.OrderID}, AwaitingOrder: true, OrphanWindow: s.opts.OrphanWindow,
+		Revision: workflows.OrderRevision,
 	}
 	_, err := s.client.SignalWithStartWorkflow(ctx, id, workflows.SignalPaymentEvent, e, opts, workflows.OrderWorkflow, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
@@ -85,7 +86,7 @@ func (s *Client) latePayment(ctx context.Context, e action.PaymentEvent) error {
 		ID: late, TaskQueue: workflows.TaskQueue,
 		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		Memo:                                     map[string]any{MemoCorrelationID: memo[MemoCorrelationID]},
+		Memo:                                     map[string]any{MemoCorrelationID: memo[MemoCorrelationID], MemoRevision: revision},
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.SearchStatus.ValueSet(string(action.StatusProcessing)),
 			workflows.SearchBusinessKey.ValueSet(e.OrderID),
@@ -93,6 +94,7 @@ func (s *Client) latePayment(ctx context.Context, e action.PaymentEvent) error {
 	}, workflows.OrderWorkflow, workflows.OrderInput{
 		Order: action.Order{OrderID: e.OrderID}, CorrelationID: memo[MemoCorrelationID],
 		PaymentTimeout: s.opts.PaymentTimeout, LatePayment: &workflows.LatePayment{ChargeID: e.ChargeID, EventID: e.EventID},
+		Revision: workflows.OrderRevision,
 	})
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if err != nil && !errors.As(err, &started) {

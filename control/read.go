@@ -34,9 +34,12 @@ type OrderRead struct {
 	Source string
 }
 
-// Order returns the current state of an order. A running order is asked by
-// query, for at most the query timeout; when no worker answers in time (a
-// deploy, a crash), the answer comes from what Temporal keeps without one.
+// Order returns the current state of an order. A running order answers
+// from what Temporal keeps without a worker (workflows.Snapshot): the state
+// it keeps in its memo at each change of status, its status search
+// attribute and its running activity; no workflow task runs for a read. One
+// an earlier release started is asked by query first, for at most the
+// query timeout, as it was then.
 // A completed order answers from its result; one that ended otherwise from
 // its execution status and memo.
 func (s *Client) Order(ctx context.Context, orderID string) (OrderRead, error) {
@@ -56,21 +59,31 @@ func (s *Client) Order(ctx context.Context, orderID string) (OrderRead, error) {
 	unplaced := memo[MemoAwaitingOrder] == "true" && memo[MemoRequestHash] == "" && status == ""
 	switch info.GetStatus() {
 	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
-		if live, err := s.query(ctx, id); err == nil {
-			if live.Status == "" {
-				return OrderRead{}, fmt.Errorf("read order %s: %w", orderID, ErrNotFound)
+		// Orders of revision 1 on are read from Temporal's record alone;
+		// older ones are asked first.
+		if memo[MemoRevision] == "" {
+			if live, err := s.query(ctx, id); err == nil {
+				if live.Status == "" {
+					return OrderRead{}, fmt.Errorf("read order %s: %w", orderID, ErrNotFound)
+				}
+				return OrderRead{State: live, Source: SourceWorkflow}, nil
+			} else if ctx.Err() != nil {
+				return OrderRead{}, fmt.Errorf("read order %s: %w", orderID, ctx.Err())
 			}
-			return OrderRead{State: live, Source: SourceWorkflow}, nil
-		} else if ctx.Err() != nil {
-			return OrderRead{}, fmt.Errorf("read order %s: %w", orderID, ctx.Err())
 		}
 		if unplaced {
 			return OrderRead{}, fmt.Errorf("read order %s: %w", orderID, ErrNotFound)
 		}
 		if !hasState {
 			// Not yet at its first change of status: its steps are as
-			// they start, and the running one shows below.
+			// they start, and the running one shows below; an order of
+			// revision 1 on tells from its (short) history which ended.
 			state = workflows.OrderState{OrderID: orderID, Steps: workflows.InitialSteps(), CorrelationID: memo[MemoCorrelationID]}
+			if memo[MemoRevision] != "" {
+				if state, err = s.fromHistory(ctx, id, state); err != nil {
+					return OrderRead{}, fmt.Errorf("read order %s: %w", orderID, err)
+				}
+			}
 		}
 		var pending []workflows.PendingActivity
 		for _, p := range desc.GetPendingActivities() {

@@ -353,6 +353,28 @@ func awaitOrder(t *testing.T, id string, want ...action.Status) workflows.OrderS
 	return last
 }
 
+// awaitPaymentWait waits until an order waits for its payment: its payment
+// step waiting, as processing within the grace or as awaiting_payment
+// after it.
+func awaitPaymentWait(t *testing.T, id string) {
+	t.Helper()
+	waitFor(t, "order "+id+" to wait for its payment", func() bool {
+		status, _, body := call(t, http.MethodGet, "/v1/orders/"+id, nil, testToken)
+		var st workflows.OrderState
+		return status == http.StatusOK && json.Unmarshal(body, &st) == nil && paymentWaiting(st)
+	})
+}
+
+// paymentWaiting reports whether an order's payment step waits.
+func paymentWaiting(st workflows.OrderState) bool {
+	for _, s := range st.Steps {
+		if s.Name == workflows.StepPayment {
+			return s.Status == action.StepWaiting
+		}
+	}
+	return false
+}
+
 // countFor reports how many records of a collection carry the external
 // reference "<workflow id>/<step>".
 func countFor(state sandbox.State, system, collection, orderID, step string) int {

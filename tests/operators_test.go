@@ -131,7 +131,7 @@ func TestUpdatesThatDoNotApplyAre409WithAReason(t *testing.T) {
 	holdWebhooks(t, id)
 	defer clearFaults(t)
 	placeOrders(t, id)
-	awaitOrder(t, id, action.StatusAwaitingPayment, action.StatusCompleted)
+	awaitPaymentWait(t, id)
 	status, body := operatorCall(t, "/v1/actions/"+action.OrderKey(id).Step("skip").String(), nil)
 	if status != http.StatusConflict || !strings.Contains(string(body), "waiting for an operator") {
 		t.Errorf("skip of a running order: %d %s, want 409 with the reason", status, body)

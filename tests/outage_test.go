@@ -97,7 +97,7 @@ func TestWebhooksWaitOutATemporalOutage(t *testing.T) {
 	}
 	waitFor(t, "the order to wait for its payment", func() bool {
 		s, err := st.Order(ctx, id)
-		return err == nil && s.State.Status == action.StatusAwaitingPayment
+		return err == nil && paymentWaiting(s.State)
 	})
 	if err := server.Stop(); err != nil {
 		t.Logf("stop dev server: %v", err)

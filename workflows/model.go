@@ -97,4 +97,7 @@ const (
 	// MemoState holds the order's OrderState as of its last change of
 	// status, so that it can be read without a worker.
 	MemoState = "state"
+	// MemoRevision is the order's revision (OrderInput.Revision), set at
+	// start; absent for orders an earlier release started.
+	MemoRevision = "revision"
 )

@@ -35,7 +35,22 @@ type OrderInput struct {
 	// succeeded after its order had ended without it (rejected or
 	// cancelled); its workflow ID is action.LatePaymentKey.
 	LatePayment *LatePayment
+	// Revision is the behaviour the order's workflow follows, chosen by
+	// whoever started it: OrderRevision for orders this release starts.
+	// Zero marks an order an earlier release started, whose GetVersion
+	// markers decide its behaviour.
+	Revision int `json:",omitempty"`
 }
+
+// OrderRevision is the behaviour of the orders this release starts: they
+// are hardened and wait for the payment webhook, but not when it came
+// during the charge step, and say that they await payment only once it did
+// not come within a short grace (paymentGrace). Chosen at start, it spares each
+// order the GetVersion markers of those changes, each a history event and a
+// search-attribute write. A worker refuses orders of a revision it does not
+// know (its workflow task fails until a worker that knows it takes it), so
+// the workers are upgraded before the API that starts orders.
+const OrderRevision = 1
 
 // LatePayment names a charge that succeeded after its order ended; its
 // workflow ID is action.LatePaymentKey(order id, charge id).
@@ -80,7 +95,13 @@ var a *activities.Activities
 // sends the idempotency key "<workflow id>/<step>". A step that fails
 // permanently or runs out of attempts parks the order in needs_attention.
 func OrderWorkflow(ctx workflow.Context, in OrderInput) (OrderResult, error) {
-	o := newOrderRun(ctx, in, workflow.GetVersion(ctx, versionHardening, workflow.DefaultVersion, 1) == 1)
+	if in.Revision > OrderRevision {
+		// Blocks the workflow task, which Temporal retries, until a worker
+		// that knows the revision takes it.
+		panic(fmt.Sprintf("order revision %d is newer than this worker's %d: upgrade the workers", in.Revision, OrderRevision))
+	}
+	hardened := in.Revision >= 1 || workflow.GetVersion(ctx, versionHardening, workflow.DefaultVersion, 1) == 1
+	o := newOrderRun(ctx, in, hardened)
 	if cp := in.Resume; cp != nil {
 		o.state, o.done, o.payment, o.placed, o.requestHash = cp.State, cp.Done, cp.Payment, cp.Placed, cp.RequestHash
 		o.cancelRequested = cp.CancelRequested
@@ -129,6 +150,8 @@ type orderRun struct {
 	*Run
 	in      OrderInput
 	payment paymentTracker
+	// revision is the order's behaviour, as it started (see OrderRevision).
+	revision int
 	// placed and requestHash describe an order placed into a workflow that
 	// an early event started.
 	placed      bool
@@ -149,7 +172,7 @@ func InitialSteps() []Step {
 // newOrderRun starts an order's run. hardened says whether the order began
 // after versionHardening.
 func newOrderRun(ctx workflow.Context, in OrderInput, hardened bool) *orderRun {
-	o := &orderRun{in: in}
+	o := &orderRun{in: in, revision: in.Revision}
 	o.Run = NewRun(ctx, RunOptions{
 		ID: in.Order.OrderID, CorrelationID: in.CorrelationID, Steps: OrderSteps, Initial: InitialSteps(), Legacy: !hardened,
 		Hooks: RunHooks{
@@ -202,11 +225,17 @@ func (o *orderRun) run(ctx workflow.Context) error {
 	}
 	if !o.done.Paid {
 		var paid bool
-		// Orders placed before payment webhooks existed poll the charge.
-		if workflow.GetVersion(ctx, versionPaymentWebhooks, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
-			paid, err = o.awaitPayment(ctx, *charge)
-		} else if err = o.SetStatus(ctx, action.StatusAwaitingPayment); err == nil {
+		switch {
+		case o.revision >= 1:
+			// Says it awaits payment only when it has to wait for long.
 			paid, err = o.awaitPaymentEvents(ctx, charge.ChargeID)
+		case workflow.GetVersion(ctx, versionPaymentWebhooks, workflow.DefaultVersion, 1) == workflow.DefaultVersion:
+			// Orders placed before payment webhooks existed poll the charge.
+			paid, err = o.awaitPayment(ctx, *charge)
+		default:
+			if err = o.SetStatus(ctx, action.StatusAwaitingPayment); err == nil {
+				paid, err = o.awaitPaymentEvents(ctx, charge.ChargeID)
+			}
 		}
 		o.done.Paid = paid
 		if err != nil || !paid {
@@ -319,6 +348,7 @@ func (o *orderRun) continueAsNew(ctx workflow.Context) error {
 		o.payment.apply(e)
 	}
 	next := o.in
+	next.Revision = o.revision
 	next.Resume = &OrderCheckpoint{State: o.state, Done: o.done, Payment: o.payment, Placed: o.placed,
 		RequestHash: o.requestHash, CancelRequested: o.cancelRequested}
 	if o.placed {

@@ -159,12 +159,13 @@ func (o *orderRun) awaitPaymentEvents(ctx workflow.Context, charge string) (bool
 	// is over (an event the provider's record has not caught up with yet
 	// would otherwise make it ask at once, again and again).
 	asked := -1
+	news := func() bool {
+		fresh := !o.hardened || o.payment.Applied > asked
+		return (fresh && (o.payment.settled() || o.payment.Undecided)) || o.stopping()
+	}
 	for {
 		o.markStep(ctx, StepPayment, func(s *Step) { s.Status = action.StepWaiting })
-		decided, err := workflow.AwaitWithTimeout(ctx, wait, func() bool {
-			news := !o.hardened || o.payment.Applied > asked
-			return (news && (o.payment.settled() || o.payment.Undecided)) || o.stopping()
-		})
+		decided, err := o.awaitNews(ctx, wait, news)
 		if err != nil {
 			return false, err
 		}
@@ -213,6 +214,40 @@ func (o *orderRun) awaitPaymentEvents(ctx workflow.Context, charge string) (bool
 			nominal = min(nominal*2, maxProviderWait)
 			wait = o.jitter(nominal, fetches)
 		}
+	}
+}
+
+// paymentGrace is how long an order waits for its payment webhook before it
+// says that it awaits payment: most payments are decided within it, and
+// their orders go on without a change of status or of the state they keep
+// (each a history event and a visibility write).
+const paymentGrace = 2 * time.Second
+
+// awaitNews waits up to wait for news() and reports whether it came. Orders
+// of revision 1 on do not wait when the events came during the charge
+// step, and wait the grace first as processing, keeping nothing (reads of
+// an order that kept no state yet read its short history), before they
+// say that they await payment; earlier orders say it at once.
+func (o *orderRun) awaitNews(ctx workflow.Context, wait time.Duration, news func() bool) (bool, error) {
+	switch {
+	case o.revision < 1:
+		return workflow.AwaitWithTimeout(ctx, wait, news)
+	case news():
+		return true, nil // no timer, no change of status
+	case o.state.Status != action.StatusAwaitingPayment:
+		grace := min(paymentGrace, wait)
+		if decided, err := workflow.AwaitWithTimeout(ctx, grace, news); err != nil || decided {
+			return decided, err
+		}
+		if err := o.SetStatus(ctx, action.StatusAwaitingPayment); err != nil {
+			return false, err
+		}
+		if wait <= grace {
+			return false, nil
+		}
+		return workflow.AwaitWithTimeout(ctx, wait-grace, news)
+	default:
+		return workflow.AwaitWithTimeout(ctx, wait, news)
 	}
 }
 

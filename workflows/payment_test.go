@@ -1,8 +1,16 @@
 package workflows
 
 import (
+	"context"
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/providers"
@@ -99,5 +107,73 @@ func TestPaymentWebhookDecidesWithoutAskingTheProvider(t *testing.T) {
 	}
 	if result.State.Status != action.StatusCompleted || fakes.count("get_charge") != 0 {
 		t.Errorf("status = %s with %d charge reads, want completed with none", result.State.Status, fakes.count("get_charge"))
+	}
+}
+
+// TestAnOrderSaysItAwaitsPaymentOnlyWhenItWaitsForLong: an order of the
+// current revision whose payment webhook came while its charge step ran
+// goes on with no timer, no change of status and no state kept; one whose
+// webhook comes within the grace waits as processing, keeping nothing; one
+// whose webhook comes later says that it awaits payment, its state kept for
+// reads. None records a GetVersion marker.
+func TestAnOrderSaysItAwaitsPaymentOnlyWhenItWaitsForLong(t *testing.T) {
+	tests := []struct {
+		name string
+		// after is when the webhook comes after the order starts; zero:
+		// while the charge is made.
+		after    time.Duration
+		statuses []string
+		timers   int
+		kept     []action.Status
+	}{
+		{"webhook during the charge step", 0, []string{"completed"}, 0, nil},
+		{"webhook within the grace", time.Second, []string{"completed"}, 1, nil},
+		{"webhook after the grace", 10 * time.Second, []string{"awaiting_payment", "processing", "completed"}, 2,
+			[]action.Status{action.StatusAwaitingPayment, action.StatusProcessing}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fakes := newFakeProviders()
+			env := newOrderEnv(fakes)
+			paid := action.PaymentEvent{EventID: "e2", ChargeID: "ch_1", Status: "succeeded", Version: 2, Ordered: true}
+			if tt.after == 0 {
+				env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+					if info.ActivityType.Name == "CreateCharge" {
+						env.SignalWorkflow(SignalPaymentEvent, paid)
+					}
+				})
+			} else {
+				env.RegisterDelayedCallback(func() { env.SignalWorkflow(SignalPaymentEvent, paid) }, tt.after)
+			}
+			var statuses []string
+			env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
+				if v, ok := args.Get(0).(temporal.SearchAttributes).GetKeyword(SearchStatus); ok {
+					statuses = append(statuses, v)
+				}
+			}).Return(nil)
+			var kept []action.Status
+			env.OnUpsertMemo(mock.Anything).Run(func(args mock.Arguments) {
+				if st, ok := args.Get(0).(map[string]any)[MemoState].(OrderState); ok {
+					kept = append(kept, st.Status)
+				}
+			}).Return(nil)
+			timers := 0
+			env.SetOnTimerScheduledListener(func(string, time.Duration) { timers++ })
+			env.OnGetVersion(mock.Anything, workflow.DefaultVersion, 1).Run(func(args mock.Arguments) {
+				t.Errorf("GetVersion(%v) called by an order of revision %d", args.Get(0), OrderRevision)
+			}).Return(workflow.Version(1))
+			env.ExecuteWorkflow(OrderWorkflow, OrderInput{Order: testOrder(), PaymentTimeout: time.Hour, PaymentWebhookWait: time.Hour,
+				Revision: OrderRevision})
+			var result OrderResult
+			if err := env.GetWorkflowResult(&result); err != nil {
+				t.Fatal(err)
+			}
+			if result.State.Status != action.StatusCompleted || fakes.count("get_charge") != 0 {
+				t.Fatalf("status = %s with %d charge reads, want completed with none", result.State.Status, fakes.count("get_charge"))
+			}
+			if fmt.Sprint(statuses) != fmt.Sprint(tt.statuses) || timers != tt.timers || fmt.Sprint(kept) != fmt.Sprint(tt.kept) {
+				t.Errorf("statuses %v, %d timers, states kept %v; want %v, %d, %v", statuses, timers, kept, tt.statuses, tt.timers, tt.kept)
+			}
+		})
 	}
 }

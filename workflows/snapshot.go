@@ -19,6 +19,12 @@ var activitySteps = map[string]string{
 	"FindCharge":     StepCancelCharge,
 }
 
+// StepOfActivity names the order step an activity runs for.
+func StepOfActivity(activityType string) (string, bool) {
+	step, ok := activitySteps[activityType]
+	return step, ok
+}
+
 // mainSteps are an order's steps in the order they run.
 var mainSteps = []string{StepCustomer, StepCharge, StepPayment, StepInvoice, StepConfirmation}
 
@@ -37,13 +43,15 @@ type PendingActivity struct {
 // It serves reads while no worker answers the order's query. Steps that
 // the snapshot shows unfinished but that lie before a running step have
 // finished, since an order's steps run one after another (and a skip is
-// always kept in the memo).
+// always kept in the memo). Between two steps, with none running, the first
+// unfinished step of a processing order shows running.
 func Snapshot(memo OrderState, status action.Status, pending []PendingActivity) OrderState {
 	s := memo
 	s.Steps = slices.Clone(memo.Steps)
 	if status != "" {
 		s.Status = status
 	}
+	running := false
 	for _, p := range pending {
 		name, ok := activitySteps[p.Type]
 		if !ok {
@@ -56,6 +64,7 @@ func Snapshot(memo OrderState, status action.Status, pending []PendingActivity) 
 		}
 		st := &s.Steps[i]
 		st.Status = action.StepRunning
+		running = true
 		st.Attempts = max(st.Attempts, int(p.Attempt)-1)
 		if p.LastFailure != "" {
 			st.LastError = &StepError{Category: action.CategoryTemporary, Message: p.LastFailure}
@@ -67,6 +76,18 @@ func Snapshot(memo OrderState, status action.Status, pending []PendingActivity) 
 				if before >= 0 && before < at && unfinished {
 					s.Steps[j].Status = action.StepSucceeded
 				}
+			}
+		}
+	}
+	waiting := slices.ContainsFunc(s.Steps, func(st Step) bool { return st.Status == action.StepWaiting })
+	if !running && !waiting && s.Status == action.StatusProcessing {
+		// Between two steps (a workflow task in flight), the step that
+		// just ended shows running until the next one starts, rather than
+		// pending again.
+		for i := range s.Steps {
+			if slices.Contains(mainSteps, s.Steps[i].Name) && s.Steps[i].Status == action.StepPending {
+				s.Steps[i].Status = action.StepRunning
+				break
 			}
 		}
 	}

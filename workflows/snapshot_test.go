@@ -30,6 +30,10 @@ func TestSnapshotShowsTheRunningStepOverTheKeptState(t *testing.T) {
 			action.StatusAwaitingPayment, []action.StepStatus{action.StepSucceeded, action.StepSucceeded, action.StepWaiting, action.StepPending, action.StepPending}, nil},
 		{"sending the confirmation after the kept state", awaiting, action.StatusProcessing, []PendingActivity{{Type: "SendEmail", Attempt: 1}},
 			action.StatusProcessing, []action.StepStatus{action.StepSucceeded, action.StepSucceeded, action.StepSucceeded, action.StepSucceeded, action.StepRunning}, nil},
+		{"between two steps", OrderState{Steps: InitialSteps()}, action.StatusProcessing, nil,
+			action.StatusProcessing, []action.StepStatus{action.StepRunning, action.StepPending, action.StepPending, action.StepPending, action.StepPending}, nil},
+		{"waiting for the payment within the grace", awaiting, action.StatusProcessing, nil,
+			action.StatusProcessing, []action.StepStatus{action.StepSucceeded, action.StepSucceeded, action.StepWaiting, action.StepPending, action.StepPending}, nil},
 		{"cancelling", awaiting, action.StatusCancelling, []PendingActivity{{Type: "CancelCharge", Attempt: 1}},
 			action.StatusCancelling, []action.StepStatus{action.StepSucceeded, action.StepSucceeded, action.StepWaiting, action.StepPending, action.StepPending, action.StepRunning}, nil},
 	}
