@@ -29,7 +29,7 @@ KUSTOMIZE_VERSION := v5.8.2
 STATICCHECK_VERSION := v0.8.2
 WORKFLOWCHECK_VERSION := v0.6.0
 
-.PHONY: run cluster cluster-bins deploy-check test lint monitoring debian-packages docs build temporal histories bench-webhooks bench-reconcile fuzz clean
+.PHONY: run cluster cluster-bins deploy-check test lint monitoring debian-packages docs build temporal histories bench bench-webhooks bench-reconcile fuzz clean
 
 run: build temporal
 	./bin/handoff dev
@@ -49,12 +49,13 @@ temporal:
 	@./bin/temporal --version | grep -q "Server $(TEMPORAL_SERVER_VERSION)" || \
 		{ echo "bin/temporal does not report server $(TEMPORAL_SERVER_VERSION)"; exit 1; }
 
-# The cluster tests run after the rest, not beside them: their eight
-# Temporal and handoff processes would starve the other tests' dev servers
-# on two cores.
+# The cluster tests and the benchmark's test run after the rest, one after
+# the other, not beside them: their Temporal and handoff processes would
+# starve the other tests' dev servers on two cores.
+SEPARATE_TESTS := /tests/cluster$$|/internal/bench$$
 test: temporal cluster-bins bin/stripe-mock bin/mailpit lint monitoring
-	$(GO) test -race -count=1 -timeout 25m $$($(GO) list ./... | grep -v '/tests/cluster$$')
-	$(GO) test -race -count=1 -timeout 15m ./tests/cluster
+	$(GO) test -race -count=1 -timeout 25m $$($(GO) list ./... | grep -Ev '$(SEPARATE_TESTS)')
+	$(GO) test -race -count=1 -timeout 15m -p 1 ./tests/cluster ./internal/bench
 
 # Debian packages the checks use: promtool (package prometheus) for the
 # alert rules, docker-compose to validate the compose file, chromium for
@@ -151,6 +152,14 @@ docs:
 HISTORY_TESTS := TestRecordHistories|TestRecordCustomerHistories|TestReconciliationRepairsWhatIsSafeAndFlagsTheRest|TestPausedProviderGetsNoCallsAndDrainsOnResume
 histories: temporal bin/stripe-mock bin/mailpit
 	$(GO) test -count=1 ./tests/ -run '$(HISTORY_TESTS)' -update
+
+# handoff against the same order on Temporal alone, side by side on one dev
+# server: throughput, latency, CPU, history, webhook intake and reads (see
+# README, "Performance"). BENCH_FLAGS passes options, e.g. -memory, -rounds 5,
+# -env HANDOFF_WORKER_WORKFLOW_POLLERS=4; `./bin/handoff-bench -h` lists them.
+bench: build temporal
+	$(GO) build -o bin/handoff-bench ./cmd/handoff-bench
+	./bin/handoff-bench $(BENCH_FLAGS)
 
 # Webhook acknowledgement latency with the payments provider answering at
 # once and at 2 s per call, side by side (see README, "Webhooks").

@@ -123,6 +123,9 @@ func (d *Server) waitReady(ctx context.Context, opts Options) error {
 	}
 }
 
+// PID is the server's process id.
+func (d *Server) PID() int { return d.cmd.Process.Pid }
+
 // Done is closed when the server process has exited, for whatever reason.
 func (d *Server) Done() <-chan struct{} { return d.done }
 

@@ -34,6 +34,12 @@ type Process struct {
 	err    error
 }
 
+// NewProcess is a program run with args and env (added to the system's
+// basics), its output appended to <logDir>/<name>.log; Start starts it.
+func NewProcess(logDir, name, path string, args, env []string) *Process {
+	return newProcess(logDir, name, path, args, env)
+}
+
 func newProcess(logDir, name, path string, args, env []string) *Process {
 	return &Process{Name: name, path: path, args: args, env: env, log: filepath.Join(logDir, name+".log")}
 }
