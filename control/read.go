@@ -59,6 +59,7 @@ func (s *Client) Order(ctx context.Context, orderID string) (OrderRead, error) {
 	unplaced := memo[MemoAwaitingOrder] == "true" && memo[MemoRequestHash] == "" && status == ""
 	switch info.GetStatus() {
 	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+		fromHistory := false
 		// Orders of revision 1 on are read from Temporal's record alone;
 		// older ones are asked first.
 		if memo[MemoRevision] == "" {
@@ -79,7 +80,7 @@ func (s *Client) Order(ctx context.Context, orderID string) (OrderRead, error) {
 			// they start, and the running one shows below; an order of
 			// revision 1 on tells from its (short) history which ended.
 			state = workflows.OrderState{OrderID: orderID, Steps: workflows.InitialSteps(), CorrelationID: memo[MemoCorrelationID]}
-			if memo[MemoRevision] != "" {
+			if fromHistory = memo[MemoRevision] != ""; fromHistory {
 				if state, err = s.fromHistory(ctx, id, state); err != nil {
 					return OrderRead{}, fmt.Errorf("read order %s: %w", orderID, err)
 				}
@@ -87,6 +88,10 @@ func (s *Client) Order(ctx context.Context, orderID string) (OrderRead, error) {
 		}
 		var pending []workflows.PendingActivity
 		for _, p := range desc.GetPendingActivities() {
+			if step, ok := workflows.StepOfActivity(p.GetActivityType().GetName()); ok && fromHistory && stepStatus(state, step).Done() {
+				// The history, read after the description, saw it end.
+				continue
+			}
 			pending = append(pending, workflows.PendingActivity{
 				Type: p.GetActivityType().GetName(), Attempt: p.GetAttempt(), LastFailure: p.GetLastFailure().GetMessage(),
 			})
