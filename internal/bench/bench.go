@@ -183,42 +183,39 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			sides = []string{sideBare, sideHandoff}
 		}
 		rd := round{}
-		for _, side := range sides {
-			if !opts.runs("orders") {
-				break
+		for _, ph := range phases {
+			if !opts.runs(ph.kind) {
+				continue
 			}
-			opts.Progress(fmt.Sprintf("round %d of %d: %s orders", i+1, opts.Rounds, side))
-			f, err := r.orders(ctx, side, opts.Orders)
-			if err != nil {
-				return nil, err
+			for _, side := range sides {
+				opts.Progress(fmt.Sprintf("round %d of %d: %s %s", i+1, opts.Rounds, side, ph.what))
+				if err := ph.run(ctx, r, side, rd.side(side)); err != nil {
+					return nil, err
+				}
 			}
-			rd.side(side).orders = f
-		}
-		for _, side := range sides {
-			if !opts.runs("webhooks") {
-				break
-			}
-			opts.Progress(fmt.Sprintf("round %d of %d: %s webhook intake", i+1, opts.Rounds, side))
-			f, err := r.webhooks(ctx, side)
-			if err != nil {
-				return nil, err
-			}
-			rd.side(side).webhooks = f
-		}
-		for _, side := range sides {
-			if !opts.runs("reads") {
-				break
-			}
-			opts.Progress(fmt.Sprintf("round %d of %d: %s reads of running orders", i+1, opts.Rounds, side))
-			f, err := r.reads(ctx, side)
-			if err != nil {
-				return nil, err
-			}
-			rd.side(side).reads = f
 		}
 		rep.Rounds = append(rep.Rounds, rd)
 	}
 	return rep, nil
+}
+
+// phases are what each round measures, in order, each side in turn.
+var phases = []struct {
+	kind, what string
+	run        func(ctx context.Context, r *rig, side string, f *sideFigures) error
+}{
+	{"orders", "orders", func(ctx context.Context, r *rig, side string, f *sideFigures) (err error) {
+		f.orders, err = r.orders(ctx, side, r.opts.Orders)
+		return err
+	}},
+	{"webhooks", "webhook intake", func(ctx context.Context, r *rig, side string, f *sideFigures) (err error) {
+		f.webhooks, err = r.webhooks(ctx, side)
+		return err
+	}},
+	{"reads", "reads of running orders", func(ctx context.Context, r *rig, side string, f *sideFigures) (err error) {
+		f.reads, err = r.reads(ctx, side)
+		return err
+	}},
 }
 
 // waitForBareWorker waits until the bare worker polls its queues.

@@ -73,6 +73,29 @@ func each(n, conc int, fn func(i int)) {
 	wg.Wait()
 }
 
+// timed runs fn for 0..n-1, at most conc at a time, and calls done, one
+// call at a time, with the duration of each call that succeeded; it
+// returns the first error.
+func timed(n, conc int, fn func(i int) error, done func(i int, took time.Duration)) error {
+	var mu sync.Mutex
+	var firstErr error
+	each(n, conc, func(i int) {
+		t0 := time.Now()
+		err := fn(i)
+		took := time.Since(t0)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			return
+		}
+		done(i, took)
+	})
+	return firstErr
+}
+
 // orders places n orders on one side, Concurrency at a time, each placer
 // waiting for its order's result before it places the next.
 func (r *rig) orders(ctx context.Context, side string, n int) (orderFigures, error) {
@@ -203,23 +226,11 @@ func (r *rig) webhooks(ctx context.Context, side string) (intakeFigures, error) 
 	prefix := r.nextPrefix("w", side)
 	n := r.opts.Webhooks
 	var f intakeFigures
-	var mu sync.Mutex
-	var firstErr error
 	meter := startCPU(r.procs)
 	started := time.Now()
-	each(n, r.opts.WebhookConcurrency, func(i int) {
-		id := fmt.Sprintf("%s%04d", prefix, i)
-		t0 := time.Now()
-		err := r.deliver(ctx, side, id)
-		took := time.Since(t0)
-		mu.Lock()
-		defer mu.Unlock()
-		if err != nil {
-			if firstErr == nil {
-				firstErr = err
-			}
-			return
-		}
+	firstErr := timed(n, r.opts.WebhookConcurrency, func(i int) error {
+		return r.deliver(ctx, side, fmt.Sprintf("%s%04d", prefix, i))
+	}, func(_ int, took time.Duration) {
 		f.accepted++
 		f.latency = append(f.latency, took)
 	})
@@ -311,23 +322,13 @@ func (r *rig) reads(ctx context.Context, side string) (readFigures, error) {
 	if err := r.waitWaiting(ctx, side, prefix); err != nil {
 		return f, err
 	}
-	var mu sync.Mutex
-	var firstErr error
-	each(r.opts.Reads, 8, func(i int) {
-		id := fmt.Sprintf("%s%04d", prefix, i%readOrders)
-		t0 := time.Now()
-		source, err := r.read(ctx, side, id)
-		took := time.Since(t0)
-		mu.Lock()
-		defer mu.Unlock()
-		if err != nil {
-			if firstErr == nil {
-				firstErr = err
-			}
-			return
-		}
+	sources := make([]string, r.opts.Reads)
+	firstErr := timed(r.opts.Reads, 8, func(i int) (err error) {
+		sources[i], err = r.read(ctx, side, fmt.Sprintf("%s%04d", prefix, i%readOrders))
+		return err
+	}, func(i int, took time.Duration) {
 		f.latency = append(f.latency, took)
-		f.sources[source]++
+		f.sources[sources[i]]++
 	})
 	if firstErr != nil {
 		return f, firstErr
