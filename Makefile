@@ -156,7 +156,8 @@ histories: temporal bin/stripe-mock bin/mailpit
 # handoff against the same order on Temporal alone, side by side on one dev
 # server: throughput, latency, CPU, history, webhook intake and reads (see
 # README, "Performance"). BENCH_FLAGS passes options, e.g. -memory, -rounds 5,
-# -env HANDOFF_WORKER_WORKFLOW_POLLERS=4; `./bin/handoff-bench -h` lists them.
+# -env HANDOFF_WORKER_WORKFLOW_POLLERS=8, -only webhooks; `./bin/handoff-bench -h`
+# lists them.
 bench: build temporal
 	$(GO) build -o bin/handoff-bench ./cmd/handoff-bench
 	./bin/handoff-bench $(BENCH_FLAGS)
