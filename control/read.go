@@ -86,17 +86,7 @@ func (s *Client) Order(ctx context.Context, orderID string) (OrderRead, error) {
 				}
 			}
 		}
-		var pending []workflows.PendingActivity
-		for _, p := range desc.GetPendingActivities() {
-			if step, ok := workflows.StepOfActivity(p.GetActivityType().GetName()); ok && fromHistory && stepStatus(state, step).Done() {
-				// The history, read after the description, saw it end.
-				continue
-			}
-			pending = append(pending, workflows.PendingActivity{
-				Type: p.GetActivityType().GetName(), Attempt: p.GetAttempt(), LastFailure: p.GetLastFailure().GetMessage(),
-			})
-		}
-		snap := workflows.Snapshot(state, status, pending)
+		snap := workflows.Snapshot(state, status, pendingOf(desc.GetPendingActivities(), state, fromHistory))
 		if snap.UpdatedAt.IsZero() {
 			snap.UpdatedAt = info.GetStartTime().AsTime()
 		}
@@ -126,6 +116,22 @@ func (s *Client) Order(ctx context.Context, orderID string) (OrderRead, error) {
 		state.UpdatedAt = info.GetCloseTime().AsTime()
 		return OrderRead{State: state, Source: SourceSnapshot}, nil
 	}
+}
+
+// pendingOf lists the activities Temporal reports running. With a state
+// read from the history after the description, an activity the history saw
+// end is left out: it ended between the two reads.
+func pendingOf(infos []*workflowpb.PendingActivityInfo, state workflows.OrderState, fromHistory bool) []workflows.PendingActivity {
+	var pending []workflows.PendingActivity
+	for _, p := range infos {
+		if step, ok := workflows.StepOfActivity(p.GetActivityType().GetName()); ok && fromHistory && stepStatus(state, step).Done() {
+			continue
+		}
+		pending = append(pending, workflows.PendingActivity{
+			Type: p.GetActivityType().GetName(), Attempt: p.GetAttempt(), LastFailure: p.GetLastFailure().GetMessage(),
+		})
+	}
+	return pending
 }
 
 // query asks a running order for its state, for at most the query timeout.
