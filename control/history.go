@@ -36,6 +36,13 @@ func (s *Client) fromHistory(ctx context.Context, id string, state workflows.Ord
 			step, ok := workflows.StepOfActivity(e.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName())
 			if ok {
 				scheduled[e.GetEventId()] = step
+				// The steps run in order: those before it have ended
+				// (the payment, decided by events, has no call of its own).
+				for i := 0; i < len(state.Steps) && state.Steps[i].Name != step; i++ {
+					if st := &state.Steps[i]; !st.Status.Done() && st.Status != action.StepFailed {
+						st.Status = action.StepSucceeded
+					}
+				}
 				set(step, func(st *workflows.Step) { st.Status = action.StepRunning })
 			}
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
