@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -20,6 +22,7 @@ import (
 	"github.com/handoff-hq/handoff/config"
 	"github.com/handoff-hq/handoff/providers"
 	"github.com/handoff-hq/handoff/system"
+	"github.com/handoff-hq/handoff/webhooks"
 	"github.com/handoff-hq/handoff/worker"
 	"github.com/handoff-hq/handoff/workflows"
 )
@@ -183,9 +186,62 @@ func RunBareWorker() error {
 			return fmt.Errorf("start the bare %s worker: %w", s.Name, err)
 		}
 	}
+	// The bare side's webhook endpoint, when the benchmark asks for one.
+	if addr := os.Getenv(bareWebhookAddrEnv); addr != "" {
+		p, _ := cfg.Provider(system.Payments.Name)
+		srv := &http.Server{Addr: addr, Handler: bareWebhooks(c, p.WebhookSecrets), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				logger.Error("bare webhook endpoint", "error", err)
+				stop()
+			}
+		}()
+		defer srv.Close()
+	}
 	fmt.Println("bare worker running")
 	<-ctx.Done()
 	return nil
+}
+
+// bareWebhookAddrEnv names where the bare worker serves its webhook
+// endpoint.
+const bareWebhookAddrEnv = "BENCH_BARE_WEBHOOK_ADDR"
+
+// bareWebhooks is the payment webhook endpoint a developer would write
+// beside the bare workflow: verify the signature, decode the event, signal
+// with start, answer. Unlike handoff's API it has no request log, metrics,
+// correlation ids, problem answers or late-payment handling.
+func bareWebhooks(c client.Client, secrets []string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+		if err != nil {
+			http.Error(w, "unreadable body", http.StatusBadRequest)
+			return
+		}
+		id, err := webhooks.VerifyStandard(secrets, r.Header, body, time.Now())
+		if err != nil {
+			http.Error(w, "invalid signature", http.StatusUnauthorized)
+			return
+		}
+		e, err := webhooks.DecodeStandard(id, body)
+		if err != nil {
+			http.Error(w, "malformed event", http.StatusBadRequest)
+			return
+		}
+		if err := bareSignalWithStart(r.Context(), c, e); err != nil {
+			http.Error(w, "not recorded; deliver it again", http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+}
+
+// bareSignalWithStart hands a payment event to its bare order, starting a
+// workflow that keeps it when the order has none yet.
+func bareSignalWithStart(ctx context.Context, c client.Client, e action.PaymentEvent) error {
+	_, err := c.SignalWithStartWorkflow(ctx, action.OrderKey(e.OrderID).String(), workflows.SignalPaymentEvent, e,
+		client.StartWorkflowOptions{TaskQueue: BareTaskQueue}, BareOrder, BareInput{AwaitingOrder: true})
+	return err
 }
 
 // startBare starts one bare order and returns its run.

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 
 	"github.com/handoff-hq/handoff/codec"
 	"github.com/handoff-hq/handoff/config"
+	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/devserver"
 	"github.com/handoff-hq/handoff/internal/cluster"
 	"github.com/handoff-hq/handoff/system"
@@ -84,15 +86,21 @@ const (
 
 // rig is everything a run talks to.
 type rig struct {
-	opts   Options
-	c      client.Client
-	api    string
-	token  string
-	secret string
-	http   *http.Client
-	procs  []proc
-	// phase numbers the phases, for distinct workflow ids.
-	phase int
+	opts Options
+	c    client.Client
+	api  string
+	// bareWebhooks is the bare worker's webhook endpoint.
+	bareWebhooks string
+	token        string
+	secret       string
+	http         *http.Client
+	procs        []proc
+	// events is handoff's control client, which the API hands verified
+	// webhooks to; the bench calls it for the intake without HTTP.
+	events *control.Client
+	// phase numbers the phases, for distinct workflow ids; round is the
+	// round under way, from 0.
+	phase, round int
 }
 
 // Run starts the dev server, handoff (sandbox, worker and API, each a
@@ -138,7 +146,12 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	defer fleet.Stop()
 	opts.Progress("starting the bare worker")
-	bare := cluster.NewProcess(logs, "bare-worker", opts.Self, []string{"bare-worker"}, fleet.Env)
+	bareWebhooks, err := cluster.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	bareAddr := fmt.Sprintf("127.0.0.1:%d", bareWebhooks)
+	bare := cluster.NewProcess(logs, "bare-worker", opts.Self, []string{"bare-worker"}, append(slices.Clip(fleet.Env), bareWebhookAddrEnv+"="+bareAddr))
 	if err := bare.Start(); err != nil {
 		return nil, err
 	}
@@ -155,9 +168,14 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, err
 	}
 	defer c.Close()
-	r := &rig{opts: opts, c: c, api: fleet.APIURLs[0], token: envValue(fleet.Env, "HANDOFF_API_TOKENS"),
+	r := &rig{opts: opts, c: c, api: fleet.APIURLs[0], bareWebhooks: "http://" + bareAddr + "/webhooks/payments", token: envValue(fleet.Env, "HANDOFF_API_TOKENS"),
 		secret: envValue(fleet.Env, "HANDOFF_PAYMENTS_WEBHOOK_SECRETS"),
 		http:   &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: time.Minute}}
+	// The API's control client, with the API's defaults.
+	if r.events, err = control.New(c, control.Options{PaymentPollInterval: 500 * time.Millisecond, PaymentTimeout: 10 * time.Minute,
+		OrphanWindow: 24 * time.Hour, DataConverter: codec.DataConverter(cfg.Temporal.Encryption)}); err != nil {
+		return nil, err
+	}
 	r.procs = []proc{{"temporal", srv.PID()}, {"bench driver", os.Getpid()}, {"bare worker", bare.PID()}}
 	for _, p := range fleet.Processes() {
 		r.procs = append(r.procs, proc{strings.Replace(p.Name, "-1", "", 1), p.PID()})
@@ -176,6 +194,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	rep := &Report{Options: opts}
 	for i := range opts.Rounds {
+		r.round = i
 		// The side that goes first alternates, so that neither always
 		// meets a server still settling from the other.
 		sides := []string{sideHandoff, sideBare}
@@ -209,8 +228,27 @@ var phases = []struct {
 		return err
 	}},
 	{"webhooks", "webhook intake", func(ctx context.Context, r *rig, side string, f *sideFigures) (err error) {
-		f.webhooks, err = r.webhooks(ctx, side)
-		return err
+		// Each side's webhook endpoint, and what it does once a webhook
+		// is verified, called in process; in an order that alternates too.
+		order := []string{intakeAPI, intakeHandoff}
+		if side == sideBare {
+			order = []string{intakeBareHTTP, intakeBare}
+		}
+		if r.round%2 == 1 {
+			order[0], order[1] = order[1], order[0]
+		}
+		for _, via := range order {
+			fig, err := r.webhooks(ctx, via)
+			if err != nil {
+				return err
+			}
+			if via == intakeAPI || via == intakeBareHTTP {
+				f.webhooks = fig
+			} else {
+				f.inProcess = fig
+			}
+		}
+		return nil
 	}},
 	{"reads", "reads of running orders", func(ctx context.Context, r *rig, side string, f *sideFigures) (err error) {
 		f.reads, err = r.reads(ctx, side)
@@ -218,7 +256,8 @@ var phases = []struct {
 	}},
 }
 
-// waitForBareWorker waits until the bare worker polls its queues.
+// waitForBareWorker waits until the bare worker polls its queues and its
+// webhook endpoint answers.
 func (r *rig) waitForBareWorker(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -245,7 +284,19 @@ func (r *rig) waitForBareWorker(ctx context.Context) error {
 			}
 		}
 	}
-	return nil
+	for {
+		// Any answer will do: an unsigned request is refused.
+		resp, err := r.http.Post(r.bareWebhooks, "application/json", nil)
+		if err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the bare worker's webhook endpoint does not answer: %w", err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // drain waits until visibility shows no running workflow whose id starts

@@ -68,6 +68,15 @@ func TestABenchmarkRoundComparesBothSides(t *testing.T) {
 	if handoff != placed || bare != placed {
 		t.Errorf("completed orders: handoff %d, bare %d, of %d placed on each side", handoff, bare, placed)
 	}
+	for _, rd := range rep.Rounds {
+		for via, f := range map[string]intakeFigures{
+			"handoff's API": rd.handoff.webhooks, "handoff in process": rd.handoff.inProcess,
+			"the bare endpoint": rd.bare.webhooks, "bare in process": rd.bare.inProcess} {
+			if f.accepted != 48 {
+				t.Errorf("%s intake accepted %d events of 48", via, f.accepted)
+			}
+		}
+	}
 	if src := rep.ReadSources(); src["snapshot"] != 32 || len(src) != 1 {
 		t.Errorf("handoff's reads answered by %v, want all 32 from Temporal's record (no workflow task)", src)
 	}

@@ -218,18 +218,32 @@ func (f intakeFigures) rate() float64 {
 	return float64(f.accepted) / f.elapsed.Seconds()
 }
 
+// The ways a payment event comes in, for the intake phase: a signed POST
+// to each side's webhook endpoint, or what that endpoint does once the
+// webhook is verified, called in the bench's own process.
+const (
+	// intakeAPI is handoff's API.
+	intakeAPI = "api"
+	// intakeHandoff is handoff's control client, which the API hands
+	// verified webhooks to.
+	intakeHandoff = "handoff"
+	// intakeBareHTTP is the bare worker's webhook endpoint.
+	intakeBareHTTP = "http-bare"
+	// intakeBare is a bare SignalWithStart.
+	intakeBare = "bare"
+)
+
 // webhooks delivers payment events for orders not placed yet, the intake
-// that starts a workflow with its first event: handoff's signed webhook
-// against a bare SignalWithStart of the same event. The workflows they
-// started are terminated afterwards, outside the measure.
-func (r *rig) webhooks(ctx context.Context, side string) (intakeFigures, error) {
-	prefix := r.nextPrefix("w", side)
+// that starts a workflow with its first event, one of the ways above. The
+// workflows they started are terminated afterwards, outside the measure.
+func (r *rig) webhooks(ctx context.Context, via string) (intakeFigures, error) {
+	prefix := r.nextPrefix("w", via)
 	n := r.opts.Webhooks
 	var f intakeFigures
 	meter := startCPU(r.procs)
 	started := time.Now()
 	firstErr := timed(n, r.opts.WebhookConcurrency, func(i int) error {
-		return r.deliver(ctx, side, fmt.Sprintf("%s%04d", prefix, i))
+		return r.deliver(ctx, via, fmt.Sprintf("%s%04d", prefix, i))
 	}, func(_ int, took time.Duration) {
 		f.accepted++
 		f.latency = append(f.latency, took)
@@ -237,20 +251,26 @@ func (r *rig) webhooks(ctx context.Context, side string) (intakeFigures, error) 
 	f.elapsed = time.Since(started)
 	f.cpu = meter.stop()
 	if firstErr != nil {
-		return f, fmt.Errorf("%s webhooks: %w", side, firstErr)
+		return f, fmt.Errorf("%s webhooks: %w", via, firstErr)
 	}
 	return f, r.terminate(ctx, prefix, n)
 }
 
-// deliver hands one payment event for order id to one side.
-func (r *rig) deliver(ctx context.Context, side, id string) error {
+// deliver hands one payment event for order id in one way.
+func (r *rig) deliver(ctx context.Context, via, id string) error {
 	ref := action.OrderKey(id).Step(action.OrderStepCharge).String()
-	if side == sideBare {
-		e := action.PaymentEvent{EventID: "msg_" + id, Type: "payment.pending", OrderID: id, ChargeID: "ch_" + id,
-			Status: action.PaymentPending, Version: 1, Ordered: true, OccurredAt: time.Now()}
-		_, err := r.c.SignalWithStartWorkflow(ctx, action.OrderKey(id).String(), workflows.SignalPaymentEvent, e,
-			client.StartWorkflowOptions{TaskQueue: BareTaskQueue}, BareOrder, BareInput{AwaitingOrder: true})
-		return err
+	e := action.PaymentEvent{EventID: "msg_" + id, Type: "payment.pending", OrderID: id, ChargeID: "ch_" + id,
+		Status: action.PaymentPending, Version: 1, Ordered: true, OccurredAt: time.Now()}
+	switch via {
+	case intakeBare:
+		return bareSignalWithStart(ctx, r.c, e)
+	case intakeHandoff:
+		e.ReceivedAt, e.RequestID = time.Now(), "req_"+id
+		return r.events.DeliverPaymentEvent(ctx, e)
+	}
+	endpoint := r.api + "/webhooks/payments"
+	if via == intakeBareHTTP {
+		endpoint = r.bareWebhooks
 	}
 	body, _ := json.Marshal(map[string]any{"type": "payment.pending", "timestamp": time.Now().UTC().Format(time.RFC3339Nano),
 		"data": map[string]any{"charge_id": "ch_" + id, "external_ref": ref, "status": "pending", "amount": 4500, "currency": "eur", "version": 1}})
@@ -259,7 +279,7 @@ func (r *rig) deliver(ctx context.Context, side, id string) error {
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.api+"/webhooks/payments", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}

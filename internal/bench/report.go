@@ -22,9 +22,15 @@ type round struct {
 }
 
 type sideFigures struct {
-	orders   orderFigures
+	orders orderFigures
+	// webhooks are signed webhooks taken by the side's endpoint: handoff's
+	// API, the bare worker's.
 	webhooks intakeFigures
-	reads    readFigures
+	// inProcess are the same events handed on as the endpoint hands on a
+	// verified webhook, in the bench's process: handoff's control client,
+	// a bare SignalWithStart.
+	inProcess intakeFigures
+	reads     readFigures
 }
 
 func (r *round) side(name string) *sideFigures {
@@ -38,8 +44,9 @@ func (r *round) side(name string) *sideFigures {
 type figure struct {
 	name string
 	unit string
-	// of reads one side's value in one round.
-	of func(sideFigures) float64
+	// of reads one side's value in one round; bare, when set, reads the
+	// bare side's instead.
+	of, bare func(sideFigures) float64
 	// goal, when set, is the ratio handoff/bare must meet, and atMost says
 	// whether the ratio must stay below it (costs) or above (rates).
 	goal   float64
@@ -55,10 +62,24 @@ var figures = []figure{
 	{name: "history events per order", of: func(s sideFigures) float64 { return medianInt(s.orders.events) }, goal: 1.2, atMost: true},
 	{name: "signals per order", of: func(s sideFigures) float64 { return medianInt(s.orders.signals) }},
 	{name: "CPU per order, all processes", unit: "ms", of: func(s sideFigures) float64 { return cpuPerOrder(s.orders, "") }},
-	{name: "webhooks accepted/s", of: func(s sideFigures) float64 { return s.webhooks.rate() }, goal: 0.95},
-	{name: "webhook answered, p50", unit: "ms", of: func(s sideFigures) float64 { return ms(s.webhooks.latency.percentile(0.5)) }},
+	// The goal: handoff's webhooks against a bare SignalWithStart; then
+	// each over HTTP, and each in process.
+	{name: "webhooks accepted/s", of: func(s sideFigures) float64 { return s.webhooks.rate() },
+		bare: func(s sideFigures) float64 { return s.inProcess.rate() }, goal: 0.95},
+	{name: "webhook answered, p50", unit: "ms", of: func(s sideFigures) float64 { return ms(s.webhooks.latency.percentile(0.5)) },
+		bare: func(s sideFigures) float64 { return ms(s.inProcess.latency.percentile(0.5)) }},
+	{name: "webhooks accepted/s, both over HTTP", of: func(s sideFigures) float64 { return s.webhooks.rate() }},
+	{name: "events accepted/s, both in process", of: func(s sideFigures) float64 { return s.inProcess.rate() }},
 	{name: "read of a running order, p50", unit: "ms", of: func(s sideFigures) float64 { return ms(s.reads.latency.percentile(0.5)) }},
 	{name: "read of a running order, p99", unit: "ms", of: func(s sideFigures) float64 { return ms(s.reads.latency.percentile(0.99)) }},
+}
+
+// bareOf reads the bare side's value.
+func (f figure) bareOf() func(sideFigures) float64 {
+	if f.bare != nil {
+		return f.bare
+	}
+	return f.of
 }
 
 func medianInt(v []int) float64 {
@@ -93,19 +114,19 @@ func cpuPerWebhook(f intakeFigures, name string) float64 {
 }
 
 // values are a figure's medians over the rounds, for each side.
-func (r *Report) values(of func(sideFigures) float64) (handoff, bare float64) {
+func (r *Report) values(of, bareOf func(sideFigures) float64) (handoff, bare float64) {
 	var h, b []float64
 	for _, rd := range r.Rounds {
-		h, b = append(h, of(rd.handoff)), append(b, of(rd.bare))
+		h, b = append(h, of(rd.handoff)), append(b, bareOf(rd.bare))
 	}
 	return median(h), median(b)
 }
 
 // ratio is handoff's value over bare's, per round, and its median.
-func (r *Report) ratio(of func(sideFigures) float64) float64 {
+func (r *Report) ratio(of, bareOf func(sideFigures) float64) float64 {
 	var v []float64
 	for _, rd := range r.Rounds {
-		if b := of(rd.bare); b > 0 {
+		if b := bareOf(rd.bare); b > 0 {
 			v = append(v, of(rd.handoff)/b)
 		}
 	}
@@ -130,7 +151,7 @@ func (r *Report) Goals() []Goal {
 		if f.goal == 0 {
 			continue
 		}
-		g := Goal{Name: f.name, Ratio: r.ratio(f.of), Goal: f.goal, AtMost: f.atMost}
+		g := Goal{Name: f.name, Ratio: r.ratio(f.of, f.bareOf()), Goal: f.goal, AtMost: f.atMost}
 		g.Met = (g.AtMost && g.Ratio <= g.Goal) || (!g.AtMost && g.Ratio >= g.Goal)
 		out = append(out, g)
 	}
@@ -178,7 +199,7 @@ func (r *Report) Table() string {
 	b.WriteString("\n")
 	fmt.Fprintf(&b, "| | handoff | bare | ratio | goal |\n| --- | ---: | ---: | ---: | --- |\n")
 	for _, f := range figures {
-		h, bare := r.values(f.of)
+		h, bare := r.values(f.of, f.bareOf())
 		goal := ""
 		if f.goal != 0 {
 			goal = fmt.Sprintf("≥ %.2f", f.goal)
@@ -190,21 +211,31 @@ func (r *Report) Table() string {
 		if f.unit != "" {
 			name += " (" + f.unit + ")"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %.2f | %s |\n", name, num(h), num(bare), r.ratio(f.of), goal)
+		fmt.Fprintf(&b, "| %s | %s | %s | %.2f | %s |\n", name, num(h), num(bare), r.ratio(f.of, f.bareOf()), goal)
 	}
-	fmt.Fprintf(&b, "\nCPU by process (ms), per completed order and per webhook taken:\n\n| process | order, handoff | order, bare | webhook, handoff | webhook, bare |\n| --- | ---: | ---: | ---: | ---: |\n")
+	fmt.Fprintf(&b, "\nCPU by process (ms), per completed order, per webhook taken by the side's endpoint, and per event handed on in process:\n\n"+
+		"| process | order, handoff | order, bare | webhook, handoff | webhook, bare | event, handoff | event, bare |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	names := map[string]bool{}
 	for _, rd := range r.Rounds {
-		for _, cpu := range []map[string]time.Duration{rd.handoff.orders.cpu, rd.handoff.webhooks.cpu, rd.bare.orders.cpu, rd.bare.webhooks.cpu} {
-			for n := range cpu {
-				names[n] = true
+		for _, s := range []sideFigures{rd.handoff, rd.bare} {
+			for _, cpu := range []map[string]time.Duration{s.orders.cpu, s.webhooks.cpu, s.inProcess.cpu} {
+				for n := range cpu {
+					names[n] = true
+				}
 			}
 		}
 	}
 	for _, n := range slices.Sorted(maps.Keys(names)) {
-		h, bare := r.values(func(s sideFigures) float64 { return cpuPerOrder(s.orders, n) })
-		hw, bw := r.values(func(s sideFigures) float64 { return cpuPerWebhook(s.webhooks, n) })
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", n, num(h), num(bare), num(hw), num(bw))
+		fmt.Fprintf(&b, "| %s", n)
+		for _, of := range []func(sideFigures) float64{
+			func(s sideFigures) float64 { return cpuPerOrder(s.orders, n) },
+			func(s sideFigures) float64 { return cpuPerWebhook(s.webhooks, n) },
+			func(s sideFigures) float64 { return cpuPerWebhook(s.inProcess, n) },
+		} {
+			h, bare := r.values(of, of)
+			fmt.Fprintf(&b, " | %s | %s", num(h), num(bare))
+		}
+		b.WriteString(" |\n")
 	}
 	if len(r.Rounds) > 0 {
 		last := r.Rounds[len(r.Rounds)-1]
