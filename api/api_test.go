@@ -55,6 +55,9 @@ func newTestServer(t *testing.T, orders *fakeOrders, ready error) *Server {
 
 func do(s *Server, method, path, body, auth string, headers ...string) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
 	}
@@ -63,6 +66,7 @@ func do(s *Server, method, path, body, auth string, headers ...string) *httptest
 	}
 	rec := httptest.NewRecorder()
 	s.ServeHTTP(rec, req)
+	checkExchange(req, body, rec)
 	return rec
 }
 

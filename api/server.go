@@ -111,6 +111,8 @@ type Server struct {
 	stats           *statsSource
 	codec           *codec.Encryption
 	draining        atomic.Bool
+	// referencePage is openapi.yaml rendered for reading.
+	referencePage []byte
 }
 
 // New returns the API server; it refuses to run without tokens or services.
@@ -138,6 +140,10 @@ func New(opts Options) (*Server, error) {
 	if opts.Health != nil {
 		opts.Registry.MustRegister(newStateCollector(opts.Health))
 	}
+	var err error
+	if s.referencePage, err = referencePage(); err != nil {
+		return nil, err
+	}
 	s.tokens = digests(opts.APITokens)
 	s.opTokens = digests(opts.OperatorTokens)
 	s.echo.HideBanner, s.echo.HidePort = true, true
@@ -153,6 +159,8 @@ func New(opts Options) (*Server, error) {
 		},
 	}))
 	s.echo.GET("/healthz", s.healthz)
+	s.echo.GET("/openapi.yaml", s.openAPIDocument)
+	s.echo.GET("/docs/api", s.reference)
 	s.echo.GET("/readyz", s.readyz)
 	s.echo.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{})))
 	s.echo.POST("/webhooks/:system", s.webhook)

@@ -188,7 +188,7 @@ func (s *Client) Customer(ctx context.Context, customerID string) (CustomerRead,
 		}
 		cancel()
 		if err == nil {
-			return CustomerRead{View: view, Source: SourceWorkflow}, nil
+			return CustomerRead{View: withCollections(view), Source: SourceWorkflow}, nil
 		}
 		var notFound *serviceerror.NotFound
 		if ctx.Err() != nil || errors.As(err, &notFound) {
@@ -207,5 +207,30 @@ func (s *Client) Customer(ctx context.Context, customerID string) (CustomerRead,
 	if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING && info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
 		view.Status = action.StatusCancelled
 	}
-	return CustomerRead{View: view, Source: SourceSnapshot}, nil
+	return CustomerRead{View: withCollections(view), Source: SourceSnapshot}, nil
+}
+
+// withCollections gives a view empty maps and lists where it has none, so
+// that readers get {} and [] rather than null (a view kept before its
+// first write has none).
+func withCollections(v workflows.CustomerView) workflows.CustomerView {
+	if v.Fields == nil {
+		v.Fields = map[string]workflows.FieldView{}
+	}
+	for name, f := range v.Fields {
+		if f.Systems == nil {
+			f.Systems = map[string]workflows.FieldCopy{}
+			v.Fields[name] = f
+		}
+	}
+	if v.Systems == nil {
+		v.Systems = map[string]workflows.SystemView{}
+	}
+	if v.Conflicts == nil {
+		v.Conflicts = []workflows.Conflict{}
+	}
+	if v.Steps == nil {
+		v.Steps = []workflows.Step{}
+	}
+	return v
 }

@@ -78,6 +78,7 @@ func TestASystemAndAnActionDeclaredOutsideTheCoreRunEndToEnd(t *testing.T) {
 	}
 	apiSrv := httptest.NewServer(srv)
 	defer apiSrv.Close()
+	checkOpenAPI(apiSrv.URL)
 	operator := func(method, path string, body any) (int, []byte) {
 		raw, _ := json.Marshal(body)
 		req, _ := http.NewRequest(method, apiSrv.URL+path, strings.NewReader(string(raw)))

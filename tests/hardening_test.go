@@ -298,6 +298,7 @@ func TestReadsOfOrdersNeedNoWorker(t *testing.T) {
 	}
 	httpSrv := httptest.NewServer(srv)
 	defer httpSrv.Close()
+	checkOpenAPI(httpSrv.URL)
 	read := func(id string) (workflows.OrderState, time.Duration) {
 		req, _ := http.NewRequest(http.MethodGet, httpSrv.URL+"/v1/orders/"+id, nil)
 		req.Header.Set("Authorization", "Bearer "+testToken)

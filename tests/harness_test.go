@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,6 +33,7 @@ import (
 	"github.com/handoff-hq/handoff/codec"
 	"github.com/handoff-hq/handoff/config"
 	"github.com/handoff-hq/handoff/control"
+	"github.com/handoff-hq/handoff/openapi"
 	"github.com/handoff-hq/handoff/providers/sandbox"
 	"github.com/handoff-hq/handoff/providers/stripe/stripetest"
 	"github.com/handoff-hq/handoff/system"
@@ -68,12 +70,42 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
+	validator, err := openapi.NewValidator()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	apiCheck.Validator = validator
+	http.DefaultClient.Transport = apiCheck
 	if err := start(); err != nil {
 		fmt.Fprintln(os.Stderr, "integration environment:", err)
 		return 1
 	}
 	defer stop()
-	return m.Run()
+	code := m.Run()
+	if err := apiCheck.Violations(); err != nil {
+		fmt.Fprintf(os.Stderr, "exchanges with the API that openapi.yaml does not describe:\n%v\n", err)
+		return 1
+	}
+	return code
+}
+
+// apiCheck checks every exchange of http.DefaultClient with an API the
+// tests started (checkOpenAPI) against openapi.yaml: an undocumented
+// field, status or header fails the request, and the run.
+var apiCheck = &openapi.Transport{Checks: func(r *http.Request) bool {
+	_, ok := apiHosts.Load(r.URL.Host)
+	// The operations page is HTML for people, not part of the API.
+	return ok && r.URL.Path != "/ops" && !strings.HasPrefix(r.URL.Path, "/ops/")
+}}
+
+var apiHosts sync.Map
+
+// checkOpenAPI has the exchanges with the API at base checked.
+func checkOpenAPI(base string) {
+	if u, err := url.Parse(base); err == nil {
+		apiHosts.Store(u.Host, true)
+	}
 }
 
 // repoRoot is the directory holding go.mod.
@@ -188,6 +220,7 @@ func start() error {
 	}
 	apiHandler = srv
 	env.api.Start()
+	checkOpenAPI(env.api.URL)
 	return nil
 }
 

@@ -327,7 +327,7 @@ func printBanner(cfg config.Config, creds map[string]string, temporalNote string
 	fmt.Printf(`
 handoff is running (development mode)
 
-  API        %s
+  API        %s   (reference: %s/docs/api, OpenAPI: %s/openapi.yaml)
   Web UI     %s/namespaces/%s/workflows
   Temporal   %s (namespace %s; %s)
   Sandbox    %s   (state: %s/_sandbox/state)
@@ -345,11 +345,11 @@ Place an order:
 
 Keep a customer in the CRM and accounting:
   curl -s -X PUT %s/v1/customers/c-1001 -H 'Authorization: Bearer %s' \
-    -d '{"version":1,"email":"ada@example.com","name":"Ada","billing_address":"1 Analytical Way"}'
+    -H 'Content-Type: application/json' -d '{"version":1,"email":"ada@example.com","name":"Ada","billing_address":"1 Analytical Way"}'
   curl -s %s/v1/customers/c-1001 -H 'Authorization: Bearer %s'
 
 Press Ctrl-C to stop.
-`, apiURL, strings.TrimRight(cfg.Temporal.UI.URL, "/"), cfg.Temporal.Namespace,
+`, apiURL, apiURL, apiURL, strings.TrimRight(cfg.Temporal.UI.URL, "/"), cfg.Temporal.Namespace,
 		cfg.Temporal.Address, cfg.Temporal.Namespace, temporalNote,
 		cfg.SandboxURL(), cfg.SandboxURL(), apiURL, apiURL, apiURL,
 		token, operator, apiURL, token, apiURL, token, apiURL, token, apiURL, token)
