@@ -29,7 +29,7 @@ KUSTOMIZE_VERSION := v5.8.2
 STATICCHECK_VERSION := v0.8.2
 WORKFLOWCHECK_VERSION := v0.6.0
 
-.PHONY: run cluster cluster-bins deploy-check test lint monitoring debian-packages docs build temporal histories bench bench-webhooks bench-reconcile fuzz clean
+.PHONY: run cluster cluster-bins deploy-check test lint monitoring debian-packages docs apiclient build temporal histories bench bench-webhooks bench-reconcile fuzz clean
 
 run: build temporal
 	./bin/handoff dev
@@ -139,10 +139,19 @@ lint: bin/staticcheck bin/workflowcheck deploy-check
 	./bin/staticcheck ./...
 	./bin/workflowcheck ./...
 	$(GO) run ./openapi/lint
+	@tmp=$$(mktemp -d) && sed 's|^output: .*|output: '"$$tmp"'/api.gen.go|' apiclient/oapi-codegen.yaml > $$tmp/config.yaml && \
+		$(GO) run $(OAPI_CODEGEN) -config $$tmp/config.yaml openapi/openapi.yaml && \
+		{ diff -q $$tmp/api.gen.go apiclient/api.gen.go >/dev/null || { echo "apiclient/api.gen.go is not current: run make apiclient"; rm -rf $$tmp; exit 1; }; }; \
+		rm -rf $$tmp
 	@env -u HANDOFF_CONTRACTS_DIR $(GO) run ./cmd/handoff contracts | diff -u docs/contracts.md - >/dev/null || \
 		{ echo "docs/contracts.md is not current: run make docs"; exit 1; }
 
 # docs/contracts.md renders the built-in contracts for reviewers.
+# The API's Go client, generated from its description.
+OAPI_CODEGEN := github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen@v2.8.2
+apiclient:
+	$(GO) run $(OAPI_CODEGEN) -config apiclient/oapi-codegen.yaml openapi/openapi.yaml
+
 docs:
 	@mkdir -p docs
 	env -u HANDOFF_CONTRACTS_DIR $(GO) run ./cmd/handoff contracts > docs/contracts.md
