@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"html/template"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -95,10 +96,10 @@ func renderReference(doc *openapi3.T) ([]byte, error) {
 		slices.SortStableFunc(g.Operations, func(a, b referenceOperation) int { return strings.Compare(a.Path, b.Path) })
 	}
 	var schemas []referenceSchema
-	for _, name := range sortedKeys(doc.Components.Schemas) {
+	for _, name := range slices.Sorted(maps.Keys(doc.Components.Schemas)) {
 		sc := doc.Components.Schemas[name].Value
 		rs := referenceSchema{Name: name, Description: sc.Description}
-		for _, field := range sortedKeys(sc.Properties) {
+		for _, field := range slices.Sorted(maps.Keys(sc.Properties)) {
 			p := sc.Properties[field]
 			rs.Fields = append(rs.Fields, referenceField{Name: field, Type: typeOf(p), Description: p.Value.Description,
 				Required: slices.Contains(sc.Required, field)})
@@ -121,7 +122,7 @@ func referenceOf(doc *openapi3.T, method, path string, item *openapi3.PathItem, 
 	}
 	var schemes []string
 	for _, req := range security {
-		schemes = append(schemes, strings.Join(sortedKeys(req), " + "))
+		schemes = append(schemes, strings.Join(slices.Sorted(maps.Keys(req)), " + "))
 	}
 	ro.Security = strings.Join(schemes, " or ")
 	for _, p := range append(slices.Clone(item.Parameters), op.Parameters...) {
@@ -134,7 +135,7 @@ func referenceOf(doc *openapi3.T, method, path string, item *openapi3.PathItem, 
 	if op.RequestBody != nil && op.RequestBody.Value != nil {
 		ro.Body = contentOf(op.RequestBody.Value.Content)
 	}
-	for _, status := range sortedKeys(op.Responses.Map()) {
+	for _, status := range slices.Sorted(maps.Keys(op.Responses.Map())) {
 		r := op.Responses.Value(status).Value
 		if r == nil {
 			continue
@@ -143,7 +144,7 @@ func referenceOf(doc *openapi3.T, method, path string, item *openapi3.PathItem, 
 		if r.Description != nil {
 			rr.Description = *r.Description
 		}
-		rr.Headers = sortedKeys(r.Headers)
+		rr.Headers = slices.Sorted(maps.Keys(r.Headers))
 		ro.Responses = append(ro.Responses, rr)
 	}
 	return ro
@@ -152,7 +153,7 @@ func referenceOf(doc *openapi3.T, method, path string, item *openapi3.PathItem, 
 // contentOf names a body's media type and schema.
 func contentOf(content openapi3.Content) string {
 	var parts []string
-	for _, mt := range sortedKeys(content) {
+	for _, mt := range slices.Sorted(maps.Keys(content)) {
 		parts = append(parts, mt+" "+typeOf(content[mt].Schema))
 	}
 	return strings.Join(parts, ", ")
@@ -194,15 +195,6 @@ func tagOrder(doc *openapi3.T, tag string) int {
 		}
 	}
 	return len(doc.Tags)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 var referenceTemplate = template.Must(template.New("reference").Parse(`<!doctype html>
