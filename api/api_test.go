@@ -130,6 +130,9 @@ func TestPlaceOrderAnswers(t *testing.T) {
 			if p.Type != problemTypePrefix+tt.wantProblem || p.Status != tt.wantStatus || p.Title == "" {
 				t.Errorf("problem = %+v, want type %s and status %d", p, tt.wantProblem, tt.wantStatus)
 			}
+			if id := rec.Header().Get(HeaderCorrelationID); id == "" || p.Instance != "urn:handoff:request:"+id {
+				t.Errorf("problem instance %q, want the request's correlation id %q", p.Instance, id)
+			}
 			if tt.wantStatus == 503 && rec.Header().Get("Retry-After") == "" {
 				t.Errorf("503 without Retry-After")
 			}

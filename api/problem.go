@@ -29,6 +29,10 @@ type Problem struct {
 // problemTypePrefix starts every problem type URI.
 const problemTypePrefix = "urn:handoff:problem:"
 
+// problemInstancePrefix starts a problem's instance, the URI of the
+// request it answers: its correlation id.
+const problemInstancePrefix = "urn:handoff:request:"
+
 // Problem kinds: the small set of categories every error is mapped to.
 var (
 	problemInvalid      = problemKind{http.StatusBadRequest, "invalid-request", "The request is invalid"}
@@ -87,7 +91,12 @@ func problemFor(err error) *Problem {
 
 func writeProblem(c echo.Context, p *Problem) error {
 	if p.Instance == "" {
+		// The occurrence is the request: its correlation id finds it in
+		// handoff's logs and at the providers.
 		p.Instance = c.Request().URL.Path
+		if id := correlationID(c); id != "" {
+			p.Instance = problemInstancePrefix + id
+		}
 	}
 	if p.Status == http.StatusServiceUnavailable {
 		c.Response().Header().Set("Retry-After", "5")

@@ -851,7 +851,9 @@ type Problem struct {
 	// Errors The failing fields of an invalid request, each once; absent when none is to blame.
 	Errors *[]FieldError `json:"errors,omitempty"`
 
-	// Instance The request's path.
+	// Instance The request this problem answers: urn:handoff:request:<correlation id>, the id the answer's X-Correlation-ID header carries and handoff's logs record.
+	//
+	// Examples: urn:handoff:request:shop-req-42
 	Instance *string `json:"instance,omitempty"`
 
 	// Status The HTTP status of the answer.
