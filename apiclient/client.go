@@ -138,7 +138,8 @@ type retrying struct {
 }
 
 func (r *retrying) Do(req *http.Request) (*http.Response, error) {
-	again := req.Method == http.MethodGet || (req.Method == http.MethodPost && req.URL.Path == "/v1/orders")
+	// The base URL may have a path of its own (https://example.com/handoff).
+	again := req.Method == http.MethodGet || (req.Method == http.MethodPost && strings.HasSuffix(req.URL.Path, "/v1/orders"))
 	for attempt := 1; ; attempt++ {
 		resp, err := r.client.Do(req)
 		last := !again || attempt >= r.attempts || req.Context().Err() != nil

@@ -37,6 +37,9 @@ func TestPlacementsAreSentAgainWithTheSameBody(t *testing.T) {
 		if r.Header.Get("Authorization") != "Bearer tok" {
 			t.Errorf("authorization %q", r.Header.Get("Authorization"))
 		}
+		if r.URL.Path != "/handoff/v1/orders" {
+			t.Errorf("path %q", r.URL.Path)
+		}
 		raw, _ := io.ReadAll(r.Body)
 		mu.Lock()
 		bodies = append(bodies, string(raw))
@@ -45,7 +48,8 @@ func TestPlacementsAreSentAgainWithTheSameBody(t *testing.T) {
 		answers[n-1](w)
 	}))
 	defer srv.Close()
-	c, err := New(srv.URL, "tok", Options{MaxWait: 10 * time.Millisecond})
+	// Behind a path of its own, as behind a shared gateway.
+	c, err := New(srv.URL+"/handoff", "tok", Options{MaxWait: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
