@@ -20,7 +20,7 @@ import (
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "bare-worker" {
-		if err := bench.RunBareWorker(); err != nil {
+		if err := bench.RunBareWorker(os.Args[2:]); err != nil {
 			fmt.Fprintf(os.Stderr, "bare worker: %v\n", err)
 			os.Exit(1)
 		}

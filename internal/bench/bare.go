@@ -119,14 +119,15 @@ func BareOrder(ctx workflow.Context, in BareInput) (string, error) {
 	return "completed", nil
 }
 
-// RunBareWorker runs the bare side's worker until SIGINT or SIGTERM: the
+// RunBareWorker runs the bare side's worker until SIGINT or SIGTERM, with
+// its webhook endpoint at the address args name, if any: the
 // bare workflow, and handoff's activities on the bare queues, each queue
 // with the options handoff's worker gives its own (rate limit and
 // concurrency of its provider, the pollers and cache of its settings). Its
 // configuration is handoff's, from the environment, so that it calls the
 // same providers with the same credentials and reads the payment signals
 // handoff's API sends (encrypted with the same keys).
-func RunBareWorker() error {
+func RunBareWorker(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg, err := config.Load()
@@ -187,7 +188,8 @@ func RunBareWorker() error {
 		}
 	}
 	// The bare side's webhook endpoint, when the benchmark asks for one.
-	if addr := os.Getenv(bareWebhookAddrEnv); addr != "" {
+	if len(args) > 0 {
+		addr := args[0]
 		p, _ := cfg.Provider(system.Payments.Name)
 		srv := &http.Server{Addr: addr, Handler: bareWebhooks(c, p.WebhookSecrets), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
@@ -202,10 +204,6 @@ func RunBareWorker() error {
 	<-ctx.Done()
 	return nil
 }
-
-// bareWebhookAddrEnv names where the bare worker serves its webhook
-// endpoint.
-const bareWebhookAddrEnv = "BENCH_BARE_WEBHOOK_ADDR"
 
 // bareWebhooks is the payment webhook endpoint a developer would write
 // beside the bare workflow: verify the signature, decode the event, signal

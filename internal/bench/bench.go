@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -151,7 +150,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, err
 	}
 	bareAddr := fmt.Sprintf("127.0.0.1:%d", bareWebhooks)
-	bare := cluster.NewProcess(logs, "bare-worker", opts.Self, []string{"bare-worker"}, append(slices.Clip(fleet.Env), bareWebhookAddrEnv+"="+bareAddr))
+	bare := cluster.NewProcess(logs, "bare-worker", opts.Self, []string{"bare-worker", bareAddr}, fleet.Env)
 	if err := bare.Start(); err != nil {
 		return nil, err
 	}

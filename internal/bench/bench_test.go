@@ -14,7 +14,7 @@ import (
 // The test binary is also the bare side's worker, as handoff-bench is.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "bare-worker" {
-		if err := RunBareWorker(); err != nil {
+		if err := RunBareWorker(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
