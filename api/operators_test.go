@@ -84,7 +84,8 @@ func TestOperatorEndpoints(t *testing.T) {
 		{"unknown action", "POST", "/v1/actions/order/none/retry", ``, operatorToken, control.ErrNotFound, 404, "order/none retry"},
 		{"no action in path", "POST", "/v1/actions/retry", ``, operatorToken, nil, 404, ""},
 		{"cancel order", "POST", "/v1/orders/A-1/cancel", `{"reason":"not wanted"}`, token, nil, 202, "cancel A-1 not wanted"},
-		{"cancel needs the API token", "POST", "/v1/orders/A-1/cancel", ``, operatorToken, nil, 401, ""},
+		{"operators cancel too", "POST", "/v1/orders/A-1/cancel", ``, operatorToken, nil, 202, "cancel A-1 "},
+		{"cancel needs a token", "POST", "/v1/orders/A-1/cancel", ``, "not-a-token", nil, 401, ""},
 		{"pause", "POST", "/v1/providers/payments/pause", `{"reason":"outage"}`, operatorToken, nil, 200, "pause payments outage"},
 		{"resume", "POST", "/v1/providers/payments/resume", ``, operatorToken, nil, 200, "resume payments "},
 		{"provider status", "GET", "/v1/providers/mail", ``, operatorToken, nil, 200, "get mail"},
@@ -95,12 +96,11 @@ func TestOperatorEndpoints(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ops := &fakeOperators{err: tt.err}
-			req := httptest.NewRequest(tt.method, tt.path, strings.NewReader(tt.body))
+			auth := ""
 			if tt.auth != "" {
-				req.Header.Set("Authorization", "Bearer "+tt.auth)
+				auth = "Bearer " + tt.auth
 			}
-			rec := httptest.NewRecorder()
-			newOperatorServer(t, ops).ServeHTTP(rec, req)
+			rec := do(newOperatorServer(t, ops), tt.method, tt.path, tt.body, auth)
 			if rec.Code != tt.wantStatus {
 				t.Fatalf("status = %d, want %d: %s", rec.Code, tt.wantStatus, rec.Body)
 			}
@@ -164,14 +164,24 @@ func (f *fakeReconciliations) StartReconciliation(context.Context) (string, erro
 }
 
 func (f *fakeReconciliations) Reconciliation(_ context.Context, id string) (workflows.ReconcileReport, error) {
-	if id == "reconcile-running" {
+	switch id {
+	case "reconcile-running":
 		return workflows.ReconcileReport{ID: id}, control.ErrRunning
+	case "reconcile-halfway":
+		return workflows.ReconcileReport{ID: id}, &control.RunningError{ID: id, Progress: &workflows.ReconcileStanding{
+			Phase: "invoices", Pages: 3, Records: 1200, Repaired: 2, Flagged: 1}}
 	}
-	return workflows.ReconcileReport{ID: id, Repaired: 2}, f.err
+	return report(id, 2, 0), f.err
+}
+
+// report is a finished reconciliation's report as the workflow makes it.
+func report(id string, repaired, flagged int) workflows.ReconcileReport {
+	return workflows.ReconcileReport{ID: id, Repaired: repaired, Flagged: flagged, Differences: map[string]int{},
+		RepairedItems: []workflows.ReportItem{}, FlaggedItems: []workflows.ReportItem{}}
 }
 
 func (f *fakeReconciliations) LatestReconciliation(context.Context) (workflows.ReconcileReport, error) {
-	return workflows.ReconcileReport{ID: "reconcile-latest", Flagged: 1}, f.err
+	return report("reconcile-latest", 0, 1), f.err
 }
 
 func TestReconciliationEndpoints(t *testing.T) {
@@ -190,13 +200,12 @@ func TestReconciliationEndpoints(t *testing.T) {
 		{"GET", "/v1/reconciliations/latest", operatorToken, 200, `"id":"reconcile-latest"`},
 		{"GET", "/v1/reconciliations/reconcile-9", operatorToken, 200, `"repaired":2`},
 		{"GET", "/v1/reconciliations/reconcile-running", operatorToken, 202, `"status":"running"`},
+		{"GET", "/v1/reconciliations/reconcile-halfway", operatorToken, 202,
+			`"progress":{"phase":"invoices","pages":3,"records":1200,"repaired":2,"flagged":1,"in_flight":0}`},
 		{"POST", "/v1/reconciliations", token, 401, ""},
 	}
 	for _, tt := range tests {
-		req := httptest.NewRequest(tt.method, tt.path, nil)
-		req.Header.Set("Authorization", "Bearer "+tt.auth)
-		w := httptest.NewRecorder()
-		s.ServeHTTP(w, req)
+		w := do(s, tt.method, tt.path, "", "Bearer "+tt.auth)
 		if w.Code != tt.want || !strings.Contains(w.Body.String(), tt.contains) {
 			t.Errorf("%s %s = %d %s, want %d with %s", tt.method, tt.path, w.Code, w.Body, tt.want, tt.contains)
 		}

@@ -20,9 +20,11 @@ type Reconciliations interface {
 
 // ReconciliationAnswer is the answer while a reconciliation runs.
 type ReconciliationAnswer struct {
-	ID     string            `json:"id"`
-	Status string            `json:"status"`
-	Links  map[string]string `json:"links"`
+	ID     string `json:"id"`
+	Status string `json:"status"`
+	// Progress is where it stands, from its first page on.
+	Progress *workflows.ReconcileStanding `json:"progress,omitempty"`
+	Links    map[string]string            `json:"links"`
 }
 
 func (s *Server) reconciliationLinks(id string) map[string]string {
@@ -48,7 +50,11 @@ func (s *Server) getReconciliation(c echo.Context) error {
 		report, err = s.reconciliations.Reconciliation(c.Request().Context(), id)
 	}
 	if errors.Is(err, control.ErrRunning) {
-		return c.JSON(http.StatusAccepted, ReconciliationAnswer{ID: report.ID, Status: "running", Links: s.reconciliationLinks(report.ID)})
+		answer := ReconciliationAnswer{ID: report.ID, Status: "running", Links: s.reconciliationLinks(report.ID)}
+		if running := (*control.RunningError)(nil); errors.As(err, &running) {
+			answer.Progress = running.Progress
+		}
+		return c.JSON(http.StatusAccepted, answer)
 	}
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -176,8 +177,9 @@ func New(opts Options) (*Server, error) {
 	}
 	v1 := s.echo.Group("/v1")
 	v1.POST("/orders", s.placeOrder, s.requireToken)
-	v1.GET("/orders/:order_id", s.getOrder, s.requireToken)
-	v1.POST("/orders/:order_id/cancel", s.cancelOrder, s.requireToken)
+	// Operators read and cancel orders too (handoff orders show|cancel).
+	v1.GET("/orders/:order_id", s.getOrder, s.requireEither)
+	v1.POST("/orders/:order_id/cancel", s.cancelOrder, s.requireEither)
 	if s.customers != nil {
 		v1.PUT("/customers/:customer_id", s.putCustomer, s.requireToken)
 		v1.GET("/customers/:customer_id", s.getCustomer, s.requireToken)
@@ -222,6 +224,11 @@ func (s *Server) requireToken(next echo.HandlerFunc) echo.HandlerFunc {
 // requireOperator lets a request through only with an operator token.
 func (s *Server) requireOperator(next echo.HandlerFunc) echo.HandlerFunc {
 	return requireBearer(s.opTokens, next)
+}
+
+// requireEither lets a request through with an API or an operator token.
+func (s *Server) requireEither(next echo.HandlerFunc) echo.HandlerFunc {
+	return requireBearer(slices.Concat(s.tokens, s.opTokens), next)
 }
 
 // requireBearer lets a request through only with one of the tokens. Tokens

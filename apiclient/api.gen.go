@@ -919,6 +919,26 @@ type ReadinessStatus string
 // ReadinessTemporal Whether Temporal answered within 2 seconds.
 type ReadinessTemporal string
 
+// ReconcileProgress Where a running reconciliation stands (workflows.ReconcileStanding), kept after every page so that it is read without a worker; absent before the first page is compared. Counts are over the whole reconciliation.
+type ReconcileProgress struct {
+	Flagged int `json:"flagged"`
+
+	// InFlight Differences left alone because their order still runs.
+	InFlight int `json:"in_flight"`
+
+	// Pages Pages compared.
+	Pages int `json:"pages"`
+
+	// Phase The phase being compared (charges, invoices, or one a deployment added).
+	//
+	// Examples: invoices
+	Phase string `json:"phase"`
+
+	// Records Records compared (charges, invoices and the records of added phases).
+	Records  int `json:"records"`
+	Repaired int `json:"repaired"`
+}
+
 // ReconcileReport The result of one reconciliation (workflows.ReconcileReport): what was compared, the differences found by kind, what was repaired and what was flagged for a person. Items are listed up to 1000 of each; the counts are exact.
 type ReconcileReport struct {
 	// Compared The records compared, per kind (workflows.ComparedCounts).
@@ -977,8 +997,11 @@ type ReconciliationAnswer struct {
 	Id string `json:"id"`
 
 	// Links Where to find an action: `self` in this API (orders and customers only) and `web_ui`, its workflow in the Temporal Web UI (only when the API knows the Web UI's address, HANDOFF_WEB_UI_URL).
-	Links  Links                      `json:"links"`
-	Status ReconciliationAnswerStatus `json:"status"`
+	Links Links `json:"links"`
+
+	// Progress Where a running reconciliation stands (workflows.ReconcileStanding), kept after every page so that it is read without a worker; absent before the first page is compared. Counts are over the whole reconciliation.
+	Progress *ReconcileProgress         `json:"progress,omitempty"`
+	Status   ReconciliationAnswerStatus `json:"status"`
 }
 
 // ReconciliationAnswerStatus defines model for ReconciliationAnswer.Status.
@@ -1364,14 +1387,14 @@ type ClientInterface interface {
 
 	// GetOrder Read an order
 	//
-	// Where the order stands, step by step. A running order is read from what Temporal keeps without a worker (Handoff-State-Source: snapshot); one placed by an earlier release is asked by query first (workflow); a completed order is read from its result (workflow). No workflow task runs for a read.
+	// Where the order stands, step by step. A running order is read from what Temporal keeps without a worker (Handoff-State-Source: snapshot); one placed by an earlier release is asked by query first (workflow); a completed order is read from its result (workflow). No workflow task runs for a read. Operators may read with their token.
 	//
 	// Corresponds with GET /v1/orders/{order_id} (the `GetOrder` operationId).
 	GetOrder(ctx context.Context, orderId string, params *GetOrderParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CancelOrderWithBody Cancel an order
 	//
-	// Asks the order to stop and undo what it did (a Workflow Update). It reports cancelling at once; a step already running finishes first; then it voids the invoice, cancels or refunds the charge, and ends cancelled. Cancelling twice refunds once. The body is optional; only `reason` is read.
+	// Asks the order to stop and undo what it did (a Workflow Update). It reports cancelling at once; a step already running finishes first; then it voids the invoice, cancels or refunds the charge, and ends cancelled. Cancelling twice refunds once. The body is optional; only `reason` is read. Operators may cancel with their token.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1380,7 +1403,7 @@ type ClientInterface interface {
 
 	// CancelOrder Cancel an order
 	//
-	// Asks the order to stop and undo what it did (a Workflow Update). It reports cancelling at once; a step already running finishes first; then it voids the invoice, cancels or refunds the charge, and ends cancelled. Cancelling twice refunds once. The body is optional; only `reason` is read.
+	// Asks the order to stop and undo what it did (a Workflow Update). It reports cancelling at once; a step already running finishes first; then it voids the invoice, cancels or refunds the charge, and ends cancelled. Cancelling twice refunds once. The body is optional; only `reason` is read. Operators may cancel with their token.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1628,7 +1651,7 @@ func (c *Client) PlaceOrder(ctx context.Context, params *PlaceOrderParams, body 
 
 // GetOrder Read an order
 //
-// Where the order stands, step by step. A running order is read from what Temporal keeps without a worker (Handoff-State-Source: snapshot); one placed by an earlier release is asked by query first (workflow); a completed order is read from its result (workflow). No workflow task runs for a read.
+// Where the order stands, step by step. A running order is read from what Temporal keeps without a worker (Handoff-State-Source: snapshot); one placed by an earlier release is asked by query first (workflow); a completed order is read from its result (workflow). No workflow task runs for a read. Operators may read with their token.
 //
 // Corresponds with GET /v1/orders/{order_id} (the `GetOrder` operationId).
 func (c *Client) GetOrder(ctx context.Context, orderId string, params *GetOrderParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1645,7 +1668,7 @@ func (c *Client) GetOrder(ctx context.Context, orderId string, params *GetOrderP
 
 // CancelOrderWithBody Cancel an order
 //
-// Asks the order to stop and undo what it did (a Workflow Update). It reports cancelling at once; a step already running finishes first; then it voids the invoice, cancels or refunds the charge, and ends cancelled. Cancelling twice refunds once. The body is optional; only `reason` is read.
+// Asks the order to stop and undo what it did (a Workflow Update). It reports cancelling at once; a step already running finishes first; then it voids the invoice, cancels or refunds the charge, and ends cancelled. Cancelling twice refunds once. The body is optional; only `reason` is read. Operators may cancel with their token.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1664,7 +1687,7 @@ func (c *Client) CancelOrderWithBody(ctx context.Context, orderId string, params
 
 // CancelOrder Cancel an order
 //
-// Asks the order to stop and undo what it did (a Workflow Update). It reports cancelling at once; a step already running finishes first; then it voids the invoice, cancels or refunds the charge, and ends cancelled. Cancelling twice refunds once. The body is optional; only `reason` is read.
+// Asks the order to stop and undo what it did (a Workflow Update). It reports cancelling at once; a step already running finishes first; then it voids the invoice, cancels or refunds the charge, and ends cancelled. Cancelling twice refunds once. The body is optional; only `reason` is read. Operators may cancel with their token.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2747,7 +2770,7 @@ type ClientWithResponsesInterface interface {
 
 	// GetOrderWithResponse Read an order
 	//
-	// Where the order stands, step by step. A running order is read from what Temporal keeps without a worker (Handoff-State-Source: snapshot); one placed by an earlier release is asked by query first (workflow); a completed order is read from its result (workflow). No workflow task runs for a read.
+	// Where the order stands, step by step. A running order is read from what Temporal keeps without a worker (Handoff-State-Source: snapshot); one placed by an earlier release is asked by query first (workflow); a completed order is read from its result (workflow). No workflow task runs for a read. Operators may read with their token.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2756,7 +2779,7 @@ type ClientWithResponsesInterface interface {
 
 	// CancelOrderWithBodyWithResponse Cancel an order
 	//
-	// Asks the order to stop and undo what it did (a Workflow Update). It reports cancelling at once; a step already running finishes first; then it voids the invoice, cancels or refunds the charge, and ends cancelled. Cancelling twice refunds once. The body is optional; only `reason` is read.
+	// Asks the order to stop and undo what it did (a Workflow Update). It reports cancelling at once; a step already running finishes first; then it voids the invoice, cancels or refunds the charge, and ends cancelled. Cancelling twice refunds once. The body is optional; only `reason` is read. Operators may cancel with their token.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2765,7 +2788,7 @@ type ClientWithResponsesInterface interface {
 
 	// CancelOrderWithResponse Cancel an order
 	//
-	// Asks the order to stop and undo what it did (a Workflow Update). It reports cancelling at once; a step already running finishes first; then it voids the invoice, cancels or refunds the charge, and ends cancelled. Cancelling twice refunds once. The body is optional; only `reason` is read.
+	// Asks the order to stop and undo what it did (a Workflow Update). It reports cancelling at once; a step already running finishes first; then it voids the invoice, cancels or refunds the charge, and ends cancelled. Cancelling twice refunds once. The body is optional; only `reason` is read. Operators may cancel with their token.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4561,7 +4584,7 @@ func (c *ClientWithResponses) PlaceOrderWithResponse(ctx context.Context, params
 
 // GetOrderWithResponse Read an order
 //
-// Where the order stands, step by step. A running order is read from what Temporal keeps without a worker (Handoff-State-Source: snapshot); one placed by an earlier release is asked by query first (workflow); a completed order is read from its result (workflow). No workflow task runs for a read.
+// Where the order stands, step by step. A running order is read from what Temporal keeps without a worker (Handoff-State-Source: snapshot); one placed by an earlier release is asked by query first (workflow); a completed order is read from its result (workflow). No workflow task runs for a read. Operators may read with their token.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -4576,7 +4599,7 @@ func (c *ClientWithResponses) GetOrderWithResponse(ctx context.Context, orderId 
 
 // CancelOrderWithBodyWithResponse Cancel an order
 //
-// Asks the order to stop and undo what it did (a Workflow Update). It reports cancelling at once; a step already running finishes first; then it voids the invoice, cancels or refunds the charge, and ends cancelled. Cancelling twice refunds once. The body is optional; only `reason` is read.
+// Asks the order to stop and undo what it did (a Workflow Update). It reports cancelling at once; a step already running finishes first; then it voids the invoice, cancels or refunds the charge, and ends cancelled. Cancelling twice refunds once. The body is optional; only `reason` is read. Operators may cancel with their token.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4591,7 +4614,7 @@ func (c *ClientWithResponses) CancelOrderWithBodyWithResponse(ctx context.Contex
 
 // CancelOrderWithResponse Cancel an order
 //
-// Asks the order to stop and undo what it did (a Workflow Update). It reports cancelling at once; a step already running finishes first; then it voids the invoice, cancels or refunds the charge, and ends cancelled. Cancelling twice refunds once. The body is optional; only `reason` is read.
+// Asks the order to stop and undo what it did (a Workflow Update). It reports cancelling at once; a step already running finishes first; then it voids the invoice, cancels or refunds the charge, and ends cancelled. Cancelling twice refunds once. The body is optional; only `reason` is read. Operators may cancel with their token.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

@@ -108,25 +108,116 @@ func (c *Handoff) PlaceOrder(ctx context.Context, o Order) (placed PlacedOrder, 
 	if err != nil {
 		return PlacedOrder{}, false, err
 	}
-	if err := problemOf(resp.HTTPResponse, resp.Body); err != nil {
-		return PlacedOrder{}, false, err
-	}
-	if resp.JSON202 == nil {
-		return PlacedOrder{}, false, fmt.Errorf("place order %s: answer %d without a body", o.OrderId, resp.StatusCode())
-	}
-	return *resp.JSON202, resp.HTTPResponse.Header.Get("Idempotent-Replayed") == "true", nil
+	placed, err = result(resp.HTTPResponse, resp.Body, resp.JSON202)
+	return placed, err == nil && resp.HTTPResponse.Header.Get("Idempotent-Replayed") == "true", err
 }
 
-// Order reads an order.
+// Order reads an order (with an API or an operator token).
 func (c *Handoff) Order(ctx context.Context, orderID string) (OrderState, error) {
 	resp, err := c.GetOrderWithResponse(ctx, orderID, nil)
 	if err != nil {
 		return OrderState{}, err
 	}
-	if err := problemOf(resp.HTTPResponse, resp.Body); err != nil {
-		return OrderState{}, err
+	return result(resp.HTTPResponse, resp.Body, resp.JSON200)
+}
+
+// CancelOrder asks an order to stop and undo what it did, with the reason
+// recorded (an API or an operator token).
+func (c *Handoff) CancelOrder(ctx context.Context, orderID, reason string) (ActionAnswer, error) {
+	resp, err := c.CancelOrderWithResponse(ctx, orderID, nil, OperatorRequest{Reason: optional(reason)})
+	if err != nil {
+		return ActionAnswer{}, err
 	}
-	return *resp.JSON200, nil
+	return result(resp.HTTPResponse, resp.Body, resp.JSON202)
+}
+
+// Actions lists one page of actions (operators).
+func (c *Handoff) Actions(ctx context.Context, params ListActionsParams) (ActionList, error) {
+	resp, err := c.ListActionsWithResponse(ctx, &params)
+	if err != nil {
+		return ActionList{}, err
+	}
+	return result(resp.HTTPResponse, resp.Body, resp.JSON200)
+}
+
+// Resolve answers a parked action (operators): retry, skip or abort the
+// step the workflow (order/A-1001) waits at.
+func (c *Handoff) Resolve(ctx context.Context, workflowID string, answer ResolveActionParamsAnswer, req OperatorRequest) (ActionAnswer, error) {
+	kind, id, ok := strings.Cut(workflowID, "/")
+	if !ok || kind == "" || id == "" {
+		return ActionAnswer{}, fmt.Errorf("%q is not a workflow id: want <kind>/<id>, such as order/A-1001", workflowID)
+	}
+	resp, err := c.ResolveActionWithResponse(ctx, kind, id, answer, nil, req)
+	if err != nil {
+		return ActionAnswer{}, err
+	}
+	return result(resp.HTTPResponse, resp.Body, resp.JSON200)
+}
+
+// Provider reads a provider's pause state and backlog (operators).
+func (c *Handoff) Provider(ctx context.Context, system string) (ProviderStatus, error) {
+	resp, err := c.GetProviderWithResponse(ctx, system, nil)
+	if err != nil {
+		return ProviderStatus{}, err
+	}
+	return result(resp.HTTPResponse, resp.Body, resp.JSON200)
+}
+
+// ControlProvider pauses or resumes the calls to a provider (operators).
+func (c *Handoff) ControlProvider(ctx context.Context, system string, op ControlProviderParamsOp, reason string) (ProviderStatus, error) {
+	resp, err := c.ControlProviderWithResponse(ctx, system, op, nil, OperatorRequest{Reason: optional(reason)})
+	if err != nil {
+		return ProviderStatus{}, err
+	}
+	return result(resp.HTTPResponse, resp.Body, resp.JSON200)
+}
+
+// StartReconciliation starts a reconciliation now (operators).
+func (c *Handoff) StartReconciliation(ctx context.Context) (ReconciliationAnswer, error) {
+	resp, err := c.StartReconciliationWithResponse(ctx, nil)
+	if err != nil {
+		return ReconciliationAnswer{}, err
+	}
+	return result(resp.HTTPResponse, resp.Body, resp.JSON202)
+}
+
+// Reconciliation reads a reconciliation ("latest" is the one that finished
+// last): its report once it has finished, or where it stands while it runs.
+// Exactly one of the two is set when err is nil.
+func (c *Handoff) Reconciliation(ctx context.Context, id string) (*ReconcileReport, *ReconciliationAnswer, error) {
+	resp, err := c.GetReconciliationWithResponse(ctx, id, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	if resp.StatusCode() == http.StatusAccepted {
+		running, err := result(resp.HTTPResponse, resp.Body, resp.JSON202)
+		return nil, &running, err
+	}
+	report, err := result(resp.HTTPResponse, resp.Body, resp.JSON200)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &report, nil, nil
+}
+
+// result is the body of a 2xx answer decoded as v, or the answer's problem.
+func result[T any](resp *http.Response, body []byte, v *T) (T, error) {
+	var zero T
+	if err := problemOf(resp, body); err != nil {
+		return zero, err
+	}
+	if v == nil {
+		return zero, fmt.Errorf("%s %s: answer %d without the body openapi.yaml describes", resp.Request.Method, resp.Request.URL.Path, resp.StatusCode)
+	}
+	return *v, nil
+}
+
+// optional is nil for "", so that an empty reason is left out.
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 // retrying sends requests, and again those that may be sent again (reads,

@@ -18,6 +18,20 @@ import (
 // ErrRunning means a reconciliation has not finished yet.
 var ErrRunning = errors.New("the reconciliation is still running")
 
+// RunningError is the error of a reconciliation that has not finished yet:
+// it matches ErrRunning and says where the reconciliation stands.
+type RunningError struct {
+	ID string
+	// Progress is nil until the first page is compared (and for
+	// reconciliations started by a release that did not keep it).
+	Progress *workflows.ReconcileStanding
+}
+
+func (e *RunningError) Error() string { return "reconciliation " + e.ID + ": " + ErrRunning.Error() }
+
+// Is makes errors.Is(err, ErrRunning) true.
+func (e *RunningError) Is(target error) bool { return target == ErrRunning }
+
 // StartReconciliation starts a reconciliation now and returns its id.
 func (s *Client) StartReconciliation(ctx context.Context) (string, error) {
 	in := s.opts.Reconcile
@@ -29,7 +43,8 @@ func (s *Client) StartReconciliation(ctx context.Context) (string, error) {
 	return id, nil
 }
 
-// Reconciliation returns a finished reconciliation's report, or ErrRunning.
+// Reconciliation returns a finished reconciliation's report, or a
+// *RunningError with its progress; neither needs a worker.
 func (s *Client) Reconciliation(ctx context.Context, id string) (workflows.ReconcileReport, error) {
 	info, err := s.describe(ctx, id)
 	if err != nil {
@@ -39,7 +54,14 @@ func (s *Client) Reconciliation(ctx context.Context, id string) (workflows.Recon
 		return workflows.ReconcileReport{}, fmt.Errorf("read reconciliation %s: %w", id, ErrNotFound)
 	}
 	if info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-		return workflows.ReconcileReport{ID: id}, fmt.Errorf("read reconciliation %s: %w", id, ErrRunning)
+		running := &RunningError{ID: id}
+		if p, ok := info.GetMemo().GetFields()[workflows.MemoProgress]; ok {
+			var standing workflows.ReconcileStanding
+			if s.dc.FromPayload(p, &standing) == nil {
+				running.Progress = &standing
+			}
+		}
+		return workflows.ReconcileReport{ID: id}, running
 	}
 	var report workflows.ReconcileReport
 	if err := s.client.GetWorkflow(ctx, id, "").Get(ctx, &report); err != nil {

@@ -176,8 +176,14 @@ func TestReconciliationRepairsWhatIsSafeAndFlagsTheRest(t *testing.T) {
 			first.Compared, first.Runs, first.DurationSeconds, len(first.FlaggedItems))
 	}
 
-	// Its history (the last run after continue-as-new) is a replay case.
+	// Its history (the last run after continue-as-new) is a replay case,
+	// and so is its first run, which keeps its progress after every page.
 	recordHistory(t, e.client, first.ID, "reconcile_drift.json")
+	desc, err := e.client.DescribeWorkflow(context.Background(), first.ID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recordRunHistory(t, e.client, first.ID, desc.RawResponse.GetWorkflowExecutionInfo().GetFirstRunId(), "reconcile_drift_first_run.json")
 
 	second := e.reconcile(t)
 	if second.Repaired != 0 || second.Flagged != 8 {

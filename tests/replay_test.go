@@ -203,12 +203,19 @@ func TestRecordHistories(t *testing.T) {
 // under -update (to a temporary one otherwise) and replays it.
 func recordHistory(t *testing.T, c client.Client, workflowID, file string) {
 	t.Helper()
+	recordRunHistory(t, c, workflowID, "", file)
+}
+
+// recordRunHistory is recordHistory of one run (the latest when runID is
+// empty).
+func recordRunHistory(t *testing.T, c client.Client, workflowID, runID, file string) {
+	t.Helper()
 	dir := t.TempDir()
 	if *update {
 		dir = historiesDir
 	}
 	path := filepath.Join(dir, file)
-	writeHistoryFrom(t, c, workflowID, path)
+	writeRunHistoryFrom(t, c, workflowID, runID, path)
 	if err := worker.ReplayFilesWith(slog.New(slog.DiscardHandler), testEncryption(), path); err != nil {
 		t.Errorf("replay fresh history of %s: %v", workflowID, err)
 	}

@@ -58,6 +58,27 @@ var reconcileEventsPerRun = 10_000
 // continuing as new by history length.
 const versionReconcileBounds = "reconcile-bounds"
 
+// versionReconcileProgress marks the progress kept in the memo after every
+// page (MemoProgress).
+const versionReconcileProgress = "reconcile-progress"
+
+// MemoProgress is the memo key of a running reconciliation's progress
+// (ReconcileStanding), set after every page so that it can be read with
+// no worker running.
+const MemoProgress = "progress"
+
+// ReconcileStanding is where a running reconciliation stands: the phase it
+// compares, the pages and records compared so far (over every run), and
+// what it did about the differences found.
+type ReconcileStanding struct {
+	Phase    string `json:"phase"`
+	Pages    int    `json:"pages"`
+	Records  int    `json:"records"`
+	Repaired int    `json:"repaired"`
+	Flagged  int    `json:"flagged"`
+	InFlight int    `json:"in_flight"`
+}
+
 // Defaults of a reconciliation whose input does not say.
 const (
 	defaultReconcileSince      = 72 * time.Hour
@@ -158,6 +179,8 @@ func ReconcileWorkflow(ctx workflow.Context, in ReconcileInput) (ReconcileReport
 	// Runs begun before the look-back window, the repair cap and
 	// continuing as new by history length keep to what they did.
 	bounded := workflow.GetVersion(ctx, versionReconcileBounds, workflow.DefaultVersion, 1) == 1
+	// Runs begun before progress was kept in the memo go on without it.
+	progressMemo := workflow.GetVersion(ctx, versionReconcileProgress, workflow.DefaultVersion, 1) == 1
 	if in.PageSize <= 0 {
 		in.PageSize = 500
 	}
@@ -231,6 +254,11 @@ func ReconcileWorkflow(ctx workflow.Context, in ReconcileInput) (ReconcileReport
 		if p.Cursor == "" {
 			p.Phase = nextPhase(phasesOf(in), p.Phase)
 		}
+		if progressMemo && p.Phase != phaseDone {
+			if err := workflow.UpsertMemo(ctx, map[string]any{MemoProgress: p.standing()}); err != nil {
+				return p.Report, fmt.Errorf("reconcile: keep progress: %w", err)
+			}
+		}
 	}
 	r := p.Report
 	r.FinishedAt = workflow.Now(ctx)
@@ -239,6 +267,18 @@ func ReconcileWorkflow(ctx workflow.Context, in ReconcileInput) (ReconcileReport
 		"invoices", r.Compared.Invoices, "repaired", r.Repaired, "flagged", r.Flagged, "not_repaired_over_cap", r.NotRepaired,
 		"since", r.Since, "seconds", r.DurationSeconds)
 	return r, nil
+}
+
+// standing is the progress a reconciliation keeps in its memo.
+func (p *ReconcileProgress) standing() ReconcileStanding {
+	r := p.Report
+	records := r.Compared.Charges + r.Compared.Invoices
+	// A sum does not depend on the order the map is read in.
+	//workflowcheck:ignore
+	for _, n := range r.Compared.Records {
+		records += n
+	}
+	return ReconcileStanding{Phase: p.Phase, Pages: r.Pages, Records: records, Repaired: r.Repaired, Flagged: r.Flagged, InFlight: r.InFlight}
 }
 
 // phasesOf is the phases a reconciliation runs, in order: the order's,
