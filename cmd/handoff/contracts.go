@@ -1,21 +1,26 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
+
+	"github.com/spf13/cobra"
 
 	"github.com/handoff-hq/handoff/config"
 	"github.com/handoff-hq/handoff/contracts"
 )
 
-// runContracts serves `handoff contracts`: it checks every contract (the
-// built-in ones, with those of HANDOFF_CONTRACTS_DIR in their place) against
-// the registry of systems and prints them as Markdown for a reviewer.
-func runContracts(_ context.Context, _ *slog.Logger, args []string) error {
-	if len(args) > 0 {
-		return fmt.Errorf("usage: handoff contracts (reads HANDOFF_CONTRACTS_DIR when set)")
+func contractsCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "contracts",
+		Short: "Check the integration contracts and print them as Markdown",
+		Long: `Check every contract (the built-in ones, with those of HANDOFF_CONTRACTS_DIR in
+their place) against the registry of systems and print them as Markdown for a
+reviewer.`,
+		RunE: func(*cobra.Command, []string) error { return runContracts() },
 	}
+}
+
+func runContracts() error {
 	overrides, err := config.LoadContracts()
 	if err != nil {
 		return err

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
 
 	"github.com/handoff-hq/handoff/config"
 	"github.com/handoff-hq/handoff/devserver"
@@ -26,20 +26,41 @@ import (
 	"github.com/handoff-hq/handoff/worker"
 )
 
+// devOptions are the flags of handoff dev.
+type devOptions struct {
+	dataDir, binary string
+	uiPort          int
+}
+
+func devCommand() *cobra.Command {
+	var o devOptions
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run the whole system locally: Temporal dev server, worker, API, sandbox",
+		Long: `Run the whole system in one process: the pinned Temporal dev server (unless one
+already answers at HANDOFF_TEMPORAL_ADDRESS), the sandbox providers, the worker and
+the API, with development credentials kept in the data directory. Ctrl-C stops it.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := logger("text")
+			if err != nil {
+				return err
+			}
+			return runDev(cmd.Context(), log, o)
+		},
+	}
+	cmd.Flags().StringVar(&o.dataDir, "data", ".data", "directory for the dev server's state and development credentials")
+	cmd.Flags().StringVar(&o.binary, "temporal", "bin/temporal", "the pinned Temporal CLI")
+	cmd.Flags().IntVar(&o.uiPort, "ui-port", 8233, "port of the Temporal Web UI")
+	return cmd
+}
+
 // runDev runs the whole system in one process: it starts the pinned Temporal
 // dev server (unless one already answers), then the sandbox, the worker and
 // the API, prints where they are, and on Ctrl-C or SIGTERM stops them in the
 // reverse order, the dev server last.
-func runDev(ctx context.Context, log *slog.Logger, args []string) error {
-	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
-	dataDir := fs.String("data", ".data", "directory for the dev server's state and development credentials")
-	binary := fs.String("temporal", "bin/temporal", "the pinned Temporal CLI")
-	uiPort := fs.Int("ui-port", 8233, "port of the Temporal Web UI")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
-		return fmt.Errorf("create %s: %w", *dataDir, err)
+func runDev(ctx context.Context, log *slog.Logger, o devOptions) error {
+	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", o.dataDir, err)
 	}
 	cfg, err := config.Load()
 	if err != nil {
@@ -47,14 +68,18 @@ func runDev(ctx context.Context, log *slog.Logger, args []string) error {
 	}
 	cfg.Temporal.IgnoreClientProfile()
 	if !config.LookupEnv("TEMPORAL_UI_URL") {
-		cfg.Temporal.UI.URL = fmt.Sprintf("http://localhost:%d", *uiPort)
+		cfg.Temporal.UI.URL = fmt.Sprintf("http://localhost:%d", o.uiPort)
 	}
-	creds, err := devCredentials(*dataDir, &cfg)
+	creds, err := devCredentials(o.dataDir, &cfg)
 	if err != nil {
 		return err
 	}
 	if err := cfg.Validate(config.ValidateOptions{NeedAPITokens: true}); err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	cliConfig, err := writeCLIConfig(o.dataDir, cfg, creds)
+	if err != nil {
+		return err
 	}
 	apiLn, err := listen(cfg.APIAddr)
 	if err != nil {
@@ -69,7 +94,7 @@ func runDev(ctx context.Context, log *slog.Logger, args []string) error {
 	temporalNote := "already running, used as is"
 	parts := []part{}
 	if !devserver.Reachable(ctx, cfg.Temporal.Address, cfg.Temporal.Namespace) {
-		dev, logFile, err := startDevServer(ctx, cfg, *binary, *dataDir, *uiPort)
+		dev, logFile, err := startDevServer(ctx, cfg, o.binary, o.dataDir, o.uiPort)
 		if err != nil {
 			apiLn.Close()
 			sandboxLn.Close()
@@ -81,7 +106,7 @@ func runDev(ctx context.Context, log *slog.Logger, args []string) error {
 			}
 			logFile.Close()
 		}()
-		temporalNote = "started here, state in " + filepath.Join(*dataDir, "temporal.db")
+		temporalNote = "started here, state in " + filepath.Join(o.dataDir, "temporal.db")
 		parts = append(parts, part{"temporal dev server", func(ctx context.Context) error {
 			select {
 			case <-ctx.Done():
@@ -109,7 +134,7 @@ func runDev(ctx context.Context, log *slog.Logger, args []string) error {
 		part{"worker", func(ctx context.Context) error { return runWorkers(ctx, cfg, c, reg, log, nil) }},
 		part{"api", func(ctx context.Context) error { return serveAPI(ctx, cfg, c, apiLn, reg, log) }},
 	)
-	err = runParts(ctx, parts, func() { printBanner(cfg, creds, temporalNote) })
+	err = runParts(ctx, parts, func() { printBanner(cfg, creds, temporalNote, cliConfig) })
 	fmt.Println("handoff stopped.")
 	return err
 }
@@ -314,7 +339,31 @@ func writeEnvFile(path string, values map[string]string) error {
 	return nil
 }
 
-func printBanner(cfg config.Config, creds map[string]string, temporalNote string) {
+// writeCLIConfig writes the handoff CLI's configuration for this system
+// (its API's URL and the development tokens) and returns its path.
+func writeCLIConfig(dataDir string, cfg config.Config, creds map[string]string) (string, error) {
+	path := filepath.Join(dataDir, "cli.env")
+	var b strings.Builder
+	b.WriteString("# The handoff CLI's settings for `make run` (development only): HANDOFF_CONFIG=" + path + " ./bin/handoff …\n")
+	fmt.Fprintf(&b, "HANDOFF_URL=%s\n", config.URLFor(cfg.APIAddr))
+	// Tokens set in the environment are not written down here.
+	if t := creds["OPERATOR_TOKENS"]; t != "" {
+		fmt.Fprintf(&b, "HANDOFF_OPERATOR_TOKEN=%s\n", t)
+	}
+	if t := creds["API_TOKENS"]; t != "" {
+		fmt.Fprintf(&b, "HANDOFF_API_TOKEN=%s\n", t)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	// WriteFile keeps the mode of a file that was there.
+	if err := os.Chmod(path, 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	return path, nil
+}
+
+func printBanner(cfg config.Config, creds map[string]string, temporalNote, cliConfig string) {
 	apiURL := config.URLFor(cfg.APIAddr)
 	token := creds["API_TOKENS"]
 	if token == "" {
@@ -343,6 +392,11 @@ Place an order:
     -d '{"order_id":"A-1001","customer":{"email":"ada@example.com","name":"Ada"},"currency":"eur","amount":2500,"items":[{"sku":"book","quantity":1,"unit_amount":2500}]}'
   curl -s %s/v1/orders/A-1001 -H 'Authorization: Bearer %s'
 
+Operate it from the command line (through the API; settings in %s):
+  export HANDOFF_CONFIG=%s
+  ./bin/handoff actions list
+  ./bin/handoff orders show A-1001
+
 Keep a customer in the CRM and accounting:
   curl -s -X PUT %s/v1/customers/c-1001 -H 'Authorization: Bearer %s' \
     -H 'Content-Type: application/json' -d '{"version":1,"email":"ada@example.com","name":"Ada","billing_address":"1 Analytical Way"}'
@@ -352,5 +406,5 @@ Press Ctrl-C to stop.
 `, apiURL, apiURL, apiURL, strings.TrimRight(cfg.Temporal.UI.URL, "/"), cfg.Temporal.Namespace,
 		cfg.Temporal.Address, cfg.Temporal.Namespace, temporalNote,
 		cfg.SandboxURL(), cfg.SandboxURL(), apiURL, apiURL, apiURL,
-		token, operator, apiURL, token, apiURL, token, apiURL, token, apiURL, token)
+		token, operator, apiURL, token, apiURL, token, cliConfig, cliConfig, apiURL, token, apiURL, token)
 }

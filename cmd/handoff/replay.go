@@ -1,28 +1,39 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"path/filepath"
+
+	"github.com/spf13/cobra"
 
 	"github.com/handoff-hq/handoff/config"
 	"github.com/handoff-hq/handoff/worker"
 )
 
+func replayCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "replay <history.json | directory>...",
+		Short: "Replay workflow histories (JSON files) against the current code",
+		Long: `Replay recorded workflow histories (temporal workflow show -o json) against the
+workflows of this binary: a change that would break a running workflow fails here.
+A directory stands for every *.json in it. Encrypted histories need the keys of
+HANDOFF_PAYLOAD_KEYS.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			log, err := logger("json")
+			if err != nil {
+				return err
+			}
+			return runReplay(log, args)
+		},
+	}
+}
+
 // runReplay replays history files, or every *.json in a directory.
-func runReplay(_ context.Context, log *slog.Logger, args []string) error {
-	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() == 0 {
-		return errors.New("usage: handoff replay <history.json | directory> [more]")
-	}
+func runReplay(log *slog.Logger, args []string) error {
 	var paths []string
-	for _, arg := range fs.Args() {
+	for _, arg := range args {
 		matches, err := filepath.Glob(filepath.Join(arg, "*.json"))
 		if err != nil {
 			return fmt.Errorf("list histories in %s: %w", arg, err)
@@ -32,13 +43,9 @@ func runReplay(_ context.Context, log *slog.Logger, args []string) error {
 		}
 		paths = append(paths, matches...)
 	}
-	// Encrypted histories need the keys of HANDOFF_PAYLOAD_KEYS.
-	cfg, err := config.Load()
+	cfg, err := loadConfig(config.ValidateOptions{})
 	if err != nil {
 		return err
-	}
-	if err := cfg.Validate(config.ValidateOptions{}); err != nil {
-		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	if err := worker.ReplayFilesWith(log, cfg.Temporal.Encryption, paths...); err != nil {
 		return err

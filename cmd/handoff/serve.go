@@ -39,7 +39,7 @@ func loadConfig(opts config.ValidateOptions) (config.Config, error) {
 	return cfg, nil
 }
 
-func runSandbox(ctx context.Context, log *slog.Logger, _ []string) error {
+func runSandbox(ctx context.Context, log *slog.Logger) error {
 	cfg, err := loadConfig(config.ValidateOptions{})
 	if err != nil {
 		return err
@@ -75,7 +75,7 @@ func serveSandbox(ctx context.Context, cfg config.Config, ln net.Listener, log *
 	return serveHTTP(ctx, ln, srv, nil)
 }
 
-func runWorker(ctx context.Context, log *slog.Logger, _ []string) error {
+func runWorker(ctx context.Context, log *slog.Logger) error {
 	cfg, err := loadConfig(config.ValidateOptions{})
 	if err != nil {
 		return err
@@ -188,7 +188,7 @@ func runWorkers(ctx context.Context, cfg config.Config, c client.Client, reg pro
 	return nil
 }
 
-func runAPI(ctx context.Context, log *slog.Logger, _ []string) error {
+func runAPI(ctx context.Context, log *slog.Logger) error {
 	cfg, err := loadConfig(config.ValidateOptions{NeedAPITokens: true})
 	if err != nil {
 		return err

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -13,44 +12,58 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/spf13/cobra"
+
 	"github.com/handoff-hq/handoff/config"
 	"github.com/handoff-hq/handoff/worker"
 )
 
+func setupCommand() *cobra.Command {
+	var retention, wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "setup",
+		Short: "Make the namespace and search attributes handoff needs (safe to repeat)",
+		Long: `Prepare a Temporal cluster for handoff: the namespace (made when missing, with the
+given retention) and handoff's search attributes. Nothing that is already there is
+changed, so running it again is safe.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if retention < 24*time.Hour {
+				return usageError{fmt.Errorf("--retention %s: Temporal keeps closed workflows at least 24h", retention)}
+			}
+			log, err := logger("json")
+			if err != nil {
+				return err
+			}
+			return runSetup(cmd.Context(), log, retention, wait)
+		},
+	}
+	cmd.Flags().DurationVar(&retention, "retention", 30*24*time.Hour,
+		"how long Temporal keeps a closed workflow (a new namespace's retention; an existing one keeps its own)")
+	cmd.Flags().DurationVar(&wait, "wait", 2*time.Minute, "how long to wait for Temporal to answer before giving up")
+	return cmd
+}
+
 // runSetup prepares a Temporal cluster for handoff: the namespace (made
 // when missing, with the given retention) and handoff's search attributes.
 // It changes nothing that is already there, so running it again is safe.
-func runSetup(ctx context.Context, log *slog.Logger, args []string) error {
-	fs := flag.NewFlagSet("setup", flag.ContinueOnError)
-	retention := fs.Duration("retention", 30*24*time.Hour,
-		"how long Temporal keeps a closed workflow (a new namespace's retention; an existing one keeps its own)")
-	wait := fs.Duration("wait", 2*time.Minute, "how long to wait for Temporal to answer before giving up")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() != 0 {
-		return errors.New("usage: handoff setup [--retention 720h] [--wait 2m]")
-	}
-	if *retention < 24*time.Hour {
-		return fmt.Errorf("--retention %s: Temporal keeps closed workflows at least 24h", *retention)
-	}
+func runSetup(ctx context.Context, log *slog.Logger, retention, wait time.Duration) error {
 	cfg, err := loadConfig(config.ValidateOptions{})
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, *wait)
+	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	ns := cfg.Temporal.Namespace
 	var made bool
 	err = worker.Retry(ctx, log, "set up namespace "+ns, func(actx context.Context) error {
-		made, err = ensureNamespace(actx, cfg.Temporal, ns, *retention, log)
+		made, err = ensureNamespace(actx, cfg.Temporal, ns, retention, log)
 		return err
 	})
 	if err != nil {
 		return err
 	}
 	if made {
-		fmt.Printf("namespace %s: created, retention %s\n", ns, *retention)
+		fmt.Printf("namespace %s: created, retention %s\n", ns, retention)
 	} else {
 		fmt.Printf("namespace %s: present\n", ns)
 	}
