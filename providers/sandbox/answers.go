@@ -149,23 +149,24 @@ func getOne[T any](s *Server, c *collection[T]) http.HandlerFunc {
 	}
 }
 
-// listPage is the answer of every list call.
+// listPage is the answer of every list call. It pages as handoff's own
+// API does: ?page_size= and ?page_token=, with next_page_token absent on
+// the last page.
 type listPage[T any] struct {
-	Object     string `json:"object"`
-	Data       []T    `json:"data"`
-	HasMore    bool   `json:"has_more"`
-	NextCursor string `json:"next_cursor,omitempty"`
+	Object        string `json:"object"`
+	Data          []T    `json:"data"`
+	NextPageToken string `json:"next_page_token,omitempty"`
 }
 
-// list serves a cursor-paged list, filtered by ?external_ref= when given.
+// list serves a paged list, filtered by ?external_ref= when given.
 func list[T any](s *Server, c *collection[T]) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		limit := defaultPageSize
-		if v := q.Get("limit"); v != "" {
+		if v := q.Get("page_size"); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 || n > maxPageSize {
-				invalid("limit_invalid", "limit must be between 1 and "+strconv.Itoa(maxPageSize)).write(w)
+				invalid("page_size_invalid", "page_size must be between 1 and "+strconv.Itoa(maxPageSize)).write(w)
 				return
 			}
 			limit = n
@@ -183,9 +184,9 @@ func list[T any](s *Server, c *collection[T]) http.HandlerFunc {
 			// ids, straight from the indexes.
 			items = c.lookup(refs, ids)
 		} else {
-			items, next = c.page(q.Get("cursor"), limit, func(*entry[T]) bool { return true })
+			items, next = c.page(q.Get("page_token"), limit, func(*entry[T]) bool { return true })
 		}
-		page := listPage[T]{Object: "list", Data: make([]T, 0, len(items)), HasMore: next != "", NextCursor: next}
+		page := listPage[T]{Object: "list", Data: make([]T, 0, len(items)), NextPageToken: next}
 		for _, v := range items {
 			page.Data = append(page.Data, *v)
 		}

@@ -145,7 +145,7 @@ func find[T any](ctx context.Context, c *Client, call providers.Call, op, path, 
 	if err != nil {
 		return zero, false, err
 	}
-	q := url.Values{param: {ref}, "limit": {"1"}}
+	q := url.Values{param: {ref}, "page_size": {"1"}}
 	if err := c.http.Do(ctx, providers.Request{Operation: op, Method: http.MethodGet, Path: path + "?" + q.Encode(), Call: call}, &page); err != nil {
 		return zero, false, err
 	}
@@ -194,15 +194,15 @@ func (c *Client) FindContactsByIDs(ctx context.Context, call providers.Call, ids
 }
 
 func listPageOf[T any](ctx context.Context, c *Client, call providers.Call, op, path, cursor string, limit int) ([]T, string, error) {
-	q := url.Values{"limit": {strconv.Itoa(limit)}}
+	q := url.Values{"page_size": {strconv.Itoa(limit)}}
 	if cursor != "" {
-		q.Set("cursor", cursor)
+		q.Set("page_token", cursor)
 	}
 	var page listPage[T]
 	if err := c.http.Do(ctx, providers.Request{Operation: op, Method: http.MethodGet, Path: path + "?" + q.Encode(), Call: call}, &page); err != nil {
 		return nil, "", err
 	}
-	return page.Data, page.NextCursor, nil
+	return page.Data, page.NextPageToken, nil
 }
 
 func findAll[T any](ctx context.Context, c *Client, call providers.Call, op, path, record string, values []string) ([]T, error) {

@@ -169,16 +169,16 @@ func TestGetUnknownIsNotFoundAndClassifiedPermanent(t *testing.T) {
 	}
 }
 
-func TestListPagesWithCursors(t *testing.T) {
+func TestListPagesWithPageTokens(t *testing.T) {
 	_, srv := newTestSandbox(t)
 	for i := range 7 {
 		post(t, srv.URL+"/crm/contacts", fmt.Sprintf("k%d", i), fmt.Sprintf(`{"email":"c%d@example.com","name":"C"}`, i))
 	}
 	var seen []string
-	cursor := ""
+	token := ""
 	pages := 0
 	for {
-		resp, err := http.Get(srv.URL + "/crm/contacts?limit=3&cursor=" + cursor)
+		resp, err := http.Get(srv.URL + "/crm/contacts?page_size=3&page_token=" + token)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -191,10 +191,10 @@ func TestListPagesWithCursors(t *testing.T) {
 		for _, c := range page.Data {
 			seen = append(seen, c.ID)
 		}
-		if !page.HasMore {
+		if page.NextPageToken == "" {
 			break
 		}
-		cursor = page.NextCursor
+		token = page.NextPageToken
 	}
 	if pages != 3 || len(seen) != 7 {
 		t.Errorf("pages = %d, records = %v; want 3 pages and 7 records", pages, seen)
@@ -204,13 +204,13 @@ func TestListPagesWithCursors(t *testing.T) {
 			t.Errorf("records out of order or repeated: %v", seen)
 		}
 	}
-	resp, err := http.Get(srv.URL + "/crm/contacts?limit=0")
+	resp, err := http.Get(srv.URL + "/crm/contacts?page_size=0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusBadRequest {
-		t.Errorf("limit=0: %d, want 400", resp.StatusCode)
+		t.Errorf("page_size=0: %d, want 400", resp.StatusCode)
 	}
 }
 
