@@ -14,25 +14,25 @@ const (
 // signal, unchanged.
 type PaymentEvent struct {
 	// EventID identifies the delivery's event; duplicates share it.
-	EventID string
-	Type    string
+	EventID string `json:"event_id"`
+	Type    string `json:"type"`
 	// OrderID is the order the charge belongs to, from its external reference.
-	OrderID  string
-	ChargeID string
-	Status   string
+	OrderID  string `json:"order_id"`
+	ChargeID string `json:"charge_id"`
+	Status   string `json:"status"`
 	// Version orders events about one charge: a higher version is newer.
 	// Events with equal versions cannot be ordered.
-	Version int64
+	Version int64 `json:"version"`
 	// Ordered is true when Version is the provider's own sequence; false
 	// when it is only a timestamp, too coarse to trust on its own.
-	Ordered    bool
-	OccurredAt time.Time
+	Ordered    bool      `json:"ordered"`
+	OccurredAt time.Time `json:"occurred_at"`
 	// ReceivedAt is when handoff's API received the webhook; zero for
 	// news handoff fetched itself.
-	ReceivedAt time.Time `json:",omitzero"`
+	ReceivedAt time.Time `json:"received_at,omitzero"`
 	// RequestID is the correlation id of the webhook request that
 	// brought the event, which the workflow logs when it applies it.
-	RequestID      string `json:",omitempty"`
-	FailureCode    string
-	FailureMessage string
+	RequestID      string `json:"request_id,omitempty"`
+	FailureCode    string `json:"failure_code"`
+	FailureMessage string `json:"failure_message"`
 }

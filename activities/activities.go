@@ -72,8 +72,8 @@ type UpsertCustomerInput struct {
 // otherwise than the contact, which the CRM owns.
 type UpsertCustomerResult struct {
 	Outcome
-	ContactID   string
-	Differences []string
+	ContactID   string   `json:"contact_id"`
+	Differences []string `json:"differences"`
 }
 
 // crmSystem is the system that owns who a customer is.
@@ -120,8 +120,8 @@ type CreateChargeInput struct {
 // CreateChargeResult names the charge and its status when created.
 type CreateChargeResult struct {
 	Outcome
-	ChargeID string
-	Status   string
+	ChargeID string `json:"charge_id"`
+	Status   string `json:"status"`
 }
 
 // CreateCharge creates the charge, or adopts the one an earlier attempt made.
@@ -193,7 +193,7 @@ type CreateInvoiceInput struct {
 // CreateInvoiceResult names the invoice.
 type CreateInvoiceResult struct {
 	Outcome
-	InvoiceID string
+	InvoiceID string `json:"invoice_id"`
 }
 
 // CreateInvoice creates the invoice, or adopts the one an earlier attempt made.

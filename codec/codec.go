@@ -276,9 +276,9 @@ func unknownKey(id string) error {
 // it; nil encryption leaves payloads as they are.
 func DataConverter(e *Encryption) converter.DataConverter {
 	if e == nil {
-		return converter.GetDefaultDataConverter()
+		return Plain
 	}
-	return converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), e)
+	return converter.NewCodecDataConverter(Plain, e)
 }
 
 // FailureConverter moves failures' messages and stack traces into an

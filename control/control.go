@@ -27,6 +27,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/handoff-hq/handoff/action"
+	"github.com/handoff-hq/handoff/codec"
 	"github.com/handoff-hq/handoff/workflows"
 )
 
@@ -117,7 +118,7 @@ func New(c client.Client, opts Options) (*Client, error) {
 	}
 	dc := opts.DataConverter
 	if dc == nil {
-		dc = converter.GetDefaultDataConverter()
+		dc = codec.Plain
 	}
 	return &Client{client: c, opts: opts, namespace: ns, dc: dc}, nil
 }

@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/handoff-hq/handoff/codec"
 	"github.com/handoff-hq/handoff/providers"
 	"github.com/handoff-hq/handoff/workflows"
 )
@@ -28,10 +29,10 @@ func (c *correlationLogs) InterceptWorkflow(_ workflow.Context, next interceptor
 	return &correlationInbound{WorkflowInboundInterceptorBase: interceptor.WorkflowInboundInterceptorBase{Next: next}, payloads: orDefault(c.payloads)}
 }
 
-// orDefault is dc, or Temporal's default data converter.
+// orDefault is dc, or handoff's plain data converter.
 func orDefault(dc converter.DataConverter) converter.DataConverter {
 	if dc == nil {
-		return converter.GetDefaultDataConverter()
+		return codec.Plain
 	}
 	return dc
 }

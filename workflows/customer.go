@@ -35,44 +35,44 @@ const (
 // CustomerInput is what CustomerWorkflow needs: the customer, the rules of
 // its fields and the systems that keep customers, from the contracts.
 type CustomerInput struct {
-	CustomerID    string
-	CorrelationID string
-	Rules         map[string]FieldRule
-	Systems       []CustomerSystem
+	CustomerID    string               `json:"customer_id"`
+	CorrelationID string               `json:"correlation_id"`
+	Rules         map[string]FieldRule `json:"rules"`
+	Systems       []CustomerSystem     `json:"systems"`
 	// HistoryLimit is how long the customer's history grows before it
 	// continues as new, at a quiet moment; zero means 2000 events.
-	HistoryLimit int
+	HistoryLimit int `json:"history_limit"`
 	// Resume carries the customer into a run that continued as new.
-	Resume *CustomerCheckpoint
+	Resume *CustomerCheckpoint `json:"resume"`
 }
 
 // CustomerCheckpoint is what a continued customer keeps from its earlier
 // runs: what it knows, its steps, and the changes not yet applied.
 type CustomerCheckpoint struct {
-	Book    CustomerBook
-	State   OrderState
-	Pending []action.CustomerChange
+	Book    CustomerBook            `json:"book"`
+	State   OrderState              `json:"state"`
+	Pending []action.CustomerChange `json:"pending"`
 }
 
 // PutCustomerRequest is the application's change, with the field rules
 // the contracts declare now: a customer started before an owner was
 // changed in the contracts follows the change from its next PUT.
 type PutCustomerRequest struct {
-	Change action.CustomerChange
-	Rules  map[string]FieldRule `json:",omitempty"`
+	Change action.CustomerChange `json:"change"`
+	Rules  map[string]FieldRule  `json:"rules,omitempty"`
 }
 
 // PutCustomerResult answers it: Replayed when the same request had been
 // applied before.
 type PutCustomerResult struct {
-	Replayed bool
-	Version  int64
+	Replayed bool  `json:"replayed"`
+	Version  int64 `json:"version"`
 }
 
 // CustomerResult is a customer's state when its workflow ends (an
 // operator aborted it).
 type CustomerResult struct {
-	View CustomerView
+	View CustomerView `json:"view"`
 }
 
 // customerHistoryLimit bounds a customer's history by default: past it,

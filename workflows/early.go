@@ -19,14 +19,14 @@ const defaultOrphanWindow = 24 * time.Hour
 
 // PlaceOrderRequest is the place_order update's argument.
 type PlaceOrderRequest struct {
-	Input       OrderInput
-	RequestHash string
+	Input       OrderInput `json:"input"`
+	RequestHash string     `json:"request_hash"`
 }
 
 // PlaceOrderResult says whether the same order had been placed before.
 type PlaceOrderResult struct {
-	Replayed      bool
-	CorrelationID string
+	Replayed      bool   `json:"replayed"`
+	CorrelationID string `json:"correlation_id"`
 }
 
 // awaitOrder keeps the events that arrived before their order and waits for

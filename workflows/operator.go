@@ -41,30 +41,30 @@ var errSkipped = errors.New("step skipped")
 // OperatorRequest is the argument of the retry, skip, abort and cancel updates.
 type OperatorRequest struct {
 	// Reason is recorded with the action; operators should give one.
-	Reason string
+	Reason string `json:"reason"`
 	// Customer, on retry, replaces the order's customer details; it is
 	// validated like a new order.
-	Customer *action.Customer
+	Customer *action.Customer `json:"customer"`
 	// Record, on retry of a customer's match step parked as
 	// ambiguous_match, names the record (one of the candidates) that
 	// holds the customer.
-	Record string
+	Record string `json:"record"`
 }
 
 // OperatorResult is the answer of an accepted update.
 type OperatorResult struct {
 	// Status is the action's status once the update took effect.
-	Status action.Status
-	Step   string
+	Status action.Status `json:"status"`
+	Step   string        `json:"step"`
 }
 
 // DoneSteps keeps what the steps produced, for the steps after them and
 // for compensation.
 type DoneSteps struct {
-	Contact activities.UpsertCustomerResult
-	Charge  activities.CreateChargeResult
-	Invoice activities.CreateInvoiceResult
-	Paid    bool
+	Contact activities.UpsertCustomerResult `json:"contact"`
+	Charge  activities.CreateChargeResult   `json:"charge"`
+	Invoice activities.CreateInvoiceResult  `json:"invoice"`
+	Paid    bool                            `json:"paid"`
 }
 
 func notApplicable(format string, args ...any) error {

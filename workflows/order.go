@@ -15,31 +15,31 @@ import (
 
 // OrderInput is everything OrderWorkflow needs; it is fixed at start.
 type OrderInput struct {
-	Order         action.Order
-	CorrelationID string
+	Order         action.Order `json:"order"`
+	CorrelationID string       `json:"correlation_id"`
 	// PaymentPollInterval is the first pause between looks at a pending charge.
-	PaymentPollInterval time.Duration
+	PaymentPollInterval time.Duration `json:"payment_poll_interval"`
 	// PaymentTimeout is how long the order waits for the charge to settle.
-	PaymentTimeout time.Duration
+	PaymentTimeout time.Duration `json:"payment_timeout"`
 	// PaymentWebhookWait is how long the order waits for the payment
 	// webhook before it asks the provider; zero means 30 s.
-	PaymentWebhookWait time.Duration
+	PaymentWebhookWait time.Duration `json:"payment_webhook_wait"`
 	// AwaitingOrder marks a workflow started by a provider event for an
 	// order not placed yet: it keeps the events and waits up to
 	// OrphanWindow for the order (the place_order update), then parks.
-	AwaitingOrder bool
-	OrphanWindow  time.Duration
+	AwaitingOrder bool          `json:"awaiting_order"`
+	OrphanWindow  time.Duration `json:"orphan_window"`
 	// Resume carries an order's progress into a run that continued as new.
-	Resume *OrderCheckpoint
+	Resume *OrderCheckpoint `json:"resume"`
 	// LatePayment, when set, makes the workflow refund a payment that
 	// succeeded after its order had ended without it (rejected or
 	// cancelled); its workflow ID is action.LatePaymentKey.
-	LatePayment *LatePayment
+	LatePayment *LatePayment `json:"late_payment"`
 	// Revision is the behaviour the order's workflow follows, chosen by
 	// whoever started it: OrderRevision for orders this release starts.
 	// Zero marks an order an earlier release started, whose GetVersion
 	// markers decide its behaviour.
-	Revision int `json:",omitempty"`
+	Revision int `json:"revision,omitempty"`
 }
 
 // OrderRevision is the behaviour of the orders this release starts: they
@@ -55,26 +55,26 @@ const OrderRevision = 1
 // LatePayment names a charge that succeeded after its order ended; its
 // workflow ID is action.LatePaymentKey(order id, charge id).
 type LatePayment struct {
-	ChargeID string
-	EventID  string
+	ChargeID string `json:"charge_id"`
+	EventID  string `json:"event_id"`
 }
 
 // OrderCheckpoint is what a continued order keeps from its earlier runs.
 type OrderCheckpoint struct {
-	State           OrderState
-	Done            DoneSteps
-	Payment         paymentTracker
-	Placed          bool
-	RequestHash     string
-	CancelRequested bool
+	State           OrderState     `json:"state"`
+	Done            DoneSteps      `json:"done"`
+	Payment         paymentTracker `json:"payment"`
+	Placed          bool           `json:"placed"`
+	RequestHash     string         `json:"request_hash"`
+	CancelRequested bool           `json:"cancel_requested"`
 }
 
 // OrderResult is the order's final state.
 type OrderResult struct {
-	State OrderState
+	State OrderState `json:"state"`
 	// RequestHash identifies the placed order's content, for orders placed
 	// into a workflow that an early event started.
-	RequestHash string
+	RequestHash string `json:"request_hash"`
 }
 
 // Order steps, in the order they run.

@@ -29,22 +29,22 @@ const defaultPaymentWebhookWait = 30 * time.Second
 // which event ids it applied, the newest version, and whether two events
 // disagreed in a way only the provider can settle.
 type paymentTracker struct {
-	Seen    []string
-	Version int64
-	Status  string
+	Seen    []string `json:"seen"`
+	Version int64    `json:"version"`
+	Status  string   `json:"status"`
 	// ChargeID is the charge the events are about; events for another
 	// charge are ignored. EventCharge is the charge of the events that came
 	// before the order knew its charge.
-	ChargeID       string
-	EventCharge    string
-	FailureCode    string
-	FailureMessage string
+	ChargeID       string `json:"charge_id"`
+	EventCharge    string `json:"event_charge"`
+	FailureCode    string `json:"failure_code"`
+	FailureMessage string `json:"failure_message"`
 	// Undecided is set when two events of the same version disagree.
-	Undecided bool
+	Undecided bool `json:"undecided"`
 	// Ordered is the Ordered flag of the event that set Status.
-	Ordered bool
-	Applied int
-	Ignored int
+	Ordered bool `json:"ordered"`
+	Applied int  `json:"applied"`
+	Ignored int  `json:"ignored"`
 }
 
 func (p *paymentTracker) seen(id string) bool {

@@ -43,19 +43,19 @@ const versionPauseMemo = "pause-memo"
 
 // ProviderControlState is which providers are paused.
 type ProviderControlState struct {
-	Paused map[string]ProviderPause
+	Paused map[string]ProviderPause `json:"paused"`
 }
 
 // ProviderPause records one pause.
 type ProviderPause struct {
-	Since  time.Time
-	Reason string
+	Since  time.Time `json:"since"`
+	Reason string    `json:"reason"`
 }
 
 // ProviderRequest is the argument of the pause and resume updates.
 type ProviderRequest struct {
-	System string
-	Reason string
+	System string `json:"system"`
+	Reason string `json:"reason"`
 }
 
 // ProviderControlStart starts the provider control workflow, or finds the

@@ -28,26 +28,26 @@ const phaseDone = "done"
 // ReconcileInput configures a reconciliation run.
 type ReconcileInput struct {
 	// PageSize is how many records one page compares; memory is bounded by it.
-	PageSize int
+	PageSize int `json:"page_size"`
 	// Grace leaves orders younger than it alone: they may be in flight.
-	Grace time.Duration
+	Grace time.Duration `json:"grace"`
 	// PagesPerRun, when set, makes the workflow continue as new after this
 	// many pages (tests use it); it always does when its history grows past
 	// reconcileEventsPerRun events or Temporal suggests it.
-	PagesPerRun int
+	PagesPerRun int `json:"pages_per_run"`
 	// Since is the look-back window: records created before it are not
 	// compared. Zero means three days.
-	Since time.Duration
+	Since time.Duration `json:"since"`
 	// MaxRepairs caps the repairs of one reconciliation; beyond it, safe
 	// differences are flagged instead. Zero means 100; a negative number
 	// repairs nothing.
-	MaxRepairs int
+	MaxRepairs int `json:"max_repairs"`
 	// Phases names the phases to run, in order; empty means the order's
 	// (charges, then invoices). Those added to the activities
 	// (activities.Activities.Phases) are run only when named here.
-	Phases []string `json:",omitempty"`
+	Phases []string `json:"phases,omitempty"`
 	// Resume carries the progress of the runs before.
-	Resume *ReconcileProgress
+	Resume *ReconcileProgress `json:"resume"`
 }
 
 // reconcileEventsPerRun bounds a reconciliation run's history; it continues
@@ -87,12 +87,12 @@ const (
 
 // ReconcileProgress is where a reconciliation stands.
 type ReconcileProgress struct {
-	Phase  string
-	Cursor string
-	Before time.Time
+	Phase  string    `json:"phase"`
+	Cursor string    `json:"cursor"`
+	Before time.Time `json:"before"`
 	// After is the start of the look-back window.
-	After  time.Time
-	Report ReconcileReport
+	After  time.Time       `json:"after"`
+	Report ReconcileReport `json:"report"`
 }
 
 // ReconcileReport is the result of one reconciliation.
