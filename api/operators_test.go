@@ -108,7 +108,7 @@ func TestOperatorEndpoints(t *testing.T) {
 			if got != tt.wantResolved {
 				t.Errorf("operator calls = %q, want %q", got, tt.wantResolved)
 			}
-			if tt.wantStatus == 409 && !strings.Contains(rec.Body.String(), "urn:handoff:problem:") {
+			if tt.wantStatus == 409 && !strings.Contains(rec.Body.String(), "https://github.com/handoff-hq/handoff#problem-") {
 				t.Errorf("409 without a problem: %s", rec.Body)
 			}
 		})

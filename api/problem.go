@@ -26,8 +26,9 @@ type Problem struct {
 	Errors []action.FieldError `json:"errors,omitempty"`
 }
 
-// problemTypePrefix starts every problem type URI.
-const problemTypePrefix = "urn:handoff:problem:"
+// problemTypePrefix starts every problem type URI: each is the README
+// section that explains the problem (README.md, "Problems").
+const problemTypePrefix = "https://github.com/handoff-hq/handoff#problem-"
 
 // problemInstancePrefix starts a problem's instance, the URI of the
 // request it answers: its correlation id.

@@ -221,58 +221,58 @@ func (e PlacedOrderStatus) Valid() bool {
 
 // Defines values for ProblemType.
 const (
-	UrnHandoffProblemClientClosed      ProblemType = "urn:handoff:problem:client-closed"
-	UrnHandoffProblemConflict          ProblemType = "urn:handoff:problem:conflict"
-	UrnHandoffProblemFinished          ProblemType = "urn:handoff:problem:finished"
-	UrnHandoffProblemForbidden         ProblemType = "urn:handoff:problem:forbidden"
-	UrnHandoffProblemHttp              ProblemType = "urn:handoff:problem:http"
-	UrnHandoffProblemInternal          ProblemType = "urn:handoff:problem:internal"
-	UrnHandoffProblemInvalidRequest    ProblemType = "urn:handoff:problem:invalid-request"
-	UrnHandoffProblemInvalidSignature  ProblemType = "urn:handoff:problem:invalid-signature"
-	UrnHandoffProblemNotApplicable     ProblemType = "urn:handoff:problem:not-applicable"
-	UrnHandoffProblemNotFound          ProblemType = "urn:handoff:problem:not-found"
-	UrnHandoffProblemStaleSignature    ProblemType = "urn:handoff:problem:stale-signature"
-	UrnHandoffProblemStaleVersion      ProblemType = "urn:handoff:problem:stale-version"
-	UrnHandoffProblemTooLarge          ProblemType = "urn:handoff:problem:too-large"
-	UrnHandoffProblemUnauthorized      ProblemType = "urn:handoff:problem:unauthorized"
-	UrnHandoffProblemUnavailable       ProblemType = "urn:handoff:problem:unavailable"
-	UrnHandoffProblemUnknownPayloadKey ProblemType = "urn:handoff:problem:unknown-payload-key"
+	ProblemClientClosed      ProblemType = "https://github.com/handoff-hq/handoff#problem-client-closed"
+	ProblemConflict          ProblemType = "https://github.com/handoff-hq/handoff#problem-conflict"
+	ProblemFinished          ProblemType = "https://github.com/handoff-hq/handoff#problem-finished"
+	ProblemForbidden         ProblemType = "https://github.com/handoff-hq/handoff#problem-forbidden"
+	ProblemHttp              ProblemType = "https://github.com/handoff-hq/handoff#problem-http"
+	ProblemInternal          ProblemType = "https://github.com/handoff-hq/handoff#problem-internal"
+	ProblemInvalidRequest    ProblemType = "https://github.com/handoff-hq/handoff#problem-invalid-request"
+	ProblemInvalidSignature  ProblemType = "https://github.com/handoff-hq/handoff#problem-invalid-signature"
+	ProblemNotApplicable     ProblemType = "https://github.com/handoff-hq/handoff#problem-not-applicable"
+	ProblemNotFound          ProblemType = "https://github.com/handoff-hq/handoff#problem-not-found"
+	ProblemStaleSignature    ProblemType = "https://github.com/handoff-hq/handoff#problem-stale-signature"
+	ProblemStaleVersion      ProblemType = "https://github.com/handoff-hq/handoff#problem-stale-version"
+	ProblemTooLarge          ProblemType = "https://github.com/handoff-hq/handoff#problem-too-large"
+	ProblemUnauthorized      ProblemType = "https://github.com/handoff-hq/handoff#problem-unauthorized"
+	ProblemUnavailable       ProblemType = "https://github.com/handoff-hq/handoff#problem-unavailable"
+	ProblemUnknownPayloadKey ProblemType = "https://github.com/handoff-hq/handoff#problem-unknown-payload-key"
 )
 
 // Valid indicates whether the value is a known member of the ProblemType enum.
 func (e ProblemType) Valid() bool {
 	switch e {
-	case UrnHandoffProblemClientClosed:
+	case ProblemClientClosed:
 		return true
-	case UrnHandoffProblemConflict:
+	case ProblemConflict:
 		return true
-	case UrnHandoffProblemFinished:
+	case ProblemFinished:
 		return true
-	case UrnHandoffProblemForbidden:
+	case ProblemForbidden:
 		return true
-	case UrnHandoffProblemHttp:
+	case ProblemHttp:
 		return true
-	case UrnHandoffProblemInternal:
+	case ProblemInternal:
 		return true
-	case UrnHandoffProblemInvalidRequest:
+	case ProblemInvalidRequest:
 		return true
-	case UrnHandoffProblemInvalidSignature:
+	case ProblemInvalidSignature:
 		return true
-	case UrnHandoffProblemNotApplicable:
+	case ProblemNotApplicable:
 		return true
-	case UrnHandoffProblemNotFound:
+	case ProblemNotFound:
 		return true
-	case UrnHandoffProblemStaleSignature:
+	case ProblemStaleSignature:
 		return true
-	case UrnHandoffProblemStaleVersion:
+	case ProblemStaleVersion:
 		return true
-	case UrnHandoffProblemTooLarge:
+	case ProblemTooLarge:
 		return true
-	case UrnHandoffProblemUnauthorized:
+	case ProblemUnauthorized:
 		return true
-	case UrnHandoffProblemUnavailable:
+	case ProblemUnavailable:
 		return true
-	case UrnHandoffProblemUnknownPayloadKey:
+	case ProblemUnknownPayloadKey:
 		return true
 	default:
 		return false
@@ -824,7 +824,7 @@ type PlacedOrder struct {
 // PlacedOrderStatus Always `processing`: read the order for where it stands now.
 type PlacedOrderStatus string
 
-// Problem An RFC 9457 problem (api.Problem): every error the API answers, with the media type application/problem+json. `type` names the kind of problem, `urn:handoff:problem:<name>`:
+// Problem An RFC 9457 problem (api.Problem): every error the API answers, with the media type application/problem+json. `type` names the kind of problem, `https://github.com/handoff-hq/handoff#problem-<name>`, the section of the README that explains it:
 //
 // - `invalid-request` (400): The request is invalid
 // - `unauthorized` (401): A valid bearer token is required
@@ -862,11 +862,11 @@ type Problem struct {
 	// Title A short summary of the kind of problem.
 	Title string `json:"title"`
 
-	// Type The kind of problem.
+	// Type The kind of problem: a link to the README section that explains it.
 	Type ProblemType `json:"type"`
 }
 
-// ProblemType The kind of problem.
+// ProblemType The kind of problem: a link to the README section that explains it.
 type ProblemType string
 
 // ProviderStatus A provider's pause state and the calls waiting for it (control.ProviderStatus).

@@ -81,7 +81,7 @@ func (p *Problem) Error() string {
 }
 
 // Is matches problems of the same type, so that errors.Is(err,
-// &Problem{Type: UrnHandoffProblemConflict}) asks for a kind.
+// &Problem{Type: ProblemConflict}) asks for a kind.
 func (p *Problem) Is(target error) bool {
 	t, ok := target.(*Problem)
 	return ok && t.Type == p.Type
@@ -95,7 +95,7 @@ func problemOf(resp *http.Response, body []byte) error {
 	}
 	var p Problem
 	if err := json.Unmarshal(body, &p); err != nil || p.Status == 0 {
-		return &Problem{Status: resp.StatusCode, Title: http.StatusText(resp.StatusCode), Type: UrnHandoffProblemHttp}
+		return &Problem{Status: resp.StatusCode, Title: http.StatusText(resp.StatusCode), Type: ProblemHttp}
 	}
 	return &p
 }

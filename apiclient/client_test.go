@@ -20,7 +20,7 @@ func TestPlacementsAreSentAgainWithTheSameBody(t *testing.T) {
 	answers := []func(w http.ResponseWriter){
 		func(w http.ResponseWriter) {
 			w.Header().Set("Retry-After", "0")
-			problem(w, 503, `{"type":"urn:handoff:problem:unavailable","title":"The workflow engine is unavailable; try again","status":503}`)
+			problem(w, 503, `{"type":"https://github.com/handoff-hq/handoff#problem-unavailable","title":"The workflow engine is unavailable; try again","status":503}`)
 		},
 		func(w http.ResponseWriter) { panic(http.ErrAbortHandler) }, // the connection drops: no answer
 		func(w http.ResponseWriter) {
@@ -30,7 +30,7 @@ func TestPlacementsAreSentAgainWithTheSameBody(t *testing.T) {
 			io.WriteString(w, `{"order_id":"A-1","workflow_id":"order/A-1","status":"processing","links":{"self":"/v1/orders/A-1"}}`)
 		},
 		func(w http.ResponseWriter) {
-			problem(w, 409, `{"type":"urn:handoff:problem:conflict","title":"The business key is already used by a different request","status":409,"detail":"other contents"}`)
+			problem(w, 409, `{"type":"https://github.com/handoff-hq/handoff#problem-conflict","title":"The business key is already used by a different request","status":409,"detail":"other contents"}`)
 		},
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -64,7 +64,7 @@ func TestPlacementsAreSentAgainWithTheSameBody(t *testing.T) {
 	}
 	_, _, err = c.PlaceOrder(context.Background(), order)
 	var p *Problem
-	if !errors.As(err, &p) || p.Status != 409 || !errors.Is(err, &Problem{Type: UrnHandoffProblemConflict}) {
+	if !errors.As(err, &p) || p.Status != 409 || !errors.Is(err, &Problem{Type: ProblemConflict}) {
 		t.Errorf("second placement: %v, want the conflict problem", err)
 	}
 	if len(bodies) != 4 {

@@ -3,6 +3,8 @@ package openapi
 import (
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -67,8 +69,8 @@ func TestWhatTheDocumentDoesNotSayFails(t *testing.T) {
 		{"taken request with an undocumented field", place(order[:len(order)-1] + `,"note":"x"}`), order[:len(order)-1] + `,"note":"x"}`,
 			answer(nil, 202, placed, "Location", "/v1/orders/A-1"), placed, "note"},
 		{"refused request, documented problem", place(`{"nope":1}`), `{"nope":1}`,
-			answer(nil, 400, `{"type":"urn:handoff:problem:invalid-request","title":"The request is invalid","status":400}`, "Content-Type", "application/problem+json"),
-			`{"type":"urn:handoff:problem:invalid-request","title":"The request is invalid","status":400}`, ""},
+			answer(nil, 400, `{"type":"https://github.com/handoff-hq/handoff#problem-invalid-request","title":"The request is invalid","status":400}`, "Content-Type", "application/problem+json"),
+			`{"type":"https://github.com/handoff-hq/handoff#problem-invalid-request","title":"The request is invalid","status":400}`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -83,5 +85,41 @@ func TestWhatTheDocumentDoesNotSayFails(t *testing.T) {
 				t.Errorf("got %v, want a mismatch naming %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestEveryProblemTypeIsExplained checks that every problem type the
+// document names links to an entry of the README's "Problems", and that
+// every entry there is a type.
+func TestEveryProblemTypeIsExplained(t *testing.T) {
+	doc, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const prefix = "https://github.com/handoff-hq/handoff#"
+	types := doc.Components.Schemas["Problem"].Value.Properties["type"].Value.Enum
+	if len(types) < 10 {
+		t.Fatalf("%d problem types in openapi.yaml, want every one", len(types))
+	}
+	named := map[string]bool{}
+	for _, v := range types {
+		anchor, ok := strings.CutPrefix(v.(string), prefix)
+		if !ok {
+			t.Errorf("problem type %v does not link to the README (%s…)", v, prefix)
+			continue
+		}
+		named[anchor] = true
+		if !strings.Contains(string(readme), `<a id="`+anchor+`"></a>`) {
+			t.Errorf("problem type %v: the README has no entry %q", v, anchor)
+		}
+	}
+	for _, m := range regexp.MustCompile(`<a id="(problem-[a-z-]+)"></a>`).FindAllStringSubmatch(string(readme), -1) {
+		if !named[m[1]] {
+			t.Errorf("the README explains %s, which openapi.yaml does not name", m[1])
+		}
 	}
 }

@@ -71,19 +71,39 @@ func freePort(t *testing.T) int {
 	return 0
 }
 
+// handoffBinary is the handoff command, built once for every test that
+// runs it.
+var handoffBinary struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
 func buildHandoff(t *testing.T) string {
 	t.Helper()
-	root, err := repoRoot()
-	if err != nil {
-		t.Fatal(err)
+	b := &handoffBinary
+	b.once.Do(func() {
+		root, err := repoRoot()
+		if err != nil {
+			b.err = err
+			return
+		}
+		if b.dir, err = os.MkdirTemp("", "handoff-test-bin-"); err != nil {
+			b.err = err
+			return
+		}
+		b.path = filepath.Join(b.dir, "handoff")
+		build := exec.Command("go", "build", "-o", b.path, "./cmd/handoff")
+		build.Dir = root
+		if out, err := build.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("build handoff: %v\n%s", err, out)
+		}
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	bin := filepath.Join(t.TempDir(), "handoff")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/handoff")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build handoff: %v\n%s", err, out)
-	}
-	return bin
+	return b.path
 }
 
 func startDev(t *testing.T, bin, dataDir string, env []string) *devProcess {

@@ -83,6 +83,9 @@ func run(m *testing.M) int {
 	}
 	defer stop()
 	code := m.Run()
+	if handoffBinary.dir != "" {
+		os.RemoveAll(handoffBinary.dir)
+	}
 	if err := apiCheck.Violations(); err != nil {
 		fmt.Fprintf(os.Stderr, "exchanges with the API that openapi.yaml does not describe:\n%v\n", err)
 		return 1

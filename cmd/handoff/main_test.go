@@ -173,7 +173,7 @@ func TestExitCodes(t *testing.T) {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "application/problem+json")
 			w.WriteHeader(tt.status)
-			fmt.Fprintf(w, `{"type":"urn:handoff:problem:x","title":"%s","status":%d}`, http.StatusText(tt.status), tt.status)
+			fmt.Fprintf(w, `{"type":"https://github.com/handoff-hq/handoff#problem-x","title":"%s","status":%d}`, http.StatusText(tt.status), tt.status)
 		}))
 		c, err := apiclient.New(srv.URL, "t", apiclient.Options{Attempts: 1})
 		if err != nil {

@@ -73,7 +73,7 @@ func loadSettings() (settings, error) {
 		switch {
 		case errors.Is(err, os.ErrNotExist) && !explicit:
 		case err != nil:
-			return settings{}, configErrorf("%v", err)
+			return settings{}, configErrorf("configuration file: %v", err)
 		case info.Mode().Perm()&0o077 != 0:
 			return settings{}, configErrorf("%s holds tokens but others may read it (mode %04o); run: chmod 600 %s", path, info.Mode().Perm(), path)
 		default:
@@ -88,11 +88,12 @@ func loadSettings() (settings, error) {
 			s.From = path
 		}
 	}
+	// An empty variable counts as unset.
 	value := func(name string) string {
-		if v, ok := os.LookupEnv("HANDOFF_" + name); ok {
-			return strings.TrimSpace(v)
+		if v := strings.TrimSpace(os.Getenv("HANDOFF_" + name)); v != "" {
+			return v
 		}
-		return file[name]
+		return strings.TrimSpace(file[name])
 	}
 	s.URL, s.OperatorToken, s.APIToken = value("URL"), value("OPERATOR_TOKEN"), value("API_TOKEN")
 	if remote.url != "" {
