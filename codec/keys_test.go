@@ -20,17 +20,16 @@ type embedded struct {
 
 type outer struct {
 	embedded
-	OrderID    string            `json:"order_id"`
-	Wait       time.Duration     `json:"wait"`
-	At         time.Time         `json:"at"`
-	Resume     *inner            `json:"resume"`
-	Steps      []inner           `json:"steps"`
-	BySystem   map[string]inner  `json:"by_system"`
-	Counts     map[string]int    `json:"counts"`
-	Labels     map[string]string `json:"labels,omitempty"`
-	RequestID  string            `json:"request_id,omitempty"`
-	Untouched  string
-	unexported string
+	OrderID   string            `json:"order_id"`
+	Wait      time.Duration     `json:"wait"`
+	At        time.Time         `json:"at"`
+	Resume    *inner            `json:"resume"`
+	Steps     []inner           `json:"steps"`
+	BySystem  map[string]inner  `json:"by_system"`
+	Counts    map[string]int    `json:"counts"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	RequestID string            `json:"request_id,omitempty"`
+	Untouched string
 }
 
 // TestEarlierFieldNamesAreRead reads a payload written with Go field names
