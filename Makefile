@@ -29,13 +29,23 @@ KUSTOMIZE_VERSION := v5.8.2
 STATICCHECK_VERSION := v0.8.2
 WORKFLOWCHECK_VERSION := v0.6.0
 
-.PHONY: run cluster cluster-bins deploy-check test lint monitoring debian-packages docs apiclient build temporal histories bench bench-webhooks bench-reconcile fuzz clean
+.PHONY: replay-live run cluster cluster-bins deploy-check test lint monitoring debian-packages docs apiclient build temporal histories bench bench-webhooks bench-reconcile fuzz clean
 
 run: build temporal
 	./bin/handoff dev
 
 build:
 	$(GO) build -o bin/handoff ./cmd/handoff
+
+# Replay what a running system holds (make run's, or the cluster of
+# HANDOFF_TEMPORAL_ADDRESS) against this tree's workflows before releasing
+# it: the running workflows and the most recently closed of every type (see
+# README, "Replay before a release"). REPLAY_FLAGS passes options, such as
+# --open 50 --closed 500 or -o json. make run's payload keys are read from
+# .data/dev-credentials.env when it is there.
+replay-live: build
+	@set -a; if [ -f .data/dev-credentials.env ] && [ -z "$$HANDOFF_PAYLOAD_KEYS" ]; then . ./.data/dev-credentials.env; fi; set +a; \
+	./bin/handoff replay --from-temporal $(REPLAY_FLAGS)
 
 # Built only when bin/temporal is missing or reports another server version.
 temporal:
