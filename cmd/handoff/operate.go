@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/handoff-hq/handoff/apiclient"
+	"github.com/handoff-hq/handoff/config"
 )
 
 func actionsCommand() *cobra.Command {
@@ -193,7 +194,7 @@ or refunded, and the order ends cancelled. Cancelling twice refunds once.`,
 // orderClient reads and cancels orders with the operator token, or with
 // the API token when there is no operator token.
 func orderClient() (*apiclient.Handoff, error) {
-	return clientWith(func(s settings) (string, string) {
+	return clientWith(func(s config.CLI) (string, string) {
 		if s.OperatorToken == "" && s.APIToken != "" {
 			return s.APIToken, "HANDOFF_API_TOKEN"
 		}

@@ -10,8 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -19,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/handoff-hq/handoff/apiclient"
+	"github.com/handoff-hq/handoff/config"
 )
 
 // remoteFlags are the flags every operator command shares.
@@ -39,87 +38,27 @@ func addRemoteFlags(cmd *cobra.Command) {
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json"}, cobra.ShellCompDirectiveNoFileComp))
 }
 
-// settings is where the CLI finds handoff and how it authenticates.
-type settings struct {
-	URL           string
-	OperatorToken string
-	APIToken      string
-	// From is the configuration file read, if any.
-	From string
-}
-
-// configKeys are the names a configuration file may set, each also a
-// HANDOFF_ environment variable that wins over it.
-var configKeys = []string{"URL", "OPERATOR_TOKEN", "API_TOKEN"}
-
-// loadSettings reads the settings: a flag wins over the environment, which
-// wins over the configuration file. The file holds tokens, so it must be
-// readable by its owner only.
-func loadSettings() (settings, error) {
-	path, explicit := remote.config, remote.config != ""
-	if !explicit {
-		path, explicit = os.LookupEnv("HANDOFF_CONFIG")
-	}
-	if !explicit {
-		dir, err := os.UserConfigDir()
-		if err == nil {
-			path = filepath.Join(dir, "handoff", "config.env")
-		}
-	}
-	file := map[string]string{}
-	var s settings
-	if path != "" {
-		info, err := os.Stat(path)
-		switch {
-		case errors.Is(err, os.ErrNotExist) && !explicit:
-		case err != nil:
-			return settings{}, configErrorf("configuration file: %v", err)
-		case info.Mode().Perm()&0o077 != 0:
-			return settings{}, configErrorf("%s holds tokens but others may read it (mode %04o); run: chmod 600 %s", path, info.Mode().Perm(), path)
-		default:
-			if file, err = readEnvFile(path); err != nil {
-				return settings{}, configErrorf("%v", err)
-			}
-			for k := range file {
-				if !slices.Contains(configKeys, k) {
-					return settings{}, configErrorf("%s: unknown setting HANDOFF_%s (want HANDOFF_URL, HANDOFF_OPERATOR_TOKEN or HANDOFF_API_TOKEN)", path, k)
-				}
-			}
-			s.From = path
-		}
-	}
-	// An empty variable counts as unset.
-	value := func(name string) string {
-		if v := strings.TrimSpace(os.Getenv("HANDOFF_" + name)); v != "" {
-			return v
-		}
-		return strings.TrimSpace(file[name])
-	}
-	s.URL, s.OperatorToken, s.APIToken = value("URL"), value("OPERATOR_TOKEN"), value("API_TOKEN")
-	if remote.url != "" {
-		s.URL = remote.url
-	}
-	if s.URL == "" {
-		s.URL = "http://localhost:8080"
-	}
-	if u, err := url.Parse(s.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return settings{}, configErrorf("HANDOFF_URL %q is not an http(s) URL such as http://localhost:8080", s.URL)
+// loadSettings reads the settings (config.LoadCLI) with the flags'.
+func loadSettings() (config.CLI, error) {
+	s, err := config.LoadCLI(remote.config, remote.url)
+	if err != nil {
+		return config.CLI{}, configError{err}
 	}
 	return s, nil
 }
 
 // operatorClient is a client of the API with the operator token.
 func operatorClient() (*apiclient.Handoff, error) {
-	return clientWith(func(s settings) (string, string) { return s.OperatorToken, "HANDOFF_OPERATOR_TOKEN" })
+	return clientWith(func(s config.CLI) (string, string) { return s.OperatorToken, "HANDOFF_OPERATOR_TOKEN" })
 }
 
 // applicationClient is a client of the API with the API token.
 func applicationClient() (*apiclient.Handoff, error) {
-	return clientWith(func(s settings) (string, string) { return s.APIToken, "HANDOFF_API_TOKEN" })
+	return clientWith(func(s config.CLI) (string, string) { return s.APIToken, "HANDOFF_API_TOKEN" })
 }
 
-func clientWith(token func(settings) (string, string)) (*apiclient.Handoff, error) {
-	if err := checkOutput(); err != nil {
+func clientWith(token func(config.CLI) (string, string)) (*apiclient.Handoff, error) {
+	if err := checkOutput(remote.output); err != nil {
 		return nil, err
 	}
 	s, err := loadSettings()
@@ -137,9 +76,10 @@ func clientWith(token func(settings) (string, string)) (*apiclient.Handoff, erro
 	return apiclient.New(s.URL, t, apiclient.Options{HTTPClient: &http.Client{Timeout: remote.timeout}})
 }
 
-func checkOutput() error {
-	if remote.output != "table" && remote.output != "json" {
-		return usageError{fmt.Errorf("--output %q: want table or json", remote.output)}
+// checkOutput refuses an --output other than table or json.
+func checkOutput(output string) error {
+	if output != "table" && output != "json" {
+		return usageError{fmt.Errorf("--output %q: want table or json", output)}
 	}
 	return nil
 }

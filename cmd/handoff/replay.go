@@ -43,8 +43,8 @@ Encrypted histories need the keys of HANDOFF_PAYLOAD_KEYS.`,
 			return cobra.MinimumNArgs(1)(cmd, args)
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "table" && output != "json" {
-				return usageError{fmt.Errorf("--output %q: want table or json", output)}
+			if err := checkOutput(output); err != nil {
+				return err
 			}
 			log, err := logger("json")
 			if err != nil {
