@@ -92,6 +92,37 @@ func TestValidateReportsEveryProblemAtOnce(t *testing.T) {
 	}
 }
 
+func TestWorkerVersioningSettings(t *testing.T) {
+	c, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Worker.Versioned() || c.Worker.Deployment != "handoff" || c.Worker.Promote != "auto" || c.Worker.OrderVersioning != "auto-upgrade" || c.Worker.BuildID != "" {
+		t.Errorf("defaults = %+v, want versioned deployment handoff, promote auto, orders auto-upgrade, build id from the binary", c.Worker)
+	}
+	t.Setenv("HANDOFF_WORKER_DEPLOYMENT", "handoff.eu")
+	t.Setenv("HANDOFF_WORKER_BUILD_ID", "v1 2")
+	t.Setenv("HANDOFF_WORKER_PROMOTE", "later")
+	t.Setenv("HANDOFF_WORKER_ORDER_VERSIONING", "sticky")
+	if c, err = Load(); err != nil {
+		t.Fatal(err)
+	}
+	err = c.Validate(ValidateOptions{})
+	for _, want := range []string{"HANDOFF_WORKER_DEPLOYMENT", "HANDOFF_WORKER_BUILD_ID", `HANDOFF_WORKER_PROMOTE: must be one of auto, manual, got "later"`,
+		`HANDOFF_WORKER_ORDER_VERSIONING: must be one of auto-upgrade, pinned, got "sticky"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("errors do not mention %s:\n%v", want, err)
+		}
+	}
+	t.Setenv("HANDOFF_WORKER_VERSIONING", "yes")
+	if c, err = Load(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(ValidateOptions{}); err == nil || !strings.Contains(err.Error(), "HANDOFF_WORKER_VERSIONING: must be one of on, off") {
+		t.Errorf("Validate = %v, want HANDOFF_WORKER_VERSIONING refused", err)
+	}
+}
+
 func TestValidateRequiresAPITokensOnlyWhenAsked(t *testing.T) {
 	c, err := Load()
 	if err != nil {

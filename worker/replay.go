@@ -14,8 +14,8 @@ import (
 
 // registerWorkflows registers every handoff workflow; workers and the
 // replayer share it so that a replay checks exactly what runs.
-func registerWorkflows(r sdkworker.WorkflowRegistry) {
-	r.RegisterWorkflow(workflows.OrderWorkflow)
+func registerWorkflows(r sdkworker.WorkflowRegistry, v *Versioning) {
+	v.registerOrder(r)
 	r.RegisterWorkflow(workflows.ProviderControlWorkflow)
 	r.RegisterWorkflow(workflows.ReconcileWorkflow)
 	r.RegisterWorkflow(workflows.CustomerWorkflow)
@@ -38,7 +38,7 @@ func ReplayFilesWith(logger *slog.Logger, enc *codec.Encryption, paths ...string
 	if err != nil {
 		return fmt.Errorf("replayer: %w", err)
 	}
-	registerWorkflows(replayer)
+	registerWorkflows(replayer, nil)
 	for _, path := range paths {
 		// A history of a key the ring lacks cannot replay: say so, by name.
 		raw, err := os.ReadFile(path)

@@ -76,7 +76,7 @@ func ReplayFromTemporal(ctx context.Context, c client.Client, logger *slog.Logge
 		opts.Closed = 200
 	}
 	if opts.Register == nil {
-		opts.Register = registerWorkflows
+		opts.Register = func(r sdkworker.WorkflowRegistry) { registerWorkflows(r, nil) }
 	}
 	replayer, err := sdkworker.NewWorkflowReplayerWithOptions(sdkworker.WorkflowReplayerOptions{
 		DataConverter: codec.DataConverter(opts.Encryption), FailureConverter: codec.FailureConverter(opts.Encryption),

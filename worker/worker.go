@@ -202,6 +202,9 @@ type Workers struct {
 	log             *slog.Logger
 	// outcomes, when set, counts what the workflows reach.
 	outcomes *Outcomes
+	// versioning is nil for unversioned workers.
+	versioning *Versioning
+	promoted   bool
 
 	running sdkworker.Worker
 	stop    chan struct{}
@@ -211,6 +214,7 @@ type Workers struct {
 // providerWorker is the activity worker of one provider's queue.
 type providerWorker struct {
 	system  string
+	queue   string
 	build   func() sdkworker.Worker
 	running sdkworker.Worker
 }
@@ -238,14 +242,19 @@ func New(c client.Client, acts *activities.Activities, cfg config.Config, extra 
 		// One cache for every worker of the process.
 		sdkworker.SetStickyWorkflowCacheSize(cfg.Worker.CacheSize)
 	}
-	ws := &Workers{client: c, pauses: pauses, ControlInterval: 500 * time.Millisecond, log: slog.New(slog.DiscardHandler)}
+	versioning, err := VersioningFrom(cfg.Worker)
+	if err != nil {
+		return nil, err
+	}
+	ws := &Workers{client: c, pauses: pauses, ControlInterval: 500 * time.Millisecond, log: slog.New(slog.DiscardHandler), versioning: versioning}
 	ws.workflows = func() sdkworker.Worker {
 		wf := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{
 			MaxConcurrentWorkflowTaskPollers: cfg.Worker.WorkflowPollers,
 			MaxConcurrentActivityTaskPollers: cfg.Worker.ActivityPollers,
+			DeploymentOptions:                versioning.options(),
 			Interceptors:                     []interceptor.WorkerInterceptor{&pauseCheck{view: pauses}, &correlationLogs{payloads: dc}, &outcomeCounter{outcomes: ws.outcomes, payloads: dc}},
 		})
-		registerWorkflows(wf)
+		registerWorkflows(wf, versioning)
 		wf.RegisterActivity(acts.ComparePage)
 		wf.RegisterActivity(acts.OrderStandings)
 		for _, r := range extra {
@@ -263,9 +272,10 @@ func New(c client.Client, acts *activities.Activities, cfg config.Config, extra 
 		for _, r := range extra {
 			more = append(more, r.Activities[s.Name]...)
 		}
-		ws.providers = append(ws.providers, &providerWorker{system: s.Name, build: func() sdkworker.Worker {
+		ws.providers = append(ws.providers, &providerWorker{system: s.Name, queue: s.TaskQueue(), build: func() sdkworker.Worker {
 			w := sdkworker.New(c, s.TaskQueue(), sdkworker.Options{
 				DisableWorkflowWorker:              true,
+				DeploymentOptions:                  versioning.options(),
 				MaxConcurrentActivityTaskPollers:   cfg.Worker.ActivityPollers,
 				TaskQueueActivitiesPerSecond:       p.RateLimit,
 				MaxConcurrentActivityExecutionSize: p.Concurrency,
@@ -313,6 +323,21 @@ func (ws *Workers) Start(ctx context.Context) error {
 			}
 			ws.running = w
 		}
+		// The control workflow answers through the current version's
+		// workers: when the deployment has none, this version becomes it
+		// before it asks.
+		if ws.versioning != nil && !ws.promoted {
+			none, err := ws.noCurrentVersion(ctx)
+			if err != nil {
+				return err
+			}
+			if none {
+				if err := ws.promote(ctx, []string{workflows.TaskQueue}); err != nil {
+					return err
+				}
+				ws.promoted = true
+			}
+		}
 		var err error
 		paused, err = ws.pauses.refresh(ctx)
 		return err
@@ -324,13 +349,24 @@ func (ws *Workers) Start(ctx context.Context) error {
 		}
 		return err
 	}
+	queues := []string{workflows.TaskQueue}
 	for _, p := range ws.providers {
 		if _, isPaused := paused[p.system]; !isPaused {
 			if err := p.start(); err != nil {
 				ws.Stop()
 				return err
 			}
+			queues = append(queues, p.queue)
 		}
+	}
+	// Otherwise the version takes traffic once Temporal knows every queue
+	// it polls, so that no task waits for a queue of it to be registered.
+	if ws.versioning != nil && !ws.promoted {
+		if err := Retry(ctx, ws.log, "make the worker version current", func(ctx context.Context) error { return ws.promote(ctx, queues) }); err != nil {
+			ws.Stop()
+			return err
+		}
+		ws.promoted = true
 	}
 	ws.stop, ws.done = make(chan struct{}), make(chan struct{})
 	go ws.follow()
@@ -421,4 +457,13 @@ func (ws *Workers) Running() []string {
 		}
 	}
 	return out
+}
+
+// Version is the Worker Deployment Version the workers poll as
+// (deployment:build), or "" when they are unversioned.
+func (ws *Workers) Version() string {
+	if ws.versioning == nil {
+		return ""
+	}
+	return ws.versioning.String()
 }
