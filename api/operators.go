@@ -12,6 +12,7 @@ import (
 
 	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/control"
+	"github.com/handoff-hq/handoff/system"
 	"github.com/handoff-hq/handoff/workflows"
 )
 
@@ -23,6 +24,19 @@ type Operators interface {
 	PauseProvider(ctx context.Context, system, reason string) (control.ProviderStatus, error)
 	ResumeProvider(ctx context.Context, system, reason string) (control.ProviderStatus, error)
 	Provider(ctx context.Context, system string) (control.ProviderStatus, error)
+	ContractDrift(ctx context.Context) ([]workflows.DriftSighting, error)
+	ClearContractDrift(ctx context.Context, system, reason string) ([]workflows.DriftSighting, error)
+}
+
+// ContractDrift is the answer of GET /v1/contracts/drift.
+type ContractDrift struct {
+	Drift []workflows.DriftSighting `json:"drift"`
+}
+
+// clearDriftBody is the optional body of POST /v1/contracts/drift/clear.
+type clearDriftBody struct {
+	System string `json:"system"`
+	Reason string `json:"reason"`
 }
 
 var (
@@ -151,6 +165,31 @@ func (s *Server) controlProvider(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, st)
+}
+
+func (s *Server) getContractDrift(c echo.Context) error {
+	drift, err := s.operators.ContractDrift(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, ContractDrift{Drift: drift})
+}
+
+func (s *Server) clearContractDrift(c echo.Context) error {
+	var body clearDriftBody
+	if c.Request().ContentLength != 0 {
+		if err := decodeJSON(c, &body); err != nil {
+			return err
+		}
+	}
+	if _, ok := system.Lookup(body.System); body.System != "" && !ok {
+		return problemNotFound.with("no such system: want one of " + strings.Join(system.Names(), ", "))
+	}
+	drift, err := s.operators.ClearContractDrift(c.Request().Context(), body.System, body.Reason)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, ContractDrift{Drift: drift})
 }
 
 func (s *Server) getProvider(c echo.Context) error {

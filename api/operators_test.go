@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/control"
@@ -54,6 +55,16 @@ func (f *fakeOperators) Provider(_ context.Context, system string) (control.Prov
 	return control.ProviderStatus{System: system, Backlog: 3}, f.err
 }
 
+func (f *fakeOperators) ContractDrift(context.Context) ([]workflows.DriftSighting, error) {
+	return []workflows.DriftSighting{{System: "crm", Operation: "upsert_contact", Kind: "unknown_field", Field: "full_name", Example: "string of 3 characters", Count: 2,
+		FirstSeen: time.Date(2026, 1, 15, 10, 0, 0, 0, time.UTC), LastSeen: time.Date(2026, 1, 15, 10, 5, 0, 0, time.UTC)}}, f.err
+}
+
+func (f *fakeOperators) ClearContractDrift(_ context.Context, system, reason string) ([]workflows.DriftSighting, error) {
+	f.resolved = append(f.resolved, "clear drift "+system+" "+reason)
+	return []workflows.DriftSighting{}, f.err
+}
+
 func newOperatorServer(t *testing.T, ops *fakeOperators) *Server {
 	t.Helper()
 	s, err := New(Options{Orders: &fakeOrders{}, Events: &fakeEvents{}, Operators: ops, Reconciliations: &fakeReconciliations{}, APITokens: []string{token},
@@ -92,6 +103,12 @@ func TestOperatorEndpoints(t *testing.T) {
 		{"unknown system", "POST", "/v1/providers/fax/pause", ``, operatorToken, nil, 404, ""},
 		{"unknown provider operation", "POST", "/v1/providers/mail/explode", ``, operatorToken, nil, 404, ""},
 		{"pause needs the operator token", "POST", "/v1/providers/payments/pause", ``, token, nil, 401, ""},
+		{"contract drift", "GET", "/v1/contracts/drift", ``, operatorToken, nil, 200, ""},
+		{"contract drift needs the operator token", "GET", "/v1/contracts/drift", ``, token, nil, 401, ""},
+		{"clear one system's drift", "POST", "/v1/contracts/drift/clear", `{"system":"crm","reason":"contract updated"}`, operatorToken, nil, 200, "clear drift crm contract updated"},
+		{"clear every system's drift", "POST", "/v1/contracts/drift/clear", ``, operatorToken, nil, 200, "clear drift  "},
+		{"clear an unknown system's drift", "POST", "/v1/contracts/drift/clear", `{"system":"fax"}`, operatorToken, nil, 404, ""},
+		{"clear with an unknown member", "POST", "/v1/contracts/drift/clear", `{"systems":["crm"]}`, operatorToken, nil, 400, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

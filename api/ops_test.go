@@ -97,7 +97,7 @@ func TestOperationsPageSignInAndForms(t *testing.T) {
 		t.Fatalf("page: %d %s", rec.Code, page)
 	}
 	for _, want := range []string{"order/A-1", "http://ui/namespaces/default/workflows/order%2FA-1", "incident 42", "paused", "4 · 1 min",
-		"&lt;script&gt;", "reconcile-latest"} {
+		"&lt;script&gt;", "reconcile-latest", `data-kind="unknown_field"`, "<code>full_name</code>", "string of 3 characters"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q", want)
 		}

@@ -35,8 +35,18 @@ type opsView struct {
 	Webhooks    []opsWebhook
 	Reconcile   *workflows.ReconcileReport
 	ReconcileID string
+	// Drift is how providers' answers differed from their contracts;
+	// DriftRead is false when it could not be read.
+	Drift     []opsDrift
+	DriftRead bool
 	// Problems lists what the page could not read.
 	Problems []string
+}
+
+// opsDrift is one way a provider's answers differed from its contract.
+type opsDrift struct {
+	workflows.DriftSighting
+	FirstAgo, LastAgo string
 }
 
 // opsProvider is one provider's line.
@@ -110,6 +120,15 @@ func (s *Server) opsView(c echo.Context) opsView {
 	v.ParkedTotal, v.Truncated = h.ParkedTotal, h.Truncated
 	if r, err := s.reconciliations.LatestReconciliation(ctx); err == nil {
 		v.Reconcile, v.ReconcileID = &r, s.links(r.ID)["web_ui"]
+	}
+	if drift, err := s.operators.ContractDrift(ctx); err == nil {
+		v.DriftRead = true
+		for _, d := range drift {
+			v.Drift = append(v.Drift, opsDrift{DriftSighting: d, FirstAgo: age(time.Since(d.FirstSeen)), LastAgo: age(time.Since(d.LastSeen))})
+		}
+	} else {
+		v.Problems = append(v.Problems, "contract drift")
+		s.log.Warn("operations page: read contract drift", "error", err, "correlation_id", correlationID(c))
 	}
 	return v
 }

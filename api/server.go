@@ -188,6 +188,8 @@ func New(opts Options) (*Server, error) {
 	v1.POST("/actions/*", s.resolveAction, s.requireOperator)
 	v1.POST("/reconciliations", s.startReconciliation, s.requireOperator)
 	v1.GET("/reconciliations/:id", s.getReconciliation, s.requireOperator)
+	v1.GET("/contracts/drift", s.getContractDrift, s.requireOperator)
+	v1.POST("/contracts/drift/clear", s.clearContractDrift, s.requireOperator)
 	v1.GET("/providers/:system", s.getProvider, s.requireOperator, s.knownSystem)
 	v1.POST("/providers/:system/:op", s.controlProvider, s.requireOperator, s.knownSystem)
 	return s, nil

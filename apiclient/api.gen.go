@@ -105,6 +105,36 @@ func (e ConflictResolution) Valid() bool {
 	}
 }
 
+// Defines values for DriftSightingKind.
+const (
+	ApiVersion   DriftSightingKind = "api_version"
+	MissingField DriftSightingKind = "missing_field"
+	UnknownField DriftSightingKind = "unknown_field"
+	UnknownValue DriftSightingKind = "unknown_value"
+	WrongFormat  DriftSightingKind = "wrong_format"
+	WrongType    DriftSightingKind = "wrong_type"
+)
+
+// Valid indicates whether the value is a known member of the DriftSightingKind enum.
+func (e DriftSightingKind) Valid() bool {
+	switch e {
+	case ApiVersion:
+		return true
+	case MissingField:
+		return true
+	case UnknownField:
+		return true
+	case UnknownValue:
+		return true
+	case WrongFormat:
+		return true
+	case WrongType:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ErrorCategory.
 const (
 	Ambiguous      ErrorCategory = "ambiguous"
@@ -507,6 +537,15 @@ type ActionList struct {
 // ActionStatus Where an action stands (action.Status), as the API reports it and the HandoffStatus search attribute holds it. Orders are `processing`, `awaiting_payment`, `completed`, `needs_attention`, `cancelling`, `cancelled` or `rejected`; a customer is `synced` when every system holds its owners' values. `completed`, `cancelled` and `rejected` are final.
 type ActionStatus string
 
+// ClearDriftRequest Which system's drift to forget (workflows.ClearDriftRequest); an empty body forgets every system's.
+type ClearDriftRequest struct {
+	// Reason Examples: contract updated for the draft status
+	Reason *string `json:"reason,omitempty"`
+
+	// System Examples: accounting
+	System *string `json:"system,omitempty"`
+}
+
 // ComparedCounts The records compared, per kind (workflows.ComparedCounts).
 type ComparedCounts struct {
 	Charges  int `json:"charges"`
@@ -544,6 +583,11 @@ type Conflict struct {
 
 // ConflictResolution written_back (the owner's value was written over it), flagged (kept there for review), not_propagated (the application's change of a field it does not own), owner_wins (a value given before the owner's was known), rejected (a value the field cannot have).
 type ConflictResolution string
+
+// ContractDrift How providers' answers differ from their contracts (workflows.DriftSighting, one per system, operation, kind and field).
+type ContractDrift struct {
+	Drift []DriftSighting `json:"drift"`
+}
 
 // Customer Who places the order (action.Customer); also the correction an operator may send with a retry.
 type Customer struct {
@@ -619,6 +663,36 @@ type CustomerView struct {
 	// Version The application's latest version; 0 before its first PUT.
 	Version int64 `json:"version"`
 }
+
+// DriftSighting One way the answers of one operation differed from the contract.
+type DriftSighting struct {
+	// Count Answers that differed so, across every worker.
+	Count int64 `json:"count"`
+
+	// Example What was found, without personal data: a value of a declared set, a version, or a JSON type and length.
+	//
+	// Examples: draft
+	Example string `json:"example"`
+
+	// Field The field's path in the answer (`data[].status` in a list), or the version header.
+	//
+	// Examples: status
+	Field     string    `json:"field"`
+	FirstSeen time.Time `json:"first_seen"`
+
+	// Kind What differed: a required field missing (or null), a field of another JSON type, of a format the contract does not allow, a value outside the declared set, a field the contract does not name, or another API version in the version header.
+	Kind     DriftSightingKind `json:"kind"`
+	LastSeen time.Time         `json:"last_seen"`
+
+	// Operation Examples: create_invoice
+	Operation string `json:"operation"`
+
+	// System Examples: accounting
+	System string `json:"system"`
+}
+
+// DriftSightingKind What differed: a required field missing (or null), a field of another JSON type, of a format the contract does not allow, a value outside the declared set, a field the contract does not name, or another API version in the version header.
+type DriftSightingKind string
 
 // ErrorCategory What a failure means for what happens next (action.Category): `temporary` (did not happen at the provider; tried again), `permanent` (will fail the same way again; an operator acts), `ambiguous` (may or may not have happened; the next attempt looks the record up first), `declined` (a payment refused for good), `orphan` (provider events whose order never came), `ambiguous_match` (a record that matches several records in another system; an operator picks one).
 type ErrorCategory string
@@ -1150,6 +1224,18 @@ type ResolveActionParams struct {
 // ResolveActionParamsAnswer defines parameters for ResolveAction.
 type ResolveActionParamsAnswer string
 
+// GetContractDriftParams defines parameters for GetContractDrift.
+type GetContractDriftParams struct {
+	// XCorrelationID A correlation id of the caller's: 1 to 128 letters, digits or . _ : -. handoff keeps it with the action, sends it to every provider and logs it; a missing or malformed one is replaced by one handoff makes. The answer's X-Correlation-ID header says which was used.
+	XCorrelationID *CorrelationID `json:"X-Correlation-ID,omitempty"`
+}
+
+// ClearContractDriftParams defines parameters for ClearContractDrift.
+type ClearContractDriftParams struct {
+	// XCorrelationID A correlation id of the caller's: 1 to 128 letters, digits or . _ : -. handoff keeps it with the action, sends it to every provider and logs it; a missing or malformed one is replaced by one handoff makes. The answer's X-Correlation-ID header says which was used.
+	XCorrelationID *CorrelationID `json:"X-Correlation-ID,omitempty"`
+}
+
 // GetCustomerParams defines parameters for GetCustomer.
 type GetCustomerParams struct {
 	// XCorrelationID A correlation id of the caller's: 1 to 128 letters, digits or . _ : -. handoff keeps it with the action, sends it to every provider and logs it; a missing or malformed one is replaced by one handoff makes. The answer's X-Correlation-ID header says which was used.
@@ -1209,6 +1295,9 @@ type GetReconciliationParams struct {
 
 // ResolveActionJSONRequestBody defines body for ResolveAction for application/json ContentType.
 type ResolveActionJSONRequestBody = OperatorRequest
+
+// ClearContractDriftJSONRequestBody defines body for ClearContractDrift for application/json ContentType.
+type ClearContractDriftJSONRequestBody = ClearDriftRequest
 
 // PutCustomerJSONRequestBody defines body for PutCustomer for application/json ContentType.
 type PutCustomerJSONRequestBody = CustomerPut
@@ -1341,6 +1430,31 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/actions/{kind}/{id}/{answer} (the `ResolveAction` operationId).
 	ResolveAction(ctx context.Context, kind string, id string, answer ResolveActionParamsAnswer, params *ResolveActionParams, body ResolveActionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetContractDrift List how providers' answers differ from their contracts
+	//
+	// Every way an answer of a provider differed from the shape its contract declares (a required field missing, a field of another type or format, a value outside the declared set, a field the contract does not name, another API version), by system, operation, kind and field: how often, first and last seen, and one example that shows no personal data. The workers report what they read every few seconds; the list is read from Temporal without a worker.
+	//
+	// Corresponds with GET /v1/contracts/drift (the `GetContractDrift` operationId).
+	GetContractDrift(ctx context.Context, params *GetContractDriftParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ClearContractDriftWithBody Forget the drift of a system once its contract is reviewed
+	//
+	// Forgets the drift of `system` (every system when it is absent), after the contract has been brought up to date or the provider has been asked about the change; what the workers read afterwards is reported again. Answers the drift that remains. Needs a worker (it is an update of the drift workflow).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/contracts/drift/clear (the `ClearContractDrift` operationId).
+	ClearContractDriftWithBody(ctx context.Context, params *ClearContractDriftParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ClearContractDrift Forget the drift of a system once its contract is reviewed
+	//
+	// Forgets the drift of `system` (every system when it is absent), after the contract has been brought up to date or the provider has been asked about the change; what the workers read afterwards is reported again. Answers the drift that remains. Needs a worker (it is an update of the drift workflow).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/contracts/drift/clear (the `ClearContractDrift` operationId).
+	ClearContractDrift(ctx context.Context, params *ClearContractDriftParams, body ClearContractDriftJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetCustomer Read a customer
 	//
@@ -1546,6 +1660,61 @@ func (c *Client) ResolveActionWithBody(ctx context.Context, kind string, id stri
 // Corresponds with POST /v1/actions/{kind}/{id}/{answer} (the `ResolveAction` operationId).
 func (c *Client) ResolveAction(ctx context.Context, kind string, id string, answer ResolveActionParamsAnswer, params *ResolveActionParams, body ResolveActionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewResolveActionRequest(c.Server, kind, id, answer, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetContractDrift List how providers' answers differ from their contracts
+//
+// Every way an answer of a provider differed from the shape its contract declares (a required field missing, a field of another type or format, a value outside the declared set, a field the contract does not name, another API version), by system, operation, kind and field: how often, first and last seen, and one example that shows no personal data. The workers report what they read every few seconds; the list is read from Temporal without a worker.
+//
+// Corresponds with GET /v1/contracts/drift (the `GetContractDrift` operationId).
+func (c *Client) GetContractDrift(ctx context.Context, params *GetContractDriftParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetContractDriftRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ClearContractDriftWithBody Forget the drift of a system once its contract is reviewed
+//
+// Forgets the drift of `system` (every system when it is absent), after the contract has been brought up to date or the provider has been asked about the change; what the workers read afterwards is reported again. Answers the drift that remains. Needs a worker (it is an update of the drift workflow).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/contracts/drift/clear (the `ClearContractDrift` operationId).
+func (c *Client) ClearContractDriftWithBody(ctx context.Context, params *ClearContractDriftParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewClearContractDriftRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ClearContractDrift Forget the drift of a system once its contract is reviewed
+//
+// Forgets the drift of `system` (every system when it is absent), after the contract has been brought up to date or the provider has been asked about the change; what the workers read afterwards is reported again. Answers the drift that remains. Needs a worker (it is an update of the drift workflow).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/contracts/drift/clear (the `ClearContractDrift` operationId).
+func (c *Client) ClearContractDrift(ctx context.Context, params *ClearContractDriftParams, body ClearContractDriftJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewClearContractDriftRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2105,6 +2274,103 @@ func NewResolveActionRequestWithBody(server string, kind string, id string, answ
 	}
 
 	operationPath := fmt.Sprintf("/v1/actions/%s/%s/%s", pathParam0, pathParam1, pathParam2)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.XCorrelationID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Correlation-ID", *params.XCorrelationID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Correlation-ID", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewGetContractDriftRequest constructs an http.Request for the GetContractDrift method
+func NewGetContractDriftRequest(server string, params *GetContractDriftParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/contracts/drift")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.XCorrelationID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Correlation-ID", *params.XCorrelationID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Correlation-ID", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewClearContractDriftRequest calls the generic ClearContractDrift builder with application/json body
+func NewClearContractDriftRequest(server string, params *ClearContractDriftParams, body ClearContractDriftJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewClearContractDriftRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewClearContractDriftRequestWithBody constructs an http.Request for the ClearContractDrift method, with any body, and a specified content type
+func NewClearContractDriftRequestWithBody(server string, params *ClearContractDriftParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/contracts/drift/clear")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -2723,6 +2989,33 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/actions/{kind}/{id}/{answer} (the `ResolveAction` operationId).
 	ResolveActionWithResponse(ctx context.Context, kind string, id string, answer ResolveActionParamsAnswer, params *ResolveActionParams, body ResolveActionJSONRequestBody, reqEditors ...RequestEditorFn) (*ResolveActionResponse, error)
 
+	// GetContractDriftWithResponse List how providers' answers differ from their contracts
+	//
+	// Every way an answer of a provider differed from the shape its contract declares (a required field missing, a field of another type or format, a value outside the declared set, a field the contract does not name, another API version), by system, operation, kind and field: how often, first and last seen, and one example that shows no personal data. The workers report what they read every few seconds; the list is read from Temporal without a worker.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/contracts/drift (the `GetContractDrift` operationId).
+	GetContractDriftWithResponse(ctx context.Context, params *GetContractDriftParams, reqEditors ...RequestEditorFn) (*GetContractDriftResponse, error)
+
+	// ClearContractDriftWithBodyWithResponse Forget the drift of a system once its contract is reviewed
+	//
+	// Forgets the drift of `system` (every system when it is absent), after the contract has been brought up to date or the provider has been asked about the change; what the workers read afterwards is reported again. Answers the drift that remains. Needs a worker (it is an update of the drift workflow).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/contracts/drift/clear (the `ClearContractDrift` operationId).
+	ClearContractDriftWithBodyWithResponse(ctx context.Context, params *ClearContractDriftParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ClearContractDriftResponse, error)
+
+	// ClearContractDriftWithResponse Forget the drift of a system once its contract is reviewed
+	//
+	// Forgets the drift of `system` (every system when it is absent), after the contract has been brought up to date or the provider has been asked about the change; what the workers read afterwards is reported again. Answers the drift that remains. Needs a worker (it is an update of the drift workflow).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/contracts/drift/clear (the `ClearContractDrift` operationId).
+	ClearContractDriftWithResponse(ctx context.Context, params *ClearContractDriftParams, body ClearContractDriftJSONRequestBody, reqEditors ...RequestEditorFn) (*ClearContractDriftResponse, error)
+
 	// GetCustomerWithResponse Read a customer
 	//
 	// The customer's fields (value, owner, version, who set it, and each system's value), the records that hold it and its latest conflicts. Asks the running workflow for at most 300 ms; without a worker it answers from the state the workflow kept in its memo at its last quiet moment. Served only when customers are configured (contracts with systems that keep customer records); otherwise the path is a 404 (`http`).
@@ -3284,6 +3577,218 @@ func (r ResolveActionResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ResolveActionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetContractDriftResponse200Headers the declared response headers of an HTTP 200 response for GetContractDrift
+type GetContractDriftResponse200Headers struct {
+	XCorrelationID string
+}
+
+// GetContractDriftResponse401Headers the declared response headers of an HTTP 401 response for GetContractDrift
+type GetContractDriftResponse401Headers struct {
+	WWWAuthenticate string
+	XCorrelationID  string
+}
+
+// GetContractDriftResponse500Headers the declared response headers of an HTTP 500 response for GetContractDrift
+type GetContractDriftResponse500Headers struct {
+	XCorrelationID string
+}
+
+// GetContractDriftResponse503Headers the declared response headers of an HTTP 503 response for GetContractDrift
+type GetContractDriftResponse503Headers struct {
+	RetryAfter     int
+	XCorrelationID string
+}
+
+type GetContractDriftResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ContractDrift
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetContractDriftResponse200Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetContractDriftResponse401Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetContractDriftResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetContractDriftResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetContractDriftResponse) GetJSON200() *ContractDrift {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetContractDriftResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetContractDriftResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetContractDriftResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetContractDriftResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetContractDriftResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetContractDriftResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetContractDriftResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ClearContractDriftResponse200Headers the declared response headers of an HTTP 200 response for ClearContractDrift
+type ClearContractDriftResponse200Headers struct {
+	XCorrelationID string
+}
+
+// ClearContractDriftResponse400Headers the declared response headers of an HTTP 400 response for ClearContractDrift
+type ClearContractDriftResponse400Headers struct {
+	XCorrelationID string
+}
+
+// ClearContractDriftResponse401Headers the declared response headers of an HTTP 401 response for ClearContractDrift
+type ClearContractDriftResponse401Headers struct {
+	WWWAuthenticate string
+	XCorrelationID  string
+}
+
+// ClearContractDriftResponse404Headers the declared response headers of an HTTP 404 response for ClearContractDrift
+type ClearContractDriftResponse404Headers struct {
+	XCorrelationID string
+}
+
+// ClearContractDriftResponse500Headers the declared response headers of an HTTP 500 response for ClearContractDrift
+type ClearContractDriftResponse500Headers struct {
+	XCorrelationID string
+}
+
+// ClearContractDriftResponse503Headers the declared response headers of an HTTP 503 response for ClearContractDrift
+type ClearContractDriftResponse503Headers struct {
+	RetryAfter     int
+	XCorrelationID string
+}
+
+type ClearContractDriftResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ContractDrift
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *Problem
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Problem
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ClearContractDriftResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ClearContractDriftResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ClearContractDriftResponse401Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *ClearContractDriftResponse404Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ClearContractDriftResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ClearContractDriftResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ClearContractDriftResponse) GetJSON200() *ContractDrift {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ClearContractDriftResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ClearContractDriftResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ClearContractDriftResponse) GetApplicationproblemJSON404() *Problem {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ClearContractDriftResponse) GetApplicationproblemJSON500() *Problem {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ClearContractDriftResponse) GetApplicationproblemJSON503() *Problem {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ClearContractDriftResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ClearContractDriftResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ClearContractDriftResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ClearContractDriftResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -4507,6 +5012,51 @@ func (c *ClientWithResponses) ResolveActionWithResponse(ctx context.Context, kin
 	return ParseResolveActionResponse(rsp)
 }
 
+// GetContractDriftWithResponse List how providers' answers differ from their contracts
+//
+// Every way an answer of a provider differed from the shape its contract declares (a required field missing, a field of another type or format, a value outside the declared set, a field the contract does not name, another API version), by system, operation, kind and field: how often, first and last seen, and one example that shows no personal data. The workers report what they read every few seconds; the list is read from Temporal without a worker.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/contracts/drift (the `GetContractDrift` operationId).
+func (c *ClientWithResponses) GetContractDriftWithResponse(ctx context.Context, params *GetContractDriftParams, reqEditors ...RequestEditorFn) (*GetContractDriftResponse, error) {
+	rsp, err := c.GetContractDrift(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetContractDriftResponse(rsp)
+}
+
+// ClearContractDriftWithBodyWithResponse Forget the drift of a system once its contract is reviewed
+//
+// Forgets the drift of `system` (every system when it is absent), after the contract has been brought up to date or the provider has been asked about the change; what the workers read afterwards is reported again. Answers the drift that remains. Needs a worker (it is an update of the drift workflow).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/contracts/drift/clear (the `ClearContractDrift` operationId).
+func (c *ClientWithResponses) ClearContractDriftWithBodyWithResponse(ctx context.Context, params *ClearContractDriftParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ClearContractDriftResponse, error) {
+	rsp, err := c.ClearContractDriftWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseClearContractDriftResponse(rsp)
+}
+
+// ClearContractDriftWithResponse Forget the drift of a system once its contract is reviewed
+//
+// Forgets the drift of `system` (every system when it is absent), after the contract has been brought up to date or the provider has been asked about the change; what the workers read afterwards is reported again. Answers the drift that remains. Needs a worker (it is an update of the drift workflow).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/contracts/drift/clear (the `ClearContractDrift` operationId).
+func (c *ClientWithResponses) ClearContractDriftWithResponse(ctx context.Context, params *ClearContractDriftParams, body ClearContractDriftJSONRequestBody, reqEditors ...RequestEditorFn) (*ClearContractDriftResponse, error) {
+	rsp, err := c.ClearContractDrift(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseClearContractDriftResponse(rsp)
+}
+
 // GetCustomerWithResponse Read a customer
 //
 // The customer's fields (value, owner, version, who set it, and each system's value), the records that hold it and its latest conflicts. Asks the running workflow for at most 300 ms; without a worker it answers from the state the workflow kept in its memo at its last quiet moment. Served only when customers are configured (contracts with systems that keep customer records); otherwise the path is a 404 (`http`).
@@ -5167,6 +5717,248 @@ func ParseResolveActionResponse(rsp *http.Response) (*ResolveActionResponse, err
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers ResolveActionResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetContractDriftResponse parses an HTTP response from a GetContractDriftWithResponse call
+func ParseGetContractDriftResponse(rsp *http.Response) (*GetContractDriftResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetContractDriftResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ContractDrift
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetContractDriftResponse200Headers
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetContractDriftResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetContractDriftResponse500Headers
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetContractDriftResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseClearContractDriftResponse parses an HTTP response from a ClearContractDriftWithResponse call
+func ParseClearContractDriftResponse(rsp *http.Response) (*ClearContractDriftResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ClearContractDriftResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ContractDrift
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ClearContractDriftResponse200Headers
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers ClearContractDriftResponse400Headers
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers ClearContractDriftResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 404:
+		var headers ClearContractDriftResponse404Headers
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 500:
+		var headers ClearContractDriftResponse500Headers
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers ClearContractDriftResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {

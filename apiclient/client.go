@@ -172,6 +172,26 @@ func (c *Handoff) ControlProvider(ctx context.Context, system string, op Control
 	return result(resp.HTTPResponse, resp.Body, resp.JSON200)
 }
 
+// ContractDrift lists how providers' answers differed from their
+// contracts (operators).
+func (c *Handoff) ContractDrift(ctx context.Context) (ContractDrift, error) {
+	resp, err := c.GetContractDriftWithResponse(ctx, nil)
+	if err != nil {
+		return ContractDrift{}, err
+	}
+	return result(resp.HTTPResponse, resp.Body, resp.JSON200)
+}
+
+// ClearContractDrift forgets the drift of one system, or of every system
+// when system is empty, and answers what remains (operators).
+func (c *Handoff) ClearContractDrift(ctx context.Context, system, reason string) (ContractDrift, error) {
+	resp, err := c.ClearContractDriftWithResponse(ctx, nil, ClearDriftRequest{System: optional(system), Reason: optional(reason)})
+	if err != nil {
+		return ContractDrift{}, err
+	}
+	return result(resp.HTTPResponse, resp.Body, resp.JSON200)
+}
+
 // StartReconciliation starts a reconciliation now (operators).
 func (c *Handoff) StartReconciliation(ctx context.Context) (ReconciliationAnswer, error) {
 	resp, err := c.StartReconciliationWithResponse(ctx, nil)

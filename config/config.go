@@ -65,6 +65,9 @@ type Config struct {
 	// CallMetrics counts every provider call (see
 	// providers.HTTPOptions.Metrics); nil counts nothing.
 	CallMetrics *providers.Metrics `ignored:"true"`
+	// CallDrift gathers the provider answers that differ from their
+	// contracts (see providers.HTTPOptions.Drift); the workers report it.
+	CallDrift *providers.DriftLog `ignored:"true"`
 	// ContractOverrides are the contracts read from ContractsDir.
 	ContractOverrides []contracts.Contract `ignored:"true"`
 
@@ -173,6 +176,8 @@ type Provider struct {
 	Logger *slog.Logger `ignored:"true"`
 	// Metrics counts the provider's calls; set from Config.CallMetrics.
 	Metrics *providers.Metrics `ignored:"true"`
+	// Drift gathers contract drift; set from Config.CallDrift.
+	Drift *providers.DriftLog `ignored:"true"`
 	// Contract is the provider's contract, which the limits above default
 	// to; nil when it has none.
 	Contract *contracts.Contract `ignored:"true"`

@@ -238,6 +238,9 @@ func (c Contract) check() []error {
 	if len(c.Operations) == 0 {
 		add("no operations")
 	}
+	for _, p := range c.checkShapes() {
+		add("%s", p)
+	}
 	for _, op := range c.Operations {
 		if time.Duration(op.Timeout) > system.MaxCallTimeout {
 			add("operation %s: timeout is at most %s", op.Name, system.MaxCallTimeout)

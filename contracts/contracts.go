@@ -52,6 +52,9 @@ type Contract struct {
 	// Invalid says what happens when data is missing or invalid.
 	Invalid    string      `yaml:"invalid_data"`
 	Operations []Operation `yaml:"operations"`
+	// Shapes are the records the provider answers with, by name; an
+	// operation's Returns names one (see Drift).
+	Shapes map[string]Shape `yaml:"shapes"`
 	// Source names the file the contract was read from.
 	Source string `yaml:"-"`
 }
@@ -136,6 +139,9 @@ type Operation struct {
 	Responses []Response `yaml:"responses"`
 	// Ambiguity says what an unanswered call means and what handoff does.
 	Ambiguity string `yaml:"ambiguity"`
+	// Returns names the shape of a 2xx answer; every answer is read
+	// against it, and its drift counted.
+	Returns string `yaml:"returns"`
 }
 
 // Response is one expected answer: a status (and, for errors, the

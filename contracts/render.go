@@ -116,6 +116,9 @@ func renderOne(b *strings.Builder, c Contract) {
 			}
 			fmt.Fprintf(b, "- formats: %s\n", strings.Join(fs, ", "))
 		}
+		if op.Returns != "" {
+			fmt.Fprintf(b, "- answers with: %s (every answer is read against it)\n", op.Returns)
+		}
 		if op.Ambiguity != "" {
 			fmt.Fprintf(b, "- when no answer comes: %s\n", oneLine(op.Ambiguity))
 		}
@@ -126,6 +129,38 @@ func renderOne(b *strings.Builder, c Contract) {
 				class = fmt.Sprintf("%s (`%s`)", r.Category, r.Type)
 			}
 			fmt.Fprintf(b, "| %d | %s | %s | %s |\n", r.Status, cell(strings.Trim(r.ErrorType+" / "+r.Code, " /")), class, cell(r.Note))
+		}
+	}
+	renderShapes(b, c)
+}
+
+// renderShapes lists the records the provider answers with.
+func renderShapes(b *strings.Builder, c Contract) {
+	if len(c.Shapes) == 0 {
+		return
+	}
+	b.WriteString("\n**What it answers with** (an answer that differs is counted as drift)\n")
+	for _, name := range slices.Sorted(maps.Keys(c.Shapes)) {
+		fmt.Fprintf(b, "\n%s\n\n| field | type | required | values or format |\n| --- | --- | --- | --- |\n", name)
+		shape := c.Shapes[name]
+		for _, fname := range slices.Sorted(maps.Keys(shape)) {
+			f := shape[fname]
+			typ := f.Type
+			switch {
+			case f.Items != "":
+				typ += " of " + f.Items
+			case f.Shape != "":
+				typ += " " + f.Shape
+			}
+			required := "no"
+			if f.Required {
+				required = "yes"
+			}
+			rule := f.Format
+			if len(f.Values) > 0 {
+				rule = code(f.Values)
+			}
+			fmt.Fprintf(b, "| `%s` | %s | %s | %s |\n", fname, typ, required, cell(rule))
 		}
 	}
 }

@@ -2,6 +2,7 @@ package providers
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -49,6 +50,8 @@ type HTTPClient struct {
 	log *slog.Logger
 	// metrics counts every call; nil counts nothing.
 	metrics *Metrics
+	// drift gathers what differed from the contract.
+	drift *DriftLog
 }
 
 // HTTPOptions configures an HTTPClient.
@@ -74,6 +77,9 @@ type HTTPOptions struct {
 	// Metrics counts every call and the credentials' state; nil counts
 	// nothing.
 	Metrics *Metrics
+	// Drift gathers the answers that differ from the contract; every
+	// client of a process shares one. Nil keeps a log of the client's own.
+	Drift *DriftLog
 }
 
 // NewHTTPClient returns a client for the system at baseURL.
@@ -104,6 +110,7 @@ func NewHTTPClient(system, baseURL string, opts HTTPOptions) *HTTPClient {
 		log:      opts.Logger,
 		metrics:  opts.Metrics,
 		contract: opts.Contract,
+		drift:    cmp.Or(opts.Drift, NewDriftLog()),
 	}
 }
 
@@ -227,6 +234,7 @@ func (c *HTTPClient) do(ctx context.Context, r Request, out any, tr *callTrace) 
 	if len(body) > MaxResponseBytes {
 		return c.fail(r, action.CategoryAmbiguous, action.TypeAmbiguous, resp.StatusCode, fmt.Errorf("answer larger than %d bytes", MaxResponseBytes))
 	}
+	c.readDrift(r, resp.Header, body)
 	// The remote record's reference, for the call's log line.
 	var ref struct {
 		ID string `json:"id"`
@@ -238,6 +246,11 @@ func (c *HTTPClient) do(ctx context.Context, r Request, out any, tr *callTrace) 
 		return nil
 	}
 	if err := json.Unmarshal(body, out); err != nil {
+		// A field the contract does not require, of another type than it
+		// declares, is drift (counted above), not a failed call.
+		if tolerant, ok := c.contract.WithoutOptionalDrift(r.Operation, body); ok && json.Unmarshal(tolerant, out) == nil {
+			return nil
+		}
 		return c.fail(r, action.CategoryAmbiguous, action.TypeAmbiguous, resp.StatusCode, fmt.Errorf("decode answer: %w", err))
 	}
 	return nil
@@ -344,6 +357,10 @@ func (c *HTTPClient) newRequest(ctx context.Context, r Request) (*http.Request, 
 		for _, v := range vs {
 			req.Header.Add(k, v)
 		}
+	}
+	// The API version the contract pins, on every request.
+	if c.contract != nil && c.contract.API.VersionHeader != "" && req.Header.Get(c.contract.API.VersionHeader) == "" {
+		req.Header.Set(c.contract.API.VersionHeader, c.contract.API.Version)
 	}
 	req.Header.Set("Accept", "application/json")
 	if contentType != "" {

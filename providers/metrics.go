@@ -21,6 +21,7 @@ type Metrics struct {
 	retries     *prometheus.CounterVec
 	permanent   *prometheus.CounterVec
 	refreshFail *prometheus.CounterVec
+	drift       *prometheus.CounterVec
 	expiresIn   *prometheus.Desc
 
 	mu     sync.Mutex
@@ -51,12 +52,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		refreshFail: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "handoff_credential_refresh_failures_total", Help: "Access token fetches that failed, by system and error category (permanent: the client was refused).",
 		}, []string{"system", "category"}),
+		drift: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "handoff_contract_drift_total",
+			Help: "Provider answers that differ from their contract, by system, operation and kind (missing_field, wrong_type, wrong_format, unknown_value, unknown_field, api_version); an answer counts once per field that differs.",
+		}, []string{"system", "operation", "kind"}),
 		expiresIn: prometheus.NewDesc("handoff_credential_expires_in_seconds",
 			"Seconds until the current access token of a system expires (negative once expired; absent before the first token).",
 			[]string{"system"}, nil),
 		tokens: map[string]func() time.Time{},
 	}
-	reg.MustRegister(m.requests, m.duration, m.rateLimited, m.retries, m.permanent, m.refreshFail, m)
+	reg.MustRegister(m.requests, m.duration, m.rateLimited, m.retries, m.permanent, m.refreshFail, m.drift, m)
 	return m
 }
 
@@ -71,6 +76,14 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(m.expiresIn, prometheus.GaugeValue, time.Until(at).Seconds(), system)
 		}
 	}
+}
+
+// drifted counts one way an answer differed from its contract.
+func (m *Metrics) drifted(system, operation, kind string) {
+	if m == nil {
+		return
+	}
+	m.drift.WithLabelValues(system, operation, kind).Inc()
 }
 
 // trackToken reports the expiry of system's current token.

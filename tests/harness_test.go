@@ -34,11 +34,13 @@ import (
 	"github.com/handoff-hq/handoff/config"
 	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/openapi"
+	"github.com/handoff-hq/handoff/providers"
 	"github.com/handoff-hq/handoff/providers/sandbox"
 	"github.com/handoff-hq/handoff/providers/stripe/stripetest"
 	"github.com/handoff-hq/handoff/system"
 	"github.com/handoff-hq/handoff/worker"
 	"github.com/handoff-hq/handoff/workflows"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 const testToken = "test-token-0123456789abcdef"
@@ -63,6 +65,10 @@ var env struct {
 	sandbox  *sandbox.Server
 	provider *httptest.Server
 	api      *httptest.Server
+	// calls counts the provider calls of the shared workers; drifts
+	// keeps what they log of contract drift.
+	calls  *prometheus.Registry
+	drifts *driftLines
 }
 
 func TestMain(m *testing.M) {
@@ -185,6 +191,8 @@ func start() error {
 	env.provider = httptest.NewServer(faulty(env.sandbox))
 
 	cfg := testConfig()
+	env.calls, env.drifts = prometheus.NewRegistry(), &driftLines{}
+	cfg.CallMetrics, cfg.CallDrift, cfg.CallLog = providers.NewMetrics(env.calls), providers.NewDriftLog(), slog.New(env.drifts)
 	acts, err := worker.NewActivities(cfg)
 	if err != nil {
 		return err
@@ -193,7 +201,7 @@ func start() error {
 	if err != nil {
 		return err
 	}
-	ws.ControlInterval = 300 * time.Millisecond
+	ws.ControlInterval, ws.DriftInterval = 300*time.Millisecond, 200*time.Millisecond
 	if err := ws.Start(context.Background()); err != nil {
 		return err
 	}

@@ -116,6 +116,9 @@ func Clients(cfg config.Config) (map[string]any, error) {
 		if p.Metrics == nil {
 			p.Metrics = cfg.CallMetrics
 		}
+		if p.Drift == nil {
+			p.Drift = cfg.CallDrift
+		}
 		build, ok := adapter(p.Provider)
 		if !ok {
 			return nil, fmt.Errorf("provider of %s: %s_PROVIDER=%s is not available", s.Name, s.EnvPrefix(), p.Provider)
@@ -166,7 +169,7 @@ func NewActivities(cfg config.Config) (*activities.Activities, error) {
 // and classifies the answers it declares. Adapters of providers that speak
 // HTTP build their client with them.
 func HTTPOptions(system string, p config.Provider) providers.HTTPOptions {
-	opts := providers.HTTPOptions{ConnectTimeout: p.ConnectTimeout, Timeout: p.Timeout, OperationTimeouts: p.OperationTimeouts, Contract: p.Contract, Logger: p.Logger, Metrics: p.Metrics}
+	opts := providers.HTTPOptions{ConnectTimeout: p.ConnectTimeout, Timeout: p.Timeout, OperationTimeouts: p.OperationTimeouts, Contract: p.Contract, Logger: p.Logger, Metrics: p.Metrics, Drift: p.Drift}
 	// Settings changed after they were loaded may name another provider.
 	if c := opts.Contract; c == nil || c.System != system || c.Provider != p.Provider {
 		opts.Contract = nil

@@ -19,6 +19,7 @@ func registerWorkflows(r sdkworker.WorkflowRegistry, v *Versioning) {
 	r.RegisterWorkflow(workflows.ProviderControlWorkflow)
 	r.RegisterWorkflow(workflows.ReconcileWorkflow)
 	r.RegisterWorkflow(workflows.CustomerWorkflow)
+	r.RegisterWorkflow(workflows.ContractDriftWorkflow)
 }
 
 // ReplayFiles replays recorded workflow histories (JSON, as written by

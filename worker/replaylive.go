@@ -59,7 +59,7 @@ type ReplayFailure struct {
 }
 
 // replayedTypes are the workflow types handoff runs.
-var replayedTypes = []string{"OrderWorkflow", "CustomerWorkflow", "ProviderControlWorkflow", "ReconcileWorkflow"}
+var replayedTypes = []string{"OrderWorkflow", "CustomerWorkflow", "ProviderControlWorkflow", "ReconcileWorkflow", "ContractDriftWorkflow"}
 
 // ReplayFromTemporal fetches a bounded sample of the histories Temporal
 // holds of every handoff workflow type, the running ones and the most

@@ -28,6 +28,7 @@ import (
 	"github.com/handoff-hq/handoff/activities"
 	"github.com/handoff-hq/handoff/codec"
 	"github.com/handoff-hq/handoff/config"
+	"github.com/handoff-hq/handoff/providers"
 	"github.com/handoff-hq/handoff/system"
 	"github.com/handoff-hq/handoff/workflows"
 )
@@ -202,6 +203,12 @@ type Workers struct {
 	log             *slog.Logger
 	// outcomes, when set, counts what the workflows reach.
 	outcomes *Outcomes
+	// drift, when set, is sent to the contract drift workflow every
+	// DriftInterval (default 5 s).
+	drift         *providers.DriftLog
+	DriftInterval time.Duration
+	driftStop     chan struct{}
+	driftDone     chan struct{}
 	// versioning is nil for unversioned workers.
 	versioning *Versioning
 	promoted   bool
@@ -246,7 +253,8 @@ func New(c client.Client, acts *activities.Activities, cfg config.Config, extra 
 	if err != nil {
 		return nil, err
 	}
-	ws := &Workers{client: c, pauses: pauses, ControlInterval: 500 * time.Millisecond, log: slog.New(slog.DiscardHandler), versioning: versioning}
+	ws := &Workers{client: c, pauses: pauses, ControlInterval: 500 * time.Millisecond, log: slog.New(slog.DiscardHandler), versioning: versioning,
+		drift: cfg.CallDrift, DriftInterval: 5 * time.Second}
 	ws.workflows = func() sdkworker.Worker {
 		wf := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{
 			MaxConcurrentWorkflowTaskPollers: cfg.Worker.WorkflowPollers,
@@ -370,6 +378,10 @@ func (ws *Workers) Start(ctx context.Context) error {
 	}
 	ws.stop, ws.done = make(chan struct{}), make(chan struct{})
 	go ws.follow()
+	if ws.drift != nil {
+		ws.driftStop, ws.driftDone = make(chan struct{}), make(chan struct{})
+		go ws.reportDrift(ws.driftStop, ws.driftDone)
+	}
 	return nil
 }
 
@@ -425,6 +437,7 @@ func (ws *Workers) follow() {
 
 // Stop stops every worker, letting running activities finish.
 func (ws *Workers) Stop() {
+	defer ws.stopDrift()
 	if ws.stop != nil {
 		close(ws.stop)
 		<-ws.done
@@ -436,6 +449,16 @@ func (ws *Workers) Stop() {
 	if ws.running != nil {
 		ws.running.Stop()
 		ws.running = nil
+	}
+}
+
+// stopDrift sends the drift read last, once the provider calls in flight
+// have finished.
+func (ws *Workers) stopDrift() {
+	if ws.driftStop != nil {
+		close(ws.driftStop)
+		<-ws.driftDone
+		ws.driftStop = nil
 	}
 }
 

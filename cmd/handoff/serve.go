@@ -157,6 +157,7 @@ func dialWithMetrics(ctx context.Context, cfg config.Config, reg *prometheus.Reg
 func runWorkers(ctx context.Context, cfg config.Config, c client.Client, reg prometheus.Registerer, log *slog.Logger, polling *atomic.Bool) error {
 	cfg.CallLog = log.With("component", "provider")
 	cfg.CallMetrics = providers.NewMetrics(reg)
+	cfg.CallDrift = providers.NewDriftLog()
 	acts, err := worker.NewActivities(cfg)
 	if err != nil {
 		return err

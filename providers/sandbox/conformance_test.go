@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/handoff-hq/handoff/contracts"
 	"github.com/handoff-hq/handoff/contracts/conformance"
 	"github.com/handoff-hq/handoff/providers"
@@ -26,13 +28,21 @@ func TestTheSandboxAdapterKeepsItsContracts(t *testing.T) {
 	t.Cleanup(srv.Close)
 	var n atomic.Int64
 	unique := func() string { return fmt.Sprintf("%d-%d", time.Now().UnixNano(), n.Add(1)) }
+	// Every answer the sandbox gives is as its contract declares it.
+	reg := prometheus.NewRegistry()
+	metrics := providers.NewMetrics(reg)
+	defer func() {
+		if drifts := driftCounts(t, reg); len(drifts) > 0 {
+			t.Errorf("answers of the sandbox drifted from its contracts: %v", drifts)
+		}
+	}()
 
 	client := func(t *testing.T, system string) (*Client, contracts.Contract) {
 		c, ok := contracts.For(system, "sandbox")
 		if !ok {
 			t.Fatalf("no sandbox contract for %s", system)
 		}
-		cl := NewClient(system, srv.URL+"/"+system, providers.HTTPOptions{Timeout: 10 * time.Second, Contract: &c})
+		cl := NewClient(system, srv.URL+"/"+system, providers.HTTPOptions{Timeout: 10 * time.Second, Contract: &c, Metrics: metrics})
 		cl.HTTP().SetAuth(providers.NewClientCredentials(system, srv.URL+"/oauth/token", "conformance", "conformance-secret-0123456789", cl.HTTP().Transport(), 0))
 		return cl, c
 	}
@@ -339,4 +349,28 @@ func decode(fields map[string]any, out any) error {
 		return err
 	}
 	return json.Unmarshal(b, out)
+}
+
+// driftCounts reads handoff_contract_drift_total: its count by
+// "system operation kind".
+func driftCounts(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "handoff_contract_drift_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			out[labels["system"]+" "+labels["operation"]+" "+labels["kind"]] += m.GetCounter().GetValue()
+		}
+	}
+	return out
 }

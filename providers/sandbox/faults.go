@@ -2,12 +2,14 @@ package sandbox
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,7 +35,23 @@ const (
 	FaultExpiredToken = "expired_token"
 )
 
-var faultModes = []string{FaultStatus, FaultRateLimit, FaultTimeoutBeforeCommit, FaultTimeoutAfterCommit, FaultLatency, FaultExpiredToken,
+// FaultShape serves the call, then changes its answer's shape the way a
+// provider drifting from its contract would, as Shape says: on Field of
+// the record (of every record of a list),
+//   - missing_field removes it;
+//   - wrong_type gives it a value of another JSON type;
+//   - wrong_format gives it a value of the right type that breaks its
+//     format;
+//   - unknown_value sets it to Value (default "unexpected");
+//   - unknown_field adds it, with Value;
+//
+// and api_version answers with Value (default "2") as the API version.
+const FaultShape = "shape"
+
+// The shape changes of FaultShape.
+var shapeChanges = []string{"missing_field", "wrong_type", "wrong_format", "unknown_value", "unknown_field", "api_version"}
+
+var faultModes = []string{FaultStatus, FaultRateLimit, FaultTimeoutBeforeCommit, FaultTimeoutAfterCommit, FaultLatency, FaultExpiredToken, FaultShape,
 	FaultDuplicateWebhooks, FaultReorderWebhooks, FaultDelayWebhooks}
 
 // isWebhook reports whether the fault changes webhook delivery rather than
@@ -58,6 +76,10 @@ type Fault struct {
 	LatencyMS  int     `json:"latency_ms,omitempty"`
 	Rate       float64 `json:"rate,omitempty"`
 	Seed       uint64  `json:"seed,omitempty"`
+	// Shape, Field and Value describe a FaultShape.
+	Shape string `json:"shape,omitempty"`
+	Field string `json:"field,omitempty"`
+	Value string `json:"value,omitempty"`
 
 	// Hits counts the calls the fault was applied to.
 	Hits int `json:"hits"`
@@ -79,6 +101,14 @@ func (f *Fault) validate() error {
 	}
 	if f.Count < 0 || f.Rate < 0 || f.Rate > 1 || f.LatencyMS < 0 || f.RetryAfter < 0 {
 		problems = append(problems, "count, latency_ms and retry_after must not be negative, rate must be within [0, 1]")
+	}
+	if f.Mode == FaultShape {
+		switch {
+		case !slices.Contains(shapeChanges, f.Shape):
+			problems = append(problems, fmt.Sprintf("shape %q: want one of %s", f.Shape, strings.Join(shapeChanges, ", ")))
+		case f.Shape != "api_version" && f.Field == "":
+			problems = append(problems, "field is required for a shape change other than api_version")
+		}
 	}
 	if f.Mode == FaultStatus && f.Status != 0 && (f.Status < 400 || f.Status > 599) {
 		problems = append(problems, "status must be a 4xx or 5xx code")
@@ -207,11 +237,65 @@ func (s *Server) inject(f *Fault, w http.ResponseWriter, r *http.Request, serve 
 		serve(httptest.NewRecorder(), r)
 		sleep(r, latency)
 		dropConnection(w)
+	case FaultShape:
+		reshape(f, w, r, serve)
 	case FaultExpiredToken:
 		s.auth.revokeToken(bearer(r))
 		(&apiError{status: http.StatusUnauthorized, typ: "authentication_error", code: "token_expired", message: "the access token expired"}).write(w)
 	}
 	return true
+}
+
+// reshape serves the call and changes its answer as a FaultShape says.
+func reshape(f *Fault, w http.ResponseWriter, r *http.Request, serve http.HandlerFunc) {
+	rec := httptest.NewRecorder()
+	serve(rec, r)
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	body := rec.Body.Bytes()
+	var answer map[string]any
+	if f.Shape == "api_version" {
+		w.Header().Set(HeaderVersion, cmp.Or(f.Value, "2"))
+	} else if rec.Code < 300 && json.Unmarshal(body, &answer) == nil {
+		records := []any{answer}
+		if list, ok := answer["data"].([]any); ok && answer["object"] == "list" {
+			records = list
+		}
+		for _, rec := range records {
+			if m, ok := rec.(map[string]any); ok {
+				reshapeRecord(f, m)
+			}
+		}
+		body, _ = json.Marshal(answer)
+		w.Header().Del("Content-Length")
+	}
+	w.WriteHeader(rec.Code)
+	_, _ = w.Write(body)
+}
+
+func reshapeRecord(f *Fault, m map[string]any) {
+	v, present := m[f.Field]
+	switch f.Shape {
+	case "missing_field":
+		delete(m, f.Field)
+	case "wrong_type":
+		if _, isString := v.(string); isString {
+			m[f.Field] = 12345
+		} else {
+			m[f.Field] = "12345"
+		}
+	case "wrong_format":
+		if _, isNumber := v.(float64); isNumber {
+			m[f.Field] = -1
+		} else if present {
+			m[f.Field] = "not valid!"
+		}
+	case "unknown_value":
+		m[f.Field] = cmp.Or(f.Value, "unexpected")
+	case "unknown_field":
+		m[f.Field] = cmp.Or(f.Value, "added")
+	}
 }
 
 // sleep waits d, or less when the caller goes away. It reads the request

@@ -1,14 +1,21 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/handoff-hq/handoff/action"
+	"github.com/handoff-hq/handoff/contracts"
 	"github.com/handoff-hq/handoff/providers"
 )
 
@@ -215,5 +222,54 @@ func TestRevokedClientEndsInUnauthorizedWithoutLooping(t *testing.T) {
 	}
 	if got := s.TokensIssued(); got != 1 {
 		t.Errorf("tokens issued = %d, want 1", got)
+	}
+}
+
+// Each shape change is read as the drift it is, counted once per answer,
+// logged once with an example, and never fails the call.
+func TestShapeFaultsAreCountedAsDrift(t *testing.T) {
+	srv := httptest.NewServer(NewServer(Options{SettleDelay: time.Hour}))
+	defer srv.Close()
+	c, _ := contracts.For("payments", "sandbox")
+	reg := prometheus.NewRegistry()
+	var logs bytes.Buffer
+	cl := NewClient("payments", srv.URL+"/payments", providers.HTTPOptions{Contract: &c, Metrics: providers.NewMetrics(reg),
+		Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	for i, tc := range []struct{ shape, field, kind string }{
+		{"missing_field", "external_ref", contracts.DriftMissingField},
+		{"wrong_type", "created", contracts.DriftWrongType},
+		{"wrong_format", "currency", contracts.DriftWrongFormat},
+		{"unknown_value", "status", contracts.DriftUnknownValue},
+		{"unknown_field", "risk_score", contracts.DriftUnknownField},
+		{"api_version", "", contracts.DriftAPIVersion},
+	} {
+		addFault(t, srv.URL, fmt.Sprintf(`{"system":"payments","operation":"create_charge","mode":"shape","shape":%q,"field":%q,"count":2}`, tc.shape, tc.field))
+		for n := range 2 {
+			key := fmt.Sprintf("order/shape-%d-%d/charge", i, n)
+			if _, err := cl.CreateCharge(context.Background(), providers.Call{IdempotencyKey: key},
+				providers.ChargeRequest{Amount: 100, Currency: "eur", Email: "ada@example.com"}); err != nil {
+				t.Errorf("%s: the call failed: %v", tc.shape, err)
+			}
+		}
+		if got := driftCounts(t, reg)["payments create_charge "+tc.kind]; got != 2 {
+			t.Errorf("%s: handoff_contract_drift_total{kind=%q} = %v, want 2", tc.shape, tc.kind, got)
+		}
+		if got := strings.Count(logs.String(), `"kind":"`+tc.kind+`"`); got != 1 {
+			t.Errorf("%s: logged %d times, want once:\n%s", tc.shape, got, logs.String())
+		}
+	}
+	// A required field of another type is what the call needs: it fails,
+	// as an answer it cannot read.
+	addFault(t, srv.URL, `{"system":"payments","operation":"create_charge","mode":"shape","shape":"wrong_type","field":"amount","count":1}`)
+	_, err := cl.CreateCharge(context.Background(), providers.Call{IdempotencyKey: "order/shape-amount/charge"}, providers.ChargeRequest{Amount: 100, Currency: "eur"})
+	var pe *providers.Error
+	if !errors.As(err, &pe) || pe.Category != action.CategoryAmbiguous {
+		t.Errorf("a charge answered with amount of another type: %v, want an ambiguous failure", err)
+	}
+	if strings.Contains(logs.String(), "ada@example.com") {
+		t.Errorf("a drift log shows personal data:\n%s", logs.String())
+	}
+	if total := len(driftCounts(t, reg)); total != 6 {
+		t.Errorf("drift counted under %d kinds, want 6: %v", total, driftCounts(t, reg))
 	}
 }

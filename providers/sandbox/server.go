@@ -184,6 +184,9 @@ func (s *Server) handle(pattern, system, operation string, h http.HandlerFunc) {
 			call.Fault = f.Mode
 		}
 		s.calls.add(call)
+		// Every answer names the API version it speaks, as a provider's
+		// does (its contracts' version_header).
+		w.Header().Set(HeaderVersion, APIVersion)
 		if f != nil && f.Mode == FaultExpiredToken {
 			s.inject(f, w, r, h)
 			return
@@ -198,6 +201,13 @@ func (s *Server) handle(pattern, system, operation string, h http.HandlerFunc) {
 		h(w, r)
 	})
 }
+
+// HeaderVersion carries the sandbox API's version on every answer;
+// APIVersion is the version it speaks, the one its contracts pin.
+const (
+	HeaderVersion = "Sandbox-Version"
+	APIVersion    = "1"
+)
 
 // TokensIssued counts the access tokens the sandbox has issued.
 func (s *Server) TokensIssued() int { return s.auth.tokensIssued() }
