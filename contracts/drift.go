@@ -13,7 +13,13 @@ import (
 // contract knows it: handoff reads every answer of an operation that
 // declares what it returns against its shape, and reports where the
 // provider drifted from it (see Drift).
-type Shape map[string]Field
+type Shape struct {
+	// Open shapes may carry fields the contract does not name, as the
+	// objects of APIs that add fields in every version do; a closed
+	// shape's unknown field is drift.
+	Open   bool             `yaml:"open"`
+	Fields map[string]Field `yaml:"fields"`
+}
 
 // Field is one field of a shape.
 type Field struct {
@@ -93,7 +99,7 @@ func (c *Contract) read(shape, path string, value any) []Drift {
 	if !ok {
 		return []Drift{{Kind: DriftWrongType, Field: orRoot(path), Example: describe(value)}}
 	}
-	fields := c.Shapes[shape]
+	fields := c.Shapes[shape].Fields
 	var out []Drift
 	for _, name := range slices.Sorted(maps.Keys(fields)) {
 		f := fields[name]
@@ -130,7 +136,7 @@ func (c *Contract) read(shape, path string, value any) []Drift {
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(obj)) {
-		if _, declared := fields[name]; !declared {
+		if _, declared := fields[name]; !declared && !c.Shapes[shape].Open {
 			out = append(out, Drift{Kind: DriftUnknownField, Field: join(path, name), Example: describe(obj[name])})
 		}
 	}
@@ -211,16 +217,16 @@ func orRoot(path string) string {
 func (c Contract) checkShapes() []string {
 	var problems []string
 	for _, name := range slices.Sorted(maps.Keys(c.Shapes)) {
-		for _, fname := range slices.Sorted(maps.Keys(c.Shapes[name])) {
-			f := c.Shapes[name][fname]
+		for _, fname := range slices.Sorted(maps.Keys(c.Shapes[name].Fields)) {
+			f := c.Shapes[name].Fields[fname]
 			at := "shape " + name + " field " + fname
 			if !slices.Contains(fieldTypes, f.Type) {
 				problems = append(problems, fmt.Sprintf("%s: type %q is not one of %s", at, f.Type, strings.Join(fieldTypes, ", ")))
 			}
-			if f.Items != "" && (f.Type != "array" || c.Shapes[f.Items] == nil) {
+			if _, ok := c.Shapes[f.Items]; f.Items != "" && (f.Type != "array" || !ok) {
 				problems = append(problems, fmt.Sprintf("%s: items %q must name a shape of this contract, on an array", at, f.Items))
 			}
-			if f.Shape != "" && (f.Type != "object" || c.Shapes[f.Shape] == nil) {
+			if _, ok := c.Shapes[f.Shape]; f.Shape != "" && (f.Type != "object" || !ok) {
 				problems = append(problems, fmt.Sprintf("%s: shape %q must name a shape of this contract, on an object", at, f.Shape))
 			}
 			if f.Format != "" {
@@ -233,7 +239,7 @@ func (c Contract) checkShapes() []string {
 		}
 	}
 	for _, op := range c.Operations {
-		if op.Returns != "" && c.Shapes[op.Returns] == nil {
+		if _, ok := c.Shapes[op.Returns]; op.Returns != "" && !ok {
 			problems = append(problems, fmt.Sprintf("operation %s returns %q, which is not a shape of this contract", op.Name, op.Returns))
 		}
 	}
@@ -267,7 +273,7 @@ func (c *Contract) dropWrongOptional(shape string, value any) bool {
 		return false
 	}
 	dropped := false
-	for name, f := range c.Shapes[shape] {
+	for name, f := range c.Shapes[shape].Fields {
 		v, present := obj[name]
 		switch {
 		case !present || v == nil:

@@ -10,14 +10,14 @@ func driftContract() *Contract {
 	return &Contract{API: API{Version: "1", VersionHeader: "Sandbox-Version"},
 		Operations: []Operation{{Name: "get_charge", Returns: "charge"}, {Name: "list_charges", Returns: "charge_page"}, {Name: "delete_charge"}},
 		Shapes: map[string]Shape{
-			"charge": {
+			"charge": {Fields: map[string]Field{
 				"id":       {Type: "string", Required: true},
 				"status":   {Type: "string", Required: true, Values: []string{"pending", "succeeded"}},
 				"amount":   {Type: "integer", Required: true, Format: "positive_integer"},
 				"currency": {Type: "string", Format: "currency"},
 				"email":    {Type: "string"},
-			},
-			"charge_page": {"data": {Type: "array", Items: "charge", Required: true}, "next_page_token": {Type: "string"}},
+			}},
+			"charge_page": {Fields: map[string]Field{"data": {Type: "array", Items: "charge", Required: true}, "next_page_token": {Type: "string"}}},
 		}}
 }
 
@@ -69,6 +69,16 @@ func TestDriftNeverShowsAnUndeclaredValue(t *testing.T) {
 	}
 }
 
+func TestOpenShapesTakeNewFields(t *testing.T) {
+	c := driftContract()
+	open := c.Shapes["charge"]
+	open.Open = true
+	c.Shapes["charge"] = open
+	if d := c.Drift("get_charge", nil, []byte(`{"id":"ch_1","status":"pending","amount":1,"livemode":false}`)); len(d) != 0 {
+		t.Errorf("an open shape's new field drifted: %v", d)
+	}
+}
+
 func TestDriftLeavesUndeclaredOperationsAlone(t *testing.T) {
 	if d := driftContract().Drift("delete_charge", nil, []byte(`{"anything":true}`)); len(d) != 0 {
 		t.Errorf("an operation without a shape drifted: %v", d)
@@ -81,7 +91,7 @@ func TestDriftLeavesUndeclaredOperationsAlone(t *testing.T) {
 
 func TestShapesAreChecked(t *testing.T) {
 	c := Contract{Operations: []Operation{{Name: "get", Returns: "nothing"}}, Shapes: map[string]Shape{
-		"a": {"x": {Type: "text"}, "y": {Type: "array", Items: "b"}, "z": {Type: "string", Shape: "a"}, "w": {Type: "string", Format: "("}},
+		"a": {Fields: map[string]Field{"x": {Type: "text"}, "y": {Type: "array", Items: "b"}, "z": {Type: "string", Shape: "a"}, "w": {Type: "string", Format: "("}}},
 	}}
 	problems := strings.Join(c.checkShapes(), "\n")
 	for _, want := range []string{`field x: type "text"`, `field y: items "b"`, `field z: shape "a"`, `field w: format "("`, `get returns "nothing"`} {

@@ -141,8 +141,12 @@ func renderShapes(b *strings.Builder, c Contract) {
 	}
 	b.WriteString("\n**What it answers with** (an answer that differs is counted as drift)\n")
 	for _, name := range slices.Sorted(maps.Keys(c.Shapes)) {
-		fmt.Fprintf(b, "\n%s\n\n| field | type | required | values or format |\n| --- | --- | --- | --- |\n", name)
-		shape := c.Shapes[name]
+		open := ""
+		if c.Shapes[name].Open {
+			open = " (other fields are expected)"
+		}
+		fmt.Fprintf(b, "\n%s%s\n\n| field | type | required | values or format |\n| --- | --- | --- | --- |\n", name, open)
+		shape := c.Shapes[name].Fields
 		for _, fname := range slices.Sorted(maps.Keys(shape)) {
 			f := shape[fname]
 			typ := f.Type

@@ -3,6 +3,7 @@ package stripe
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http/httptest"
 	"strconv"
 	"strings"
@@ -29,7 +30,16 @@ func TestTheStripeAdapterKeepsItsContract(t *testing.T) {
 	peer := &conformance.HTTPPeer{Next: stage}
 	srv := httptest.NewServer(peer)
 	t.Cleanup(srv.Close)
-	c := NewClient(srv.URL, stripetest.Key, providers.HTTPOptions{Timeout: 10 * time.Second, Contract: &contract})
+	// Every answer is read against the contract's shapes: the fields
+	// handoff reads are there, of their types and values.
+	var drifts strings.Builder
+	c := NewClient(srv.URL, stripetest.Key, providers.HTTPOptions{Timeout: 10 * time.Second, Contract: &contract,
+		Logger: slog.New(slog.NewTextHandler(&drifts, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	defer func() {
+		if strings.Contains(drifts.String(), "differs from its contract") {
+			t.Errorf("Stripe's answers (stripe-mock's) differ from the contract:\n%s", drifts.String())
+		}
+	}()
 
 	var n atomic.Int64
 	unique := func() string { return fmt.Sprintf("%d-%d", time.Now().UnixNano(), n.Add(1)) }
