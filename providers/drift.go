@@ -85,10 +85,12 @@ func (l *DriftLog) Return(sightings []Sighting) {
 
 // readDrift reads a 2xx answer against the contract: every way it differs
 // is counted and gathered, and logged the first time the process sees it.
-// Drift never fails the call by itself (see WithoutOptionalDrift).
-func (c *HTTPClient) readDrift(r Request, header http.Header, body []byte) {
+// It returns the required fields the answer lacks: handoff relies on them,
+// so the answer cannot be; every other drift leaves the call as it was
+// (see WithoutOptionalDrift for a field of another type).
+func (c *HTTPClient) readDrift(r Request, header http.Header, body []byte) (lacking []string) {
 	if c.contract == nil {
-		return
+		return nil
 	}
 	now := time.Now()
 	for _, d := range c.contract.Drift(r.Operation, header, body) {
@@ -97,5 +99,9 @@ func (c *HTTPClient) readDrift(r Request, header http.Header, body []byte) {
 			c.log.Warn("provider answer differs from its contract", "system", c.system, "operation", r.Operation,
 				"kind", d.Kind, "field", d.Field, "example", d.Example, "contract", c.contract.Source)
 		}
+		if d.Kind == contracts.DriftMissingField {
+			lacking = append(lacking, d.Field)
+		}
 	}
+	return lacking
 }

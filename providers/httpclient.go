@@ -234,7 +234,12 @@ func (c *HTTPClient) do(ctx context.Context, r Request, out any, tr *callTrace) 
 	if len(body) > MaxResponseBytes {
 		return c.fail(r, action.CategoryAmbiguous, action.TypeAmbiguous, resp.StatusCode, fmt.Errorf("answer larger than %d bytes", MaxResponseBytes))
 	}
-	c.readDrift(r, resp.Header, body)
+	// An answer without a field handoff relies on may still mean the work
+	// was done: ambiguous, so that a create is looked up and adopted.
+	if lacking := c.readDrift(r, resp.Header, body); len(lacking) > 0 {
+		return c.fail(r, action.CategoryAmbiguous, action.TypeAmbiguous, resp.StatusCode,
+			fmt.Errorf("the answer lacks %s, which the contract requires", strings.Join(lacking, ", ")))
+	}
 	// The remote record's reference, for the call's log line.
 	var ref struct {
 		ID string `json:"id"`

@@ -226,7 +226,8 @@ func TestRevokedClientEndsInUnauthorizedWithoutLooping(t *testing.T) {
 }
 
 // Each shape change is read as the drift it is, counted once per answer,
-// logged once with an example, and never fails the call.
+// logged once with an example; only a required field missing (or of
+// another type) fails the call, as ambiguous.
 func TestShapeFaultsAreCountedAsDrift(t *testing.T) {
 	srv := httptest.NewServer(NewServer(Options{SettleDelay: time.Hour}))
 	defer srv.Close()
@@ -236,7 +237,7 @@ func TestShapeFaultsAreCountedAsDrift(t *testing.T) {
 	cl := NewClient("payments", srv.URL+"/payments", providers.HTTPOptions{Contract: &c, Metrics: providers.NewMetrics(reg),
 		Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	for i, tc := range []struct{ shape, field, kind string }{
-		{"missing_field", "external_ref", contracts.DriftMissingField},
+		{"missing_field", "id", contracts.DriftMissingField},
 		{"wrong_type", "created", contracts.DriftWrongType},
 		{"wrong_format", "currency", contracts.DriftWrongFormat},
 		{"unknown_value", "status", contracts.DriftUnknownValue},
@@ -246,8 +247,14 @@ func TestShapeFaultsAreCountedAsDrift(t *testing.T) {
 		addFault(t, srv.URL, fmt.Sprintf(`{"system":"payments","operation":"create_charge","mode":"shape","shape":%q,"field":%q,"count":2}`, tc.shape, tc.field))
 		for n := range 2 {
 			key := fmt.Sprintf("order/shape-%d-%d/charge", i, n)
-			if _, err := cl.CreateCharge(context.Background(), providers.Call{IdempotencyKey: key},
-				providers.ChargeRequest{Amount: 100, Currency: "eur", Email: "ada@example.com"}); err != nil {
+			_, err := cl.CreateCharge(context.Background(), providers.Call{IdempotencyKey: key},
+				providers.ChargeRequest{Amount: 100, Currency: "eur", Email: "ada@example.com"})
+			var pe *providers.Error
+			switch {
+			case tc.shape == "missing_field" && (!errors.As(err, &pe) || pe.Category != action.CategoryAmbiguous):
+				// The charge's id is what handoff relies on.
+				t.Errorf("%s: %v, want an ambiguous failure", tc.shape, err)
+			case tc.shape != "missing_field" && err != nil:
 				t.Errorf("%s: the call failed: %v", tc.shape, err)
 			}
 		}
