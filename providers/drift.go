@@ -27,6 +27,14 @@ type DriftLog struct {
 	order   []string
 }
 
+// maxDriftKeys bounds what a DriftLog remembers: field names come from the
+// provider, and one that names fields after its records' ids must not grow
+// a worker's memory. Beyond it drift is still counted by the metric.
+const maxDriftKeys = 1000
+
+// key names what a sighting is of.
+func (s Sighting) key() string { return s.System + " " + s.Operation + " " + s.Kind + " " + s.Field }
+
 // NewDriftLog returns an empty log.
 func NewDriftLog() *DriftLog {
 	return &DriftLog{seen: map[string]bool{}, pending: map[string]*Sighting{}}
@@ -37,8 +45,11 @@ func NewDriftLog() *DriftLog {
 func (l *DriftLog) record(system, operation string, d contracts.Drift, at time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	key := system + " " + operation + " " + d.Kind + " " + d.Field
+	key := Sighting{System: system, Operation: operation, Drift: d}.key()
 	first := !l.seen[key]
+	if first && len(l.seen) >= maxDriftKeys {
+		return false
+	}
 	l.seen[key] = true
 	s, ok := l.pending[key]
 	if !ok {
@@ -68,10 +79,9 @@ func (l *DriftLog) Return(sightings []Sighting) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, r := range sightings {
-		key := r.System + " " + r.Operation + " " + r.Kind + " " + r.Field
+		key := r.key()
 		s, ok := l.pending[key]
 		if !ok {
-			r := r
 			l.pending[key] = &r
 			l.order = append(l.order, key)
 			continue

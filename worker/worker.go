@@ -481,12 +481,3 @@ func (ws *Workers) Running() []string {
 	}
 	return out
 }
-
-// Version is the Worker Deployment Version the workers poll as
-// (deployment:build), or "" when they are unversioned.
-func (ws *Workers) Version() string {
-	if ws.versioning == nil {
-		return ""
-	}
-	return ws.versioning.String()
-}
