@@ -204,8 +204,8 @@ func TestRollout(t *testing.T) {
 	place("pin-after")
 	completed("pin-after")
 	assertRanOn(t, c, "pin-after", "worker-v2")
-
 	phase("pin-after completed")
+
 	// A version that was current once restarts without taking traffic;
 	// a manual one waits for an operator.
 	startVersion("v1", "pinned", "auto")
@@ -218,14 +218,13 @@ func TestRollout(t *testing.T) {
 	stopVersion("v1")
 	stopVersion("v2")
 	phase("v1 and v2 stopped")
-	// As an operator would, once v3 polls every queue v2 did.
-	var promoteErr error
+	// As an operator would, once Temporal knows every queue v3 polls.
 	waitFor(t, "v3 to become current", func() bool {
-		_, promoteErr = deployment.SetCurrentVersion(ctx, client.WorkerDeploymentSetCurrentVersionOptions{BuildID: "v3"})
-		return promoteErr == nil
+		_, err := deployment.SetCurrentVersion(ctx, client.WorkerDeploymentSetCurrentVersionOptions{BuildID: "v3"})
+		return err == nil
 	})
-
 	phase("v3 current")
+
 	// Auto-upgrade: an order in flight on v3 moves to v4.
 	pause(true)
 	place("up-1")
