@@ -49,7 +49,7 @@ type AttentionCount struct {
 // needing attention. Parked lists at most listParked of them.
 func (s *Client) Health(ctx context.Context, listParked int) (Health, error) {
 	h := Health{ReadAt: time.Now()}
-	paused, err := ReadPaused(ctx, s.client, s.dc)
+	paused, err := s.paused(ctx)
 	if err != nil {
 		return h, err
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	taskqueuepb "go.temporal.io/api/taskqueue/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
@@ -83,11 +84,24 @@ func (s *Client) controlProvider(ctx context.Context, update, system, reason str
 
 // Provider reports a provider's pause state and backlog.
 func (s *Client) Provider(ctx context.Context, system string) (ProviderStatus, error) {
-	paused, err := ReadPaused(ctx, s.client, s.dc)
+	paused, err := s.paused(ctx)
 	if err != nil {
 		return ProviderStatus{}, fmt.Errorf("read provider %s: %w", system, err)
 	}
 	return s.status(ctx, system, workflows.ProviderControlState{Paused: paused})
+}
+
+// paused is ReadPaused for the API's reads: before the control workflow
+// exists (no worker has started, nobody paused anything), no provider is
+// paused. The workers themselves keep to ReadPaused, which lets no call
+// through until the control workflow answers.
+func (s *Client) paused(ctx context.Context) (map[string]workflows.ProviderPause, error) {
+	paused, err := ReadPaused(ctx, s.client, s.dc)
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return map[string]workflows.ProviderPause{}, nil
+	}
+	return paused, err
 }
 
 func (s *Client) status(ctx context.Context, name string, state workflows.ProviderControlState) (ProviderStatus, error) {

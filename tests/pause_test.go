@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/handoff-hq/handoff/action"
+	"github.com/handoff-hq/handoff/codec"
 	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/system"
 	"github.com/handoff-hq/handoff/worker"
@@ -114,4 +115,32 @@ func TestPausedProviderGetsNoCallsAndDrainsOnResume(t *testing.T) {
 	// The control workflow's history, pauses and resumes included, is a
 	// replay case.
 	recordHistory(t, env.client, workflows.ProviderControlID, "provider_control.json")
+}
+
+// Before any worker has started the provider control workflow, a
+// provider's status (and the health the operations page and the state
+// gauges read) is every provider running with nothing waiting, not an
+// error.
+func TestProviderStatusBeforeTheControlWorkflowExists(t *testing.T) {
+	c := namespaceClient(t, "no-control")
+	st, err := control.New(c, control.Options{DataConverter: codec.DataConverter(testEncryption()), PaymentPollInterval: time.Second, PaymentTimeout: time.Hour,
+		PaymentWebhookWait: time.Minute, Namespace: "no-control"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, err := st.Provider(context.Background(), "payments")
+	if err != nil {
+		t.Fatalf("status before the control workflow exists: %v", err)
+	}
+	if status.Paused || status.Backlog != 0 || status.System != "payments" {
+		t.Errorf("status = %+v, want payments running with nothing waiting", status)
+	}
+	// The operations page and the state gauges read the same.
+	h, err := st.Health(context.Background(), 10)
+	if err != nil {
+		t.Fatalf("health before the control workflow exists: %v", err)
+	}
+	if len(h.Providers) != len(system.Names()) || h.ParkedTotal != 0 {
+		t.Errorf("health = %+v, want every provider running and nothing parked", h)
+	}
 }
