@@ -183,7 +183,7 @@ func (s *Server) clearContractDrift(c echo.Context) error {
 		}
 	}
 	if _, ok := system.Lookup(body.System); body.System != "" && !ok {
-		return problemNotFound.with("no such system: want one of " + strings.Join(system.Names(), ", "))
+		return noSuchSystem()
 	}
 	drift, err := s.operators.ClearContractDrift(c.Request().Context(), body.System, body.Reason)
 	if err != nil {

@@ -204,8 +204,14 @@ func (s *Server) knownSystem(next echo.HandlerFunc) echo.HandlerFunc {
 		if _, ok := system.Lookup(c.Param("system")); ok {
 			return next(c)
 		}
-		return problemNotFound.with("no such system: want one of " + strings.Join(system.Names(), ", "))
+		return noSuchSystem()
 	}
+}
+
+// noSuchSystem is the problem of a request that names no system handoff
+// knows.
+func noSuchSystem() error {
+	return problemNotFound.with("no such system: want one of " + strings.Join(system.Names(), ", "))
 }
 
 func digests(tokens []string) [][sha256.Size]byte {

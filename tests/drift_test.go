@@ -167,24 +167,5 @@ func findDrift(list apiclient.ContractDrift, system, operation, kind string) *ap
 // driftTotal reads handoff_contract_drift_total of the shared workers.
 func driftTotal(t *testing.T, system, operation, kind string) float64 {
 	t.Helper()
-	families, err := env.calls.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	total := 0.0
-	for _, f := range families {
-		if f.GetName() != "handoff_contract_drift_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			labels := map[string]string{}
-			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
-			}
-			if labels["system"] == system && labels["operation"] == operation && labels["kind"] == kind {
-				total += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return total
+	return counterValue(t, env.calls, "handoff_contract_drift_total", map[string]string{"system": system, "operation": operation, "kind": kind})
 }

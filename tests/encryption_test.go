@@ -182,18 +182,33 @@ func TestPayloadKeysRotateWithoutDowntime(t *testing.T) {
 // failures is the count of payloads reg's process could not read for reason.
 func failures(t *testing.T, reg *prometheus.Registry, reason string) float64 {
 	t.Helper()
+	return counterValue(t, reg, "handoff_payload_decode_failures_total", map[string]string{"reason": reason})
+}
+
+// counterValue sums the counter's series whose labels hold every one of
+// labels.
+func counterValue(t *testing.T, reg prometheus.Gatherer, name string, labels map[string]string) float64 {
+	t.Helper()
 	fams, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
+	total := 0.0
 	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
 		for _, m := range f.GetMetric() {
+			matched := 0
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "reason" && l.GetValue() == reason {
-					return m.GetCounter().GetValue()
+				if want, ok := labels[l.GetName()]; ok && want == l.GetValue() {
+					matched++
 				}
+			}
+			if matched == len(labels) {
+				total += m.GetCounter().GetValue()
 			}
 		}
 	}
-	return 0
+	return total
 }

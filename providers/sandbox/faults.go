@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/handoff-hq/handoff/contracts"
 )
 
 // Fault modes the sandbox can inject into provider calls.
@@ -36,7 +38,8 @@ const (
 )
 
 // FaultShape serves the call, then changes its answer's shape the way a
-// provider drifting from its contract would, as Shape says: on Field of
+// provider drifting from its contract would, as Shape (one of
+// contracts.DriftKinds) says: on Field of
 // the record (of every record of a list),
 //   - missing_field removes it;
 //   - wrong_type gives it a value of another JSON type;
@@ -47,9 +50,6 @@ const (
 //
 // and api_version answers with Value (default "2") as the API version.
 const FaultShape = "shape"
-
-// The shape changes of FaultShape.
-var shapeChanges = []string{"missing_field", "wrong_type", "wrong_format", "unknown_value", "unknown_field", "api_version"}
 
 var faultModes = []string{FaultStatus, FaultRateLimit, FaultTimeoutBeforeCommit, FaultTimeoutAfterCommit, FaultLatency, FaultExpiredToken, FaultShape,
 	FaultDuplicateWebhooks, FaultReorderWebhooks, FaultDelayWebhooks}
@@ -104,9 +104,9 @@ func (f *Fault) validate() error {
 	}
 	if f.Mode == FaultShape {
 		switch {
-		case !slices.Contains(shapeChanges, f.Shape):
-			problems = append(problems, fmt.Sprintf("shape %q: want one of %s", f.Shape, strings.Join(shapeChanges, ", ")))
-		case f.Shape != "api_version" && f.Field == "":
+		case !slices.Contains(contracts.DriftKinds, f.Shape):
+			problems = append(problems, fmt.Sprintf("shape %q: want one of %s", f.Shape, strings.Join(contracts.DriftKinds, ", ")))
+		case f.Shape != contracts.DriftAPIVersion && f.Field == "":
 			problems = append(problems, "field is required for a shape change other than api_version")
 		}
 	}
@@ -255,7 +255,7 @@ func reshape(f *Fault, w http.ResponseWriter, r *http.Request, serve http.Handle
 	}
 	body := rec.Body.Bytes()
 	var answer map[string]any
-	if f.Shape == "api_version" {
+	if f.Shape == contracts.DriftAPIVersion {
 		w.Header().Set(HeaderVersion, cmp.Or(f.Value, "2"))
 	} else if rec.Code < 300 && json.Unmarshal(body, &answer) == nil {
 		records := []any{answer}
@@ -277,23 +277,23 @@ func reshape(f *Fault, w http.ResponseWriter, r *http.Request, serve http.Handle
 func reshapeRecord(f *Fault, m map[string]any) {
 	v, present := m[f.Field]
 	switch f.Shape {
-	case "missing_field":
+	case contracts.DriftMissingField:
 		delete(m, f.Field)
-	case "wrong_type":
+	case contracts.DriftWrongType:
 		if _, isString := v.(string); isString {
 			m[f.Field] = 12345
 		} else {
 			m[f.Field] = "12345"
 		}
-	case "wrong_format":
+	case contracts.DriftWrongFormat:
 		if _, isNumber := v.(float64); isNumber {
 			m[f.Field] = -1
 		} else if present {
 			m[f.Field] = "not valid!"
 		}
-	case "unknown_value":
+	case contracts.DriftUnknownValue:
 		m[f.Field] = cmp.Or(f.Value, "unexpected")
-	case "unknown_field":
+	case contracts.DriftUnknownField:
 		m[f.Field] = cmp.Or(f.Value, "added")
 	}
 }

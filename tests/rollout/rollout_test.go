@@ -123,16 +123,19 @@ func TestRollout(t *testing.T) {
 		running[build].Stop()
 		delete(running, build)
 	}
-	current := func() string {
+	wantCurrent := func(build, after string) {
 		t.Helper()
 		d, err := deployment.Describe(ctx, client.WorkerDeploymentDescribeOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
+		got := ""
 		if v := d.Info.RoutingConfig.CurrentVersion; v != nil {
-			return v.BuildID
+			got = v.BuildID
 		}
-		return ""
+		if got != build {
+			t.Fatalf("current version after %s = %q, want %s", after, got, build)
+		}
 	}
 	// Orders wait for their charge while payments are paused.
 	pause := func(pause bool) {
@@ -175,17 +178,13 @@ func TestRollout(t *testing.T) {
 
 	// Pinned: v1, then v2 beside it.
 	startVersion("v1", "pinned", "auto")
-	if got := current(); got != "v1" {
-		t.Fatalf("current version after v1 started = %q, want v1", got)
-	}
+	wantCurrent("v1", "v1 started")
 	phase("v1 current")
 	pause(true)
 	place("pin-old")
 	waitCharge("pin-old")
 	startVersion("v2", "pinned", "auto")
-	if got := current(); got != "v2" {
-		t.Fatalf("current version after v2 started = %q, want v2", got)
-	}
+	wantCurrent("v2", "v2 started")
 	phase("v2 current")
 	place("pin-new")
 	waitCharge("pin-new")
@@ -212,9 +211,7 @@ func TestRollout(t *testing.T) {
 	phase("v1 restarted")
 	startVersion("v3", "auto-upgrade", "manual")
 	phase("v3 started")
-	if got := current(); got != "v2" {
-		t.Fatalf("current version after v1 restarted and a manual v3 started = %q, want v2", got)
-	}
+	wantCurrent("v2", "v1 restarted and a manual v3 started")
 	stopVersion("v1")
 	stopVersion("v2")
 	phase("v1 and v2 stopped")
@@ -230,9 +227,7 @@ func TestRollout(t *testing.T) {
 	place("up-1")
 	waitCharge("up-1")
 	startVersion("v4", "auto-upgrade", "auto")
-	if got := current(); got != "v4" {
-		t.Fatalf("current version after v4 started = %q, want v4", got)
-	}
+	wantCurrent("v4", "v4 started")
 	phase("v4 current")
 	pause(false)
 	completed("up-1")
