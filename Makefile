@@ -61,10 +61,12 @@ temporal:
 
 # The cluster tests and the benchmark's test run after the rest, one after
 # the other, not beside them: their Temporal and handoff processes would
-# starve the other tests' dev servers on two cores.
+# starve the other tests' dev servers on two cores. In ./tests, the tests
+# that run a system of their own run four at a time (-parallel 4), after
+# the tests of the shared system: most of their time is spent waiting.
 SEPARATE_TESTS := /tests/cluster$$|/internal/bench$$
 test: temporal cluster-bins bin/stripe-mock bin/mailpit lint monitoring
-	$(GO) test -race -count=1 -timeout 25m $$($(GO) list ./... | grep -Ev '$(SEPARATE_TESTS)')
+	$(GO) test -race -count=1 -timeout 25m -parallel 4 $$($(GO) list ./... | grep -Ev '$(SEPARATE_TESTS)')
 	$(GO) test -race -count=1 -timeout 15m -p 1 ./tests/cluster ./internal/bench
 
 # Debian packages the checks use: promtool (package prometheus) for the

@@ -182,6 +182,7 @@ func TestCLIConfigurationFile(t *testing.T) {
 // the API: its progress while it runs, then its report; and with --no-wait,
 // its id alone.
 func TestReconcileCommand(t *testing.T) {
+	selfContained(t)
 	e := newIsolatedEnv(t, "reconcile-cli")
 	e.send(t, http.MethodPost, "/_sandbox/seed", `{"prefix":"cli","orders":45,"amount":1200}`)
 	// The first page of invoices answers late, so that the progress after

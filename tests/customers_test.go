@@ -261,6 +261,7 @@ func TestAnAmbiguousMatchWaitsForAnOperatorsChoice(t *testing.T) {
 // ends at its owner's latest value in every system, and handoff writes
 // once per effective change, never in a loop.
 func TestManyCustomersEndAtTheirOwnersValuesWithoutEchoes(t *testing.T) {
+	besideSelfContained(t)
 	run := fmt.Sprintf("many-%d", time.Now().UnixNano())
 	const customers = 100
 	t.Cleanup(func() { clearFaults(t) })
@@ -396,6 +397,7 @@ func TestReconciliationRepairsCustomerFieldsAndFlagsUnmatchedOnes(t *testing.T) 
 // A customer is read without a worker from what its workflow kept in its
 // memo at its last quiet moment.
 func TestACustomerIsReadWithoutAWorker(t *testing.T) {
+	besideSelfContained(t)
 	id := fmt.Sprintf("no-worker-%d", time.Now().UnixNano())
 	view := workflows.CustomerView{CustomerID: id, Status: action.StatusSynced, Version: 3,
 		Fields: map[string]workflows.FieldView{"email": {Value: id + "@example.com", Owner: "crm", Version: 2}}}

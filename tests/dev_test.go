@@ -261,6 +261,7 @@ func awaitDevOrder(t *testing.T, apiURL, token, id string, want action.Status) {
 // it starts everything, places an order, stops on SIGTERM leaving no
 // process behind, and after a restart still knows the order.
 func TestDevRunsTheWholeSystemAndStopsCleanly(t *testing.T) {
+	selfContained(t)
 	bin := buildHandoff(t)
 	dataDir := t.TempDir()
 	temporalAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
@@ -320,6 +321,7 @@ func TestDevRunsTheWholeSystemAndStopsCleanly(t *testing.T) {
 // its search attributes there. It works in a namespace of its own, so that
 // its workers do not take the other tests' tasks.
 func TestDevUsesARunningTemporal(t *testing.T) {
+	selfContained(t)
 	bin := buildHandoff(t)
 	dataDir := t.TempDir()
 	apiURL := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))

@@ -275,6 +275,7 @@ func TestAnOrderArrivingAfterItsEventsWorkflowEndedIsPlaced(t *testing.T) {
 // reads a parked order and one waiting for its payment: both answer at
 // once from what Temporal keeps, with their status and steps.
 func TestReadsOfOrdersNeedNoWorker(t *testing.T) {
+	selfContained(t)
 	e := newIsolatedEnv(t, "reads-without-worker")
 	ctx := context.Background()
 	e.send(t, http.MethodPost, "/_sandbox/faults", `{"system":"accounting","operation":"create_invoice","mode":"status","status":422}`)

@@ -235,6 +235,21 @@ func start() error {
 	return nil
 }
 
+// selfContained runs a test beside the other tests that call it (or
+// besideSelfContained), once every test that calls neither has finished.
+// A test calls it when it touches nothing of the shared system: it runs
+// its own Temporal (dev server or namespace), sandbox and workers, or none
+// at all. Faults, pauses, counts and metrics of the shared system are
+// never changed or read while these tests run.
+func selfContained(t *testing.T) { t.Parallel() }
+
+// besideSelfContained runs a test of the shared system beside the
+// self-contained ones. Such tests are few, and must not change or count
+// what another of them does: TestManyCustomersEndAtTheirOwnersValuesWithoutEchoes
+// faults and counts every write of the shared sandbox, so the only other
+// one writes nothing to it.
+func besideSelfContained(t *testing.T) { t.Parallel() }
+
 var workers *worker.Workers
 
 func stop() {

@@ -18,6 +18,7 @@ import (
 	"github.com/handoff-hq/handoff/codec"
 	"github.com/handoff-hq/handoff/control"
 	"github.com/handoff-hq/handoff/providers/sandbox"
+	"github.com/handoff-hq/handoff/system"
 )
 
 // workerProcess is a running `handoff worker`.
@@ -38,6 +39,21 @@ func (p *workerProcess) Output() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.output.String()
+}
+
+// workerProcessEnv configures a `handoff worker` for a namespace of the
+// test server, with every provider on the sandbox at providerURL and its
+// metrics and probes served at metricsAddr.
+func workerProcessEnv(namespace, providerURL, metricsAddr string) []string {
+	vars := []string{
+		"HANDOFF_TEMPORAL_ADDRESS=" + env.server.FrontendHostPort(), "HANDOFF_TEMPORAL_NAMESPACE=" + namespace,
+		"HANDOFF_METRICS_ADDR=" + metricsAddr, "HANDOFF_SANDBOX_CLIENT_ID=", "HANDOFF_SANDBOX_CLIENT_SECRET=", "HANDOFF_PAYLOAD_KEYS=" + testPayloadKey,
+	}
+	// The core systems: the binary knows no other.
+	for _, s := range []system.System{system.Payments, system.Accounting, system.CRM, system.Mail} {
+		vars = append(vars, s.EnvPrefix()+"_URL="+providerURL+"/"+s.Name, s.EnvPrefix()+"_PROVIDER=sandbox")
+	}
+	return vars
 }
 
 func startWorkerProcess(t *testing.T, bin string, env []string) *workerProcess {
@@ -75,19 +91,14 @@ func (p *workerProcess) kill(sig syscall.Signal) {
 // worker takes the step over when its heartbeat times out; the step
 // completes once, nothing is duplicated, and the history shows the retry.
 func TestAWorkerKilledDuringAProviderCallCompletesTheStepOnce(t *testing.T) {
+	selfContained(t)
 	bin := buildHandoff(t)
 	const namespace = "worker-kill"
 	c := namespaceClient(t, namespace)
 	sb := sandbox.NewServer(sandbox.Options{SettleDelay: 10 * time.Millisecond})
 	provider := httptest.NewServer(sb)
 	defer provider.Close()
-	workerEnv := []string{
-		"HANDOFF_TEMPORAL_ADDRESS=" + env.server.FrontendHostPort(), "HANDOFF_TEMPORAL_NAMESPACE=" + namespace,
-		"HANDOFF_METRICS_ADDR=127.0.0.1:0", "HANDOFF_SANDBOX_CLIENT_ID=", "HANDOFF_SANDBOX_CLIENT_SECRET=", "HANDOFF_PAYLOAD_KEYS=" + testPayloadKey,
-	}
-	for _, system := range []string{"PAYMENTS", "ACCOUNTING", "CRM", "MAIL"} {
-		workerEnv = append(workerEnv, "HANDOFF_"+system+"_URL="+provider.URL+"/"+strings.ToLower(system), "HANDOFF_"+system+"_PROVIDER=sandbox")
-	}
+	workerEnv := workerProcessEnv(namespace, provider.URL, "127.0.0.1:0")
 	st, err := control.New(c, control.Options{DataConverter: codec.DataConverter(testEncryption()), PaymentPollInterval: 100 * time.Millisecond, PaymentTimeout: time.Minute, PaymentWebhookWait: 200 * time.Millisecond, Namespace: namespace})
 	if err != nil {
 		t.Fatal(err)

@@ -148,6 +148,7 @@ func startOpsStack(t *testing.T) *opsStack {
 // show the outcomes, and nothing planted is found in any log line, API
 // error, metric label or workflow failure message.
 func TestOperationsOfTheWholeSystem(t *testing.T) {
+	selfContained(t)
 	s := startOpsStack(t)
 	const story = "story-ops-park"
 	s.fault(t, map[string]any{"system": "payments", "mode": "duplicate_webhooks"})

@@ -31,6 +31,7 @@ import (
 // the order completes — with nothing but the webhook to complete it, since
 // the order would wait ten minutes before asking the provider.
 func TestWebhooksWaitOutATemporalOutage(t *testing.T) {
+	selfContained(t)
 	bin, err := temporalBinary()
 	if err != nil {
 		t.Fatal(err)

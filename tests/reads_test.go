@@ -17,6 +17,7 @@ import (
 // its customer and charge steps succeeded, with their references, and that
 // its payment step waits; no workflow task answers it.
 func TestAYoungOrderIsReadFromItsHistory(t *testing.T) {
+	selfContained(t)
 	const namespace = "young-reads"
 	e := newIsolatedEnv(t, namespace)
 	// A long webhook wait, so that the order stays in its grace (2 s)

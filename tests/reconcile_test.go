@@ -144,6 +144,7 @@ func (e *isolatedEnv) send(t *testing.T, method, path, body string) {
 // invoices — and checks that one run repairs exactly 25 and flags 8, and a
 // second run repairs nothing and flags the same 8.
 func TestReconciliationRepairsWhatIsSafeAndFlagsTheRest(t *testing.T) {
+	selfContained(t)
 	e := newIsolatedEnv(t, "reconcile-drift")
 	e.send(t, http.MethodPost, "/_sandbox/seed", `{"prefix":"rc","orders":60,"amount":2500}`)
 	for i := range 25 {
@@ -204,6 +205,7 @@ func TestReconciliationRepairsWhatIsSafeAndFlagsTheRest(t *testing.T) {
 // TestReconcileScheduleExistsOnce ensures the schedule as three worker
 // starts would, and finds one schedule with the last interval.
 func TestReconcileScheduleExistsOnce(t *testing.T) {
+	selfContained(t)
 	e := newIsolatedEnv(t, "reconcile-schedule")
 	ctx := context.Background()
 	for _, every := range []time.Duration{time.Hour, time.Hour, 30 * time.Minute} {
@@ -241,6 +243,7 @@ func TestReconcileScheduleExistsOnce(t *testing.T) {
 // its invoice is still in flight, and one whose invoice an operator skipped
 // is flagged, not invoiced behind the operator's back.
 func TestReconciliationLeavesRunningAndSkippedOrdersAlone(t *testing.T) {
+	selfContained(t)
 	e := newIsolatedEnv(t, "reconcile-standing")
 	ctx := context.Background()
 	e.send(t, http.MethodPost, "/_sandbox/faults", `{"system":"accounting","operation":"create_invoice","mode":"status","status":422}`)
@@ -281,6 +284,7 @@ func TestReconciliationLeavesRunningAndSkippedOrdersAlone(t *testing.T) {
 // ones are compared (the look-back window), and of those only the cap is
 // repaired; the rest are flagged for a person.
 func TestReconciliationLooksBackOnlySoFarAndRepairsAtMostItsCap(t *testing.T) {
+	selfContained(t)
 	e := newIsolatedEnv(t, "reconcile-bounds")
 	st, err := control.New(e.client, control.Options{DataConverter: codec.DataConverter(testEncryption()), PaymentPollInterval: time.Second, PaymentTimeout: time.Hour, Namespace: "reconcile-bounds",
 		Reconcile: workflows.ReconcileInput{PageSize: 20, Grace: 0, Since: 72 * time.Hour, MaxRepairs: 4}})

@@ -20,6 +20,7 @@ import (
 // handoff sends again by itself or asks an operator, and either way the
 // confirmation arrives exactly once.
 func TestAConfirmationOverSMTPArrivesExactlyOnce(t *testing.T) {
+	selfContained(t)
 	server := smtptest.Start(t)
 	proxy := smtptest.NewProxy(t, server.Addr())
 	const from = "shop@example.com"

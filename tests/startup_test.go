@@ -50,6 +50,7 @@ func (b *syncBuffer) String() string {
 // Temporal server listens (a deploy, a restart of the cluster): they keep
 // trying, with backoff, instead of exiting, and work once Temporal is up.
 func TestAWorkerStartedBeforeTemporalWaitsForIt(t *testing.T) {
+	selfContained(t)
 	hostPort := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	quiet := sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler))
 	c, err := client.NewLazyClient(client.Options{HostPort: hostPort, Namespace: "default", Logger: quiet})
@@ -137,6 +138,7 @@ func startWorkersLater(t *testing.T, c client.Client, url string) *worker.Worker
 // a placement 503 with Retry-After; once Temporal is up the same placement
 // is accepted.
 func TestAnAPIStartedBeforeTemporalServesAndAnswersUnavailable(t *testing.T) {
+	selfContained(t)
 	hostPort := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	api := exec.Command(buildHandoff(t), "api")

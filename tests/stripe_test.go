@@ -107,6 +107,7 @@ func (e *stripeEnv) await(t *testing.T, id string, want ...action.Status) workfl
 // with HANDOFF_PAYMENTS_PROVIDER=stripe, driving each PaymentIntent through
 // its lifecycle with signed Stripe events.
 func TestOrdersOnStripeFollowThePaymentIntentLifecycle(t *testing.T) {
+	selfContained(t)
 	e := newStripeEnv(t)
 
 	t.Run("succeeded", func(t *testing.T) {

@@ -25,6 +25,7 @@ var webUIBanner = regexp.MustCompile(`Web UI\s+(http://localhost:\d+)/namespaces
 // the UI shows it decoded. Screenshots of both are saved. `temporal
 // workflow show` of the order prints neither the e-mail nor the name.
 func TestTheWebUIDecodesForASignedInOperatorOnly(t *testing.T) {
+	selfContained(t)
 	ctx, ok := browser(t)
 	if !ok {
 		t.Skip("SKIPPED: the Web UI's browser test needs chromium (Debian package chromium; make test installs it as root)")

@@ -16,7 +16,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/handoff-hq/handoff/config"
@@ -117,7 +116,7 @@ func runDev(ctx context.Context, log *slog.Logger, o devOptions) error {
 	}
 
 	// One registry: /metrics shows handoff's own series and the SDK's.
-	reg := prometheus.NewRegistry()
+	reg := newRegistry()
 	c, closeMetrics, err := dialWithMetrics(ctx, cfg, reg, log)
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.temporal.io/sdk/client"
 
@@ -75,12 +76,24 @@ func serveSandbox(ctx context.Context, cfg config.Config, ln net.Listener, log *
 	return serveHTTP(ctx, ln, srv, nil)
 }
 
+// newRegistry is the registry a handoff process serves on /metrics: its
+// own series and the SDK's (registered by the caller), and the Go
+// runtime's and the process's (go_memstats_*, go_gc_* with the live heap
+// go_gc_heap_live_bytes, process_resident_memory_bytes,
+// process_cpu_seconds_total …), which size a deployment.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(collectors.MetricsGC)),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
 func runWorker(ctx context.Context, log *slog.Logger) error {
 	cfg, err := loadConfig(config.ValidateOptions{})
 	if err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
+	reg := newRegistry()
 	metrics, closeMetrics, err := worker.SDKMetrics(reg, log)
 	if err != nil {
 		return err
@@ -194,7 +207,7 @@ func runAPI(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
+	reg := newRegistry()
 	metrics, closeMetrics, err := worker.SDKMetrics(reg, log)
 	if err != nil {
 		return err
