@@ -34,16 +34,25 @@ var (
 func (s *Client) DeliverPaymentEvent(ctx context.Context, e action.PaymentEvent) error {
 	id := action.OrderKey(e.OrderID).String()
 	// An event for an order not placed yet starts the order's workflow,
-	// which keeps the event until the order arrives.
+	// which keeps the event until the order arrives. Its first workflow
+	// task waits (Temporal's start delay) until the order is placed,
+	// another event comes or the orphan window has passed: the events are
+	// durable in its history meanwhile, and an event costs Temporal no
+	// workflow task before there is an order to apply it to.
+	window := s.opts.OrphanWindow
+	if window <= 0 {
+		window = workflows.DefaultOrphanWindow
+	}
 	opts := client.StartWorkflowOptions{
 		ID:                    id,
 		TaskQueue:             workflows.TaskQueue,
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		StartDelay:            window,
 		Memo:                  map[string]any{MemoAwaitingOrder: "true", MemoRevision: revision},
 		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.SearchBusinessKey.ValueSet(e.OrderID)),
 	}
 	in := workflows.OrderInput{
-		Order: action.Order{OrderID: e.OrderID}, AwaitingOrder: true, OrphanWindow: s.opts.OrphanWindow,
+		Order: action.Order{OrderID: e.OrderID}, AwaitingOrder: true, OrphanWindow: window, StartDelayed: true,
 		Revision: workflows.OrderRevision,
 	}
 	_, err := s.client.SignalWithStartWorkflow(ctx, id, workflows.SignalPaymentEvent, e, opts, workflows.OrderWorkflow, in)

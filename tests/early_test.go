@@ -3,12 +3,15 @@ package tests
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/handoff-hq/handoff/action"
 	"github.com/handoff-hq/handoff/api"
 	"github.com/handoff-hq/handoff/providers"
+	enumspb "go.temporal.io/api/enums/v1"
 )
 
 // chargeAhead creates the order's charge at the payments provider before
@@ -70,4 +73,59 @@ func TestEventsWhoseOrderNeverComesAreParked(t *testing.T) {
 	if payment.LastError == nil || payment.LastError.Category != action.CategoryOrphan || !strings.Contains(payment.LastError.Message, "never placed") {
 		t.Errorf("payment step = %+v, want an orphan error", payment)
 	}
+}
+
+// An early event's workflow runs no workflow task before its order comes:
+// Temporal holds the first one back for the orphan window (its start
+// delay), with the event kept in the history. When the window passes
+// without the order, the first task parks the events for an operator at
+// once.
+func TestAnEarlyEventRunsNoWorkflowTaskBeforeItsOrder(t *testing.T) {
+	id := "early-deferred-1"
+	wid := action.OrderKey(id).String()
+	t.Cleanup(func() { _ = env.client.TerminateWorkflow(context.Background(), wid, "", "test finished") })
+	if status := postWebhook(t, "msg_early_deferred_1", id, "ch_early_deferred_1"); status/100 != 2 {
+		t.Fatalf("early webhook: %d", status)
+	}
+	desc, err := env.client.DescribeWorkflow(context.Background(), wid, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := desc.RawResponse.GetWorkflowExecutionInfo()
+	if delay := info.GetExecutionTime().AsTime().Sub(info.GetStartTime().AsTime()); delay != testOrphanWindow {
+		t.Errorf("first workflow task held back %s, want the orphan window %s", delay, testOrphanWindow)
+	}
+	time.Sleep(time.Second)
+	if got := eventTypes(t, wid); !slices.Equal(got, []string{"WorkflowExecutionStarted", "WorkflowExecutionSignaled"}) {
+		t.Errorf("history a second after the event: %v, want it started and signalled only", got)
+	}
+	state := awaitOrder(t, id, action.StatusNeedsAttention)
+	if payment := state.Steps[2]; payment.LastError == nil || payment.LastError.Category != action.CategoryOrphan {
+		t.Errorf("payment step = %+v, want an orphan error", payment)
+	}
+	if waited := time.Since(info.GetStartTime().AsTime()); waited < testOrphanWindow {
+		t.Errorf("parked %s after the event, before the window of %s", waited, testOrphanWindow)
+	}
+	// The first workflow task parked it: no timer waited out the window.
+	for _, typ := range eventTypes(t, wid) {
+		if typ == "TimerStarted" {
+			t.Errorf("the history holds a timer: %v", eventTypes(t, wid))
+			break
+		}
+	}
+}
+
+// eventTypes lists the types of a workflow's history events, in order.
+func eventTypes(t *testing.T, workflowID string) []string {
+	t.Helper()
+	it := env.client.GetWorkflowHistory(context.Background(), workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var out []string
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, strings.TrimPrefix(ev.GetEventType().String(), "EVENT_TYPE_"))
+	}
+	return out
 }

@@ -394,8 +394,14 @@ func awaitOrder(t *testing.T, id string, want ...action.Status) workflows.OrderS
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	var last workflows.OrderState
+	// The last answer that was not 200, if the last answer was not.
+	var failed string
 	for time.Now().Before(deadline) {
 		status, _, body := call(t, http.MethodGet, "/v1/orders/"+id, nil, testToken)
+		failed = ""
+		if status != http.StatusOK {
+			failed = fmt.Sprintf("; the last read answered %d %s", status, body)
+		}
 		if status == http.StatusOK {
 			if err := json.Unmarshal(body, &last); err != nil {
 				t.Fatalf("decode order: %v: %s", err, body)
@@ -408,7 +414,7 @@ func awaitOrder(t *testing.T, id string, want ...action.Status) workflows.OrderS
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("order %s: status %q after 60 s, want one of %v (state %+v)", id, last.Status, want, last)
+	t.Fatalf("order %s: status %q after 60 s, want one of %v (state %+v)%s", id, last.Status, want, last, failed)
 	return last
 }
 

@@ -78,6 +78,19 @@ var recorded = []struct {
 			return ok && d.Delivered
 		})
 	}, nil, nil},
+	// One event for an order that comes only after the orphan window: the
+	// first workflow task, held back for the window, parks the event for an
+	// operator; the order placed afterwards goes on from there. (The
+	// provider's own webhooks for the charge are held back past it all.)
+	{"order_early_event_orphaned.json", func() action.Order { return order("history-orphaned") }, action.StatusCompleted, func(t *testing.T, id string) {
+		addFault(t, sandbox.Fault{System: "payments", Mode: sandbox.FaultDelayWebhooks, KeyPrefix: action.OrderKey(id).String() + "/",
+			LatencyMS: int(3 * testOrphanWindow / time.Millisecond), Count: 2})
+		charge := chargeAhead(t, id)
+		if status := postWebhook(t, "msg_history_orphaned", id, charge.ID); status/100 != 2 {
+			t.Fatalf("early webhook: %d", status)
+		}
+		awaitOrder(t, id, action.StatusNeedsAttention)
+	}, nil, nil},
 	// Cancelled through Temporal while the charge call is in flight: the
 	// order waits for the call, and refunds the charge that settled.
 	{"order_cancelled_during_charge.json", func() action.Order { return order("history-cancelled-in-flight") }, action.StatusCancelled,

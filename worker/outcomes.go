@@ -52,7 +52,7 @@ func NewOutcomes(reg prometheus.Registerer) *Outcomes {
 		}),
 		processingDelay: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "handoff_webhook_processing_delay_seconds",
-			Help:    "Time from a webhook's receipt by the API to its news being applied by the workflow, by system.",
+			Help:    "Time from a webhook's receipt by the API to its news being applied by the workflow, by system. An event that came before its order is applied when the order comes (or another event, or the end of the orphan window).",
 			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
 		}, []string{"system"}),
 	}

@@ -13,9 +13,9 @@ import (
 // event started for it.
 const UpdatePlaceOrder = "place_order"
 
-// defaultOrphanWindow is how long events wait for their order when the
+// DefaultOrphanWindow is how long events wait for their order when the
 // input does not say.
-const defaultOrphanWindow = 24 * time.Hour
+const DefaultOrphanWindow = 24 * time.Hour
 
 // PlaceOrderRequest is the place_order update's argument.
 type PlaceOrderRequest struct {
@@ -36,13 +36,24 @@ func (o *orderRun) awaitOrder(ctx workflow.Context) error {
 	o.state.Status = ""
 	window := o.in.OrphanWindow
 	if window <= 0 {
-		window = defaultOrphanWindow
+		window = DefaultOrphanWindow
+	}
+	wait := window
+	if o.in.StartDelayed {
+		// Temporal held this first workflow task back (the start delay)
+		// until the order came, another event did, or the window passed:
+		// only the rest of the window is left.
+		wait = max(window-workflow.Now(ctx).Sub(workflow.GetInfo(ctx).WorkflowStartTime), 0)
 	}
 	for !o.placed {
-		placed, err := workflow.AwaitWithTimeout(ctx, window, func() bool { return o.placed || o.stopping() })
-		if err != nil {
-			return err
+		placed := o.placed || o.stopping()
+		if !placed && wait > 0 {
+			var err error
+			if placed, err = workflow.AwaitWithTimeout(ctx, wait, func() bool { return o.placed || o.stopping() }); err != nil {
+				return err
+			}
 		}
+		wait = window
 		if o.stopping() {
 			return ErrCancelled
 		}

@@ -29,6 +29,11 @@ type OrderInput struct {
 	// OrphanWindow for the order (the place_order update), then parks.
 	AwaitingOrder bool          `json:"awaiting_order"`
 	OrphanWindow  time.Duration `json:"orphan_window"`
+	// StartDelayed marks such a workflow started with Temporal's start
+	// delay set to its orphan window: its first workflow task runs when
+	// the order is placed, another event comes, or the window has passed,
+	// so the window's remainder is all it waits.
+	StartDelayed bool `json:"start_delayed,omitempty"`
 	// Resume carries an order's progress into a run that continued as new.
 	Resume *OrderCheckpoint `json:"resume"`
 	// LatePayment, when set, makes the workflow refund a payment that
@@ -349,6 +354,8 @@ func (o *orderRun) continueAsNew(ctx workflow.Context) error {
 	}
 	next := o.in
 	next.Revision = o.revision
+	// The next run starts at once: its window starts whole.
+	next.StartDelayed = false
 	next.Resume = &OrderCheckpoint{State: o.state, Done: o.done, Payment: o.payment, Placed: o.placed,
 		RequestHash: o.requestHash, CancelRequested: o.cancelRequested}
 	if o.placed {

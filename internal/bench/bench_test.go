@@ -98,3 +98,27 @@ func tail(s string, n int) string {
 	}
 	return s
 }
+
+// A run of one kind of phase judges only that phase's goals: the others
+// have no figures to judge.
+func TestOnlyThePhasesThatRanAreJudged(t *testing.T) {
+	for only, want := range map[string][]string{
+		"webhooks": {"webhooks accepted/s"},
+		"orders":   {"completed orders/s", "placement → completed, p99", "history events per order"},
+		"reads":    nil,
+		"":         {"completed orders/s", "placement → completed, p99", "history events per order", "webhooks accepted/s"},
+	} {
+		rep := &Report{Options: Options{Only: only}}
+		var got []string
+		for _, g := range rep.Goals() {
+			got = append(got, g.Name)
+		}
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("only %q: goals %q, want %q", only, got, want)
+		}
+		reads := strings.Contains(rep.Table(), "reads without a workflow task")
+		if reads != (only == "" || only == "reads") {
+			t.Errorf("only %q: the reads goal printed: %v", only, reads)
+		}
+	}
+}
