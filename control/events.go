@@ -39,10 +39,7 @@ func (s *Client) DeliverPaymentEvent(ctx context.Context, e action.PaymentEvent)
 	// another event comes or the orphan window has passed: the events are
 	// durable in its history meanwhile, and an event costs Temporal no
 	// workflow task before there is an order to apply it to.
-	window := s.opts.OrphanWindow
-	if window <= 0 {
-		window = workflows.DefaultOrphanWindow
-	}
+	window := workflows.OrphanWindow(s.opts.OrphanWindow)
 	opts := client.StartWorkflowOptions{
 		ID:                    id,
 		TaskQueue:             workflows.TaskQueue,

@@ -12,6 +12,7 @@ import (
 	"github.com/handoff-hq/handoff/api"
 	"github.com/handoff-hq/handoff/providers"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
 )
 
 // chargeAhead creates the order's charge at the payments provider before
@@ -96,7 +97,7 @@ func TestAnEarlyEventRunsNoWorkflowTaskBeforeItsOrder(t *testing.T) {
 		t.Errorf("first workflow task held back %s, want the orphan window %s", delay, testOrphanWindow)
 	}
 	time.Sleep(time.Second)
-	if got := eventTypes(t, wid); !slices.Equal(got, []string{"WorkflowExecutionStarted", "WorkflowExecutionSignaled"}) {
+	if got := eventTypes(t, env.client, wid); !slices.Equal(got, []string{"WorkflowExecutionStarted", "WorkflowExecutionSignaled"}) {
 		t.Errorf("history a second after the event: %v, want it started and signalled only", got)
 	}
 	state := awaitOrder(t, id, action.StatusNeedsAttention)
@@ -107,18 +108,18 @@ func TestAnEarlyEventRunsNoWorkflowTaskBeforeItsOrder(t *testing.T) {
 		t.Errorf("parked %s after the event, before the window of %s", waited, testOrphanWindow)
 	}
 	// The first workflow task parked it: no timer waited out the window.
-	for _, typ := range eventTypes(t, wid) {
+	for _, typ := range eventTypes(t, env.client, wid) {
 		if typ == "TimerStarted" {
-			t.Errorf("the history holds a timer: %v", eventTypes(t, wid))
+			t.Errorf("the history holds a timer: %v", eventTypes(t, env.client, wid))
 			break
 		}
 	}
 }
 
 // eventTypes lists the types of a workflow's history events, in order.
-func eventTypes(t *testing.T, workflowID string) []string {
+func eventTypes(t *testing.T, c client.Client, workflowID string) []string {
 	t.Helper()
-	it := env.client.GetWorkflowHistory(context.Background(), workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	it := c.GetWorkflowHistory(context.Background(), workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	var out []string
 	for it.HasNext() {
 		ev, err := it.Next()

@@ -13,9 +13,18 @@ import (
 // event started for it.
 const UpdatePlaceOrder = "place_order"
 
-// DefaultOrphanWindow is how long events wait for their order when the
+// defaultOrphanWindow is how long events wait for their order when the
 // input does not say.
-const DefaultOrphanWindow = 24 * time.Hour
+const defaultOrphanWindow = 24 * time.Hour
+
+// OrphanWindow is how long events wait for their order: window, or the
+// default when it is not positive.
+func OrphanWindow(window time.Duration) time.Duration {
+	if window <= 0 {
+		return defaultOrphanWindow
+	}
+	return window
+}
 
 // PlaceOrderRequest is the place_order update's argument.
 type PlaceOrderRequest struct {
@@ -34,10 +43,7 @@ type PlaceOrderResult struct {
 // window parks the workflow for an operator, so the events are not lost.
 func (o *orderRun) awaitOrder(ctx workflow.Context) error {
 	o.state.Status = ""
-	window := o.in.OrphanWindow
-	if window <= 0 {
-		window = DefaultOrphanWindow
-	}
+	window := OrphanWindow(o.in.OrphanWindow)
 	wait := window
 	if o.in.StartDelayed {
 		// Temporal held this first workflow task back (the start delay)
